@@ -1,0 +1,1 @@
+"""runtools: API keys, sessions and sandboxes for the RunTools API."""

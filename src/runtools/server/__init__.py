@@ -1,0 +1,1 @@
+"""The API service. Importing this package needs the `server` extra."""

@@ -1,0 +1,180 @@
+"""The server's exception tree: every error a client can be shown.
+
+Each class carries the HTTP status and the wire ``code`` of the
+``{"error": {"code", "message", "requestId"}}`` envelope. Lower layers
+(database drivers, subprocesses, JSON) are translated into these at one
+boundary with ``raise ... from exc``; nothing else reaches a client.
+
+    ServiceError                      500 internal_error
+    ├── InvalidRequest                400 invalid_request
+    │   └── ValidationFailed          400 validation_error
+    ├── Unauthorized                  401 unauthorized
+    ├── Forbidden                     403 forbidden
+    ├── NotFound                      404 not_found
+    ├── MethodNotAllowed              405 method_not_allowed
+    ├── Conflict                      409 conflict
+    ├── PayloadTooLarge               413 payload_too_large
+    ├── RateLimited                   429 rate_limited
+    ├── ServiceUnavailable            503 service_unavailable
+    │   └── SandboxUnavailable        503 sandbox_unavailable
+    └── SandboxError                  500 sandbox_error
+        ├── SandboxNotFound           404 not_found
+        ├── SandboxStateConflict      409 conflict
+        ├── SandboxPathRejected       400 invalid_request
+        └── SandboxFileTooLarge       413 payload_too_large
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "SandboxError",
+    "SandboxFileTooLarge",
+    "SandboxNotFound",
+    "SandboxPathRejected",
+    "SandboxStateConflict",
+    "SandboxUnavailable",
+    "ServiceError",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "ValidationFailed",
+]
+
+UNAUTHORIZED_MESSAGE = "Invalid or missing authentication"
+
+
+class ServiceError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+    default_message: str = "Internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error needs (e.g. ``Retry-After``)."""
+        return {}
+
+
+class InvalidRequest(ServiceError):
+    status_code = 400
+    code = "invalid_request"
+    default_message = "Invalid request"
+
+
+class ValidationFailed(InvalidRequest):
+    code = "validation_error"
+    default_message = "Request validation failed"
+
+
+class Unauthorized(ServiceError):
+    """Every authentication failure, whatever its true reason.
+
+    The message is fixed on purpose: unknown, malformed, revoked and expired
+    credentials must look the same to the caller. The reason goes to the
+    audit log instead.
+    """
+
+    status_code = 401
+    code = "unauthorized"
+    default_message = UNAUTHORIZED_MESSAGE
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(UNAUTHORIZED_MESSAGE)
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="runtools"'}
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "Forbidden"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+    default_message = "Not found"
+
+
+class MethodNotAllowed(ServiceError):
+    status_code = 405
+    code = "method_not_allowed"
+    default_message = "Method not allowed"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+    default_message = "Conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "Request body too large"
+
+
+class RateLimited(ServiceError):
+    status_code = 429
+    code = "rate_limited"
+    default_message = "Too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ServiceUnavailable(ServiceError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "Service temporarily unavailable"
+
+
+class SandboxUnavailable(ServiceUnavailable):
+    """Isolation cannot be set up on this host; the message names what is missing."""
+
+    code = "sandbox_unavailable"
+    default_message = "Sandbox isolation is not available on this host"
+
+
+class SandboxError(ServiceError):
+    code = "sandbox_error"
+    default_message = "Sandbox operation failed"
+
+
+class SandboxNotFound(SandboxError):
+    status_code = 404
+    code = "not_found"
+    default_message = "Sandbox not found"
+
+
+class SandboxStateConflict(SandboxError):
+    status_code = 409
+    code = "conflict"
+    default_message = "Sandbox is not in a state that allows this"
+
+
+class SandboxPathRejected(SandboxError):
+    status_code = 400
+    code = "invalid_request"
+    default_message = "Path is outside the sandbox"
+
+
+class SandboxFileTooLarge(SandboxError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "File too large"
