@@ -1,0 +1,205 @@
+"""``runtools admin …``: operator commands working directly on the configured database.
+
+They need no credential, which is the point: this is how the first
+organization, user and key come to exist on a new deployment.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from runtools.cli.output import EXIT_UNAVAILABLE, emit_json, fail
+
+if TYPE_CHECKING:
+    from runtools.server.runtime import Runtime
+
+app = typer.Typer(
+    help=(
+        "Operator commands on the configured database (RUNTOOLS_HOME or "
+        "RUNTOOLS_DATABASE_URL). No credential needed: run them where the service runs."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")]
+
+
+@contextmanager
+def _runtime(as_json: bool) -> Iterator[Runtime]:
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from runtools.server.errors import ServiceError
+        from runtools.server.runtime import build_runtime
+        from runtools.server.settings import Settings
+    except ImportError as exc:
+        fail(
+            f"the server is not installed ({exc.name}); pip install 'runtools-platform[server]'",
+            as_json=as_json,
+        )
+    try:
+        runtime = build_runtime(Settings())
+    except SQLAlchemyError as exc:
+        fail(
+            f"cannot open the database: {type(exc).__name__}",
+            code=EXIT_UNAVAILABLE,
+            as_json=as_json,
+        )
+    except ValueError as exc:  # invalid settings
+        fail(str(exc).splitlines()[0], as_json=as_json)
+    try:
+        yield runtime
+    except ServiceError as exc:
+        fail(exc.message, as_json=as_json)
+    finally:
+        runtime.close()
+
+
+def _report(as_json: bool, payload: dict[str, Any], human: Callable[[], None]) -> None:
+    if as_json:
+        emit_json(payload)
+    else:
+        human()
+
+
+@app.command("create-org")
+def create_org(
+    name: Annotated[str, typer.Argument(help="Organization name (unique)")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an organization.
+
+    Example:
+
+        runtools admin create-org acme
+    """
+    from runtools.server.services import operator
+
+    with _runtime(as_json) as runtime:
+        org = operator.create_org(runtime, name)
+    _report(
+        as_json,
+        {"id": org.id, "name": org.name, "createdAt": org.created_at.isoformat()},
+        lambda: typer.echo(f"Created organization {org.name} ({org.id})"),
+    )
+
+
+@app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Argument(help="The user's email address")],
+    org: Annotated[str, typer.Option("--org", help="Organization to join (must exist)")],
+    role: Annotated[str, typer.Option(help="admin or member")] = "member",
+    display_name: Annotated[str | None, typer.Option(help="Name shown to others")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read a sign-in password from stdin")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a user in an organization (or add an existing user to another one).
+
+    Examples:
+
+        runtools admin create-user ada@example.com --org acme --role admin
+
+        printf '%s' "$PASSWORD" | runtools admin create-user bob@example.com \\
+            --org acme --password-stdin
+    """
+    from runtools.server.services import operator
+
+    if role not in {"admin", "member"}:
+        fail(f"unknown role {role!r}: use admin or member", code=2, as_json=as_json)
+    password = None
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+        if not password:
+            fail("--password-stdin given but stdin was empty", as_json=as_json)
+    with _runtime(as_json) as runtime:
+        result = operator.create_user(
+            runtime, email, org_name=org, role=role, password=password, display_name=display_name
+        )
+    verb = "Created user" if result.created else "Added existing user"
+    _report(
+        as_json,
+        {
+            "id": result.user.id,
+            "email": result.user.email,
+            "org": {"id": result.org.id, "name": result.org.name},
+            "role": result.role,
+            "created": result.created,
+        },
+        lambda: typer.echo(f"{verb} {result.user.email} in {result.org.name} as {result.role}"),
+    )
+
+
+@app.command("create-key")
+def create_key(
+    org: Annotated[str, typer.Option("--org", help="The key's organization")],
+    user: Annotated[str, typer.Option("--user", help="Email of the key's owner (a member)")],
+    name: Annotated[str, typer.Option("--name", help="A name to tell the key apart")],
+    scopes: Annotated[
+        str, typer.Option("--scopes", help='Comma-separated scopes; "*" is everything')
+    ] = "*",
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Lifetime such as 30d, 12h, 2w or 1y")
+    ] = None,
+    test: Annotated[bool, typer.Option("--test", help="Mint an rt_test_ key")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Mint an API key for a member and print it once.
+
+    The key is shown here and never again: store it in a secret manager.
+
+    Examples:
+
+        runtools admin create-key --org acme --user ada@example.com --name bootstrap
+
+        runtools admin create-key --org acme --user ci@example.com --name ci \\
+            --scopes "sandbox:*" --expires-in 90d --json
+    """
+    from runtools.server.services import operator
+
+    scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
+    with _runtime(as_json) as runtime:
+        issued, org_row, owner = operator.create_key(
+            runtime,
+            org_name=org,
+            email=user,
+            name=name,
+            scopes=scope_list,
+            expires_in=expires_in,
+            is_test=test,
+        )
+    view = issued.view
+
+    def human() -> None:
+        typer.echo(issued.secret)
+        typer.echo(
+            f"Created key {view.name} ({view.id}) for {owner.email} in {org_row.name}, "
+            f"scopes {' '.join(view.scopes)}"
+            + (f", expires {view.expires_at.isoformat()}" if view.expires_at else ""),
+            err=True,
+        )
+        typer.echo(issued.message, err=True)
+
+    _report(
+        as_json,
+        {
+            "id": view.id,
+            "key": issued.secret,
+            "name": view.name,
+            "keyPrefix": view.key_prefix,
+            "scopes": view.scopes,
+            "expiresAt": view.expires_at.isoformat() if view.expires_at else None,
+            "isTest": view.is_test,
+            "org": {"id": org_row.id, "name": org_row.name},
+            "user": {"id": owner.id, "email": owner.email},
+            "message": issued.message,
+        },
+        human,
+    )

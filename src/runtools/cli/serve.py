@@ -1,0 +1,53 @@
+"""``runtools serve``: run the API service."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+HELP = """Start the API service (SQLite under RUNTOOLS_HOME unless RUNTOOLS_DATABASE_URL is set).
+
+Migrations are applied on start.
+
+Examples:
+
+    runtools serve
+
+    runtools serve --host 0.0.0.0 --port 8700
+
+    RUNTOOLS_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/runtools runtools serve
+"""
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [default: RUNTOOLS_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to bind [default: RUNTOOLS_PORT or 8700]")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    try:
+        import uvicorn
+
+        from runtools.server.settings import Settings
+    except ImportError as exc:  # the light install has no server
+        from runtools.cli.output import fail
+
+        fail(f"the server is not installed ({exc.name}); pip install 'runtools-platform[server]'")
+    settings = Settings()
+    logging.basicConfig(level=log_level.upper(), format="%(message)s")
+    uvicorn.run(
+        "runtools.server.app:create_app_from_env",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=log_level,
+        access_log=False,  # our own access log names routes, never raw paths
+        server_header=False,
+        proxy_headers=False,
+        h11_max_incomplete_event_size=64 * 1024,
+    )

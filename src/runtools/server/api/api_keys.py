@@ -1,0 +1,213 @@
+"""``/v1/api-keys``: create, list, get, update, revoke, rotate.
+
+Managing keys takes a credential with scope ``*``; the service decides
+whose keys the caller may touch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Query
+from pydantic import Field, field_validator
+from starlette.requests import Request
+
+from runtools.server.api.context import request_context, request_id_of
+from runtools.server.api.envelope import (
+    ERROR_RESPONSES,
+    CreatedEnvelope,
+    Envelope,
+    ListEnvelope,
+    ListMeta,
+    Meta,
+    WireModel,
+)
+from runtools.server.api.guards import requires
+from runtools.server.auth.principal import Principal
+from runtools.server.errors import InvalidRequest
+from runtools.server.services.api_keys import UNSET, ApiKeyService, ApiKeyView, IssuedKey
+from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES)
+
+KeyManager = Annotated[Principal, requires(scope="*")]
+KeyId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ApiKeyOut(WireModel):
+    id: str
+    name: str
+    key_prefix: str
+    scopes: list[str]
+    project_id: str | None
+    is_test: bool
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+    status: str
+    owner_user_id: str
+    owner_display_name: str | None
+    owner_email: str
+    rotated_from_id: str | None
+    rotated_to_id: str | None
+
+    @classmethod
+    def of(cls, view: ApiKeyView) -> ApiKeyOut:
+        return cls(**view.__dict__)
+
+
+class IssuedApiKeyOut(ApiKeyOut):
+    key: str = Field(description="The secret. Shown in this response only.")
+
+    @classmethod
+    def issued(cls, issued: IssuedKey) -> IssuedApiKeyOut:
+        return cls(**issued.view.__dict__, key=issued.secret)
+
+
+def _project_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise ValueError("projectId must be a UUID or null") from exc
+
+
+class CreateApiKey(WireModel):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
+    expires_in: str | None = Field(default=None, max_length=16, examples=["30d", "90d", "1y"])
+    is_test: bool = False
+    project_id: str | None = None
+
+    _check_project = field_validator("project_id")(_project_id)
+
+
+class UpdateApiKey(WireModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    scopes: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
+    project_id: str | None = None
+
+    _check_project = field_validator("project_id")(_project_id)
+
+
+class RotateApiKey(WireModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    expires_in: str | None = Field(default=None, max_length=16, examples=["90d"])
+    grace_period: str | None = Field(default=None, max_length=16, examples=["0", "1h", "24h"])
+
+
+def _service(request: Request) -> ApiKeyService:
+    service: ApiKeyService = request.app.state.runtime.api_keys
+    return service
+
+
+def _meta(request: Request) -> Meta:
+    return Meta(request_id=request_id_of(request))
+
+
+@router.post("", name="create", status_code=201)
+async def create_api_key(
+    request: Request, body: CreateApiKey, principal: KeyManager
+) -> CreatedEnvelope[IssuedApiKeyOut]:
+    """Mint a key. The secret is in this response and nowhere else, ever."""
+    issued = await anyio.to_thread.run_sync(
+        lambda: _service(request).create(
+            principal,
+            name=body.name,
+            scopes=body.scopes,
+            expires_in=body.expires_in,
+            is_test=body.is_test,
+            project_id=body.project_id,
+            context=request_context(request),
+        )
+    )
+    return CreatedEnvelope(
+        data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
+    )
+
+
+@router.get("", name="list")
+async def list_api_keys(
+    request: Request,
+    principal: KeyManager,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    all: Annotated[bool, Query(description="Every key of the org (admins only)")] = False,
+) -> ListEnvelope[ApiKeyOut]:
+    """Your keys, newest first; ``all=true`` lists the organization's (admins)."""
+    page = await anyio.to_thread.run_sync(
+        lambda: _service(request).list_keys(principal, all_keys=all, limit=limit, cursor=cursor)
+    )
+    return ListEnvelope(
+        data=[ApiKeyOut.of(v) for v in page.items],
+        meta=ListMeta(
+            request_id=request_id_of(request),
+            has_more=page.has_more,
+            next_cursor=page.next_cursor,
+        ),
+    )
+
+
+@router.get("/{key_id}", name="get")
+async def get_api_key(
+    request: Request, key_id: KeyId, principal: KeyManager
+) -> Envelope[ApiKeyOut]:
+    view = await anyio.to_thread.run_sync(lambda: _service(request).get(principal, key_id))
+    return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))
+
+
+@router.patch("/{key_id}", name="update")
+async def update_api_key(
+    request: Request, key_id: KeyId, body: UpdateApiKey, principal: KeyManager
+) -> Envelope[ApiKeyOut]:
+    """Rename, re-scope (never beyond your own scopes) or re-project a key."""
+    fields = body.model_fields_set
+    if "name" in fields and body.name is None:
+        raise InvalidRequest("name cannot be null")
+    view = await anyio.to_thread.run_sync(
+        lambda: _service(request).update(
+            principal,
+            key_id,
+            name=body.name if "name" in fields and body.name is not None else UNSET,
+            scopes=body.scopes if "scopes" in fields else UNSET,
+            project_id=body.project_id if "project_id" in fields else UNSET,
+            context=request_context(request),
+        )
+    )
+    return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))
+
+
+@router.delete("/{key_id}", name="revoke")
+async def revoke_api_key(
+    request: Request, key_id: KeyId, principal: KeyManager
+) -> Envelope[ApiKeyOut]:
+    """Revoke a key. Durable when this returns; the next request with it fails."""
+    view = await anyio.to_thread.run_sync(
+        lambda: _service(request).revoke(principal, key_id, context=request_context(request))
+    )
+    return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))
+
+
+@router.post("/{key_id}/rotate", name="rotate", status_code=201)
+async def rotate_api_key(
+    request: Request, key_id: KeyId, body: RotateApiKey, principal: KeyManager
+) -> CreatedEnvelope[IssuedApiKeyOut]:
+    """Mint a successor and revoke this key, now or when ``gracePeriod`` ends."""
+    issued = await anyio.to_thread.run_sync(
+        lambda: _service(request).rotate(
+            principal,
+            key_id,
+            name=body.name,
+            expires_in=body.expires_in,
+            grace_period=body.grace_period,
+            context=request_context(request),
+        )
+    )
+    return CreatedEnvelope(
+        data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
+    )

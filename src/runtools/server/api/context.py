@@ -1,0 +1,28 @@
+"""Per-request facts the middleware establishes: request id and caller address."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from runtools.server.services.audit import RequestContext
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "req_unknown"))
+
+
+def client_ip(request: Request, *, trust_forwarded_for: bool) -> str | None:
+    if trust_forwarded_for:
+        forwarded = request.headers.get("x-forwarded-for")
+        if forwarded:
+            return forwarded.split(",")[0].strip()[:64]
+    return request.client.host if request.client else None
+
+
+def request_context(request: Request) -> RequestContext:
+    settings = request.app.state.runtime.settings
+    return RequestContext(
+        request_id=request_id_of(request),
+        ip=client_ip(request, trust_forwarded_for=settings.trust_forwarded_for),
+        user_agent=request.headers.get("user-agent"),
+    )

@@ -1,0 +1,75 @@
+"""The wire's envelopes: ``{"data", "meta"}`` and ``{"error"}``, camelCase."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+
+class WireModel(BaseModel):
+    """Base of every JSON body: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Meta(WireModel):
+    request_id: str
+
+
+class ListMeta(Meta):
+    has_more: bool
+    next_cursor: str | None
+
+
+class Envelope(WireModel, Generic[T]):
+    data: T
+    meta: Meta
+
+
+class CreatedEnvelope(Envelope[T], Generic[T]):
+    """A create response that also tells the caller something (e.g. store the key now)."""
+
+    message: str
+
+
+class ListEnvelope(WireModel, Generic[T]):
+    data: list[T]
+    meta: ListMeta
+
+
+class ErrorBody(WireModel):
+    code: str
+    message: str
+    request_id: str
+
+
+class ErrorEnvelope(WireModel):
+    error: ErrorBody
+
+
+def error_body(code: str, message: str, request_id: str) -> dict[str, dict[str, str]]:
+    return {"error": {"code": code, "message": message, "requestId": request_id}}
+
+
+#: Documented on every route, so clients and fuzzers know the error shape.
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in {
+        400: "Invalid request",
+        401: "Invalid or missing authentication",
+        403: "Missing scope or role",
+        404: "Not found",
+        405: "Method not allowed",
+        409: "Conflict with the object's current state",
+        413: "Request body too large",
+        422: "Unprocessable request",
+        429: "Too many requests",
+        431: "Request headers too large",
+        500: "Internal error",
+        503: "Service temporarily unavailable",
+    }.items()
+}

@@ -1,0 +1,99 @@
+"""Every error path ends here, as ``{"error": {"code", "message", "requestId"}}``.
+
+Handlers for our own ``ServiceError`` tree, FastAPI's validation errors,
+Starlette's HTTP errors (404 routes, 405 methods, 413 bodies) and, last,
+anything unexpected: a 500 that says nothing about why.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from runtools.server.api.context import request_id_of
+from runtools.server.api.envelope import error_body
+from runtools.server.errors import ServiceError
+
+logger = logging.getLogger("runtools.errors")
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    431: "headers_too_large",
+    503: "service_unavailable",
+}
+_HTTP_MESSAGES = {
+    404: "No such route",
+    405: "Method not allowed on this route",
+}
+
+
+def _response(
+    request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    request_id = request_id_of(request)
+    return JSONResponse(
+        error_body(code, message, request_id),
+        status_code=status,
+        headers={**(headers or {}), "X-Request-Id": request_id},
+    )
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return _response(request, exc.status_code, exc.code, exc.message, exc.headers())
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _response(request, 400, "validation_error", describe_validation(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code if exc.status_code >= 400 else 500
+    code = _HTTP_CODES.get(status, "invalid_request" if status < 500 else "internal_error")
+    message = _HTTP_MESSAGES.get(status) or (
+        exc.detail if isinstance(exc.detail, str) else "Request failed"
+    )
+    headers = dict(exc.headers or {})
+    return _response(request, status, code, message, headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error(
+        "unhandled %s for request %s", type(exc).__name__, request_id_of(request), exc_info=exc
+    )
+    return _response(request, 500, "internal_error", "Internal server error")
+
+
+def describe_validation(exc: RequestValidationError) -> str:
+    """One readable sentence naming each bad field; never echoes values."""
+    problems = []
+    for error in exc.errors()[:5]:
+        if error.get("type") == "json_invalid":
+            return "Malformed JSON body"
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+        where = ".".join(location) or "body"
+        problems.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(problems) or "Invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

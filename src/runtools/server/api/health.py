@@ -1,0 +1,34 @@
+"""Liveness and readiness: public, cheap, and honest about the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter
+from starlette.requests import Request
+
+from runtools.server.api.context import request_id_of
+from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, Meta, WireModel
+from runtools.server.api.guards import PUBLIC
+from runtools.server.errors import ServiceUnavailable
+
+router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
+
+
+class Health(WireModel):
+    status: str
+
+
+@router.get("/healthz", name="live")
+async def live(request: Request, _: Annotated[None, PUBLIC]) -> Envelope[Health]:
+    """The process is up and serving."""
+    return Envelope(data=Health(status="ok"), meta=Meta(request_id=request_id_of(request)))
+
+
+@router.get("/readyz", name="ready")
+async def ready(request: Request, _: Annotated[None, PUBLIC]) -> Envelope[Health]:
+    """The database answers; 503 otherwise."""
+    if not await anyio.to_thread.run_sync(request.app.state.runtime.database.ping):
+        raise ServiceUnavailable("The database is unreachable")
+    return Envelope(data=Health(status="ready"), meta=Meta(request_id=request_id_of(request)))

@@ -1,0 +1,70 @@
+"""``GET /v1/me``: who the credential is, and what it can do. Served from the cache."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter
+from starlette.requests import Request
+
+from runtools.server.api.context import request_id_of
+from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, Meta, WireModel
+from runtools.server.api.guards import requires
+from runtools.server.auth.principal import Principal
+
+router = APIRouter(prefix="/v1", tags=["me"], responses=ERROR_RESPONSES)
+
+
+class OrganizationRef(WireModel):
+    id: str
+    name: str
+
+
+class UserRef(WireModel):
+    id: str
+    email: str
+    display_name: str | None
+    role: str
+
+
+class CredentialRef(WireModel):
+    type: str
+    id: str
+    name: str
+    key_prefix: str | None
+    scopes: list[str]
+    expires_at: datetime | None
+    is_test: bool
+
+
+class Me(WireModel):
+    organization: OrganizationRef
+    user: UserRef
+    credential: CredentialRef
+    effective_scopes: list[str]
+
+
+@router.get("/me", name="get")
+async def get_me(request: Request, principal: Annotated[Principal, requires()]) -> Envelope[Me]:
+    """The calling credential, its organization, its owner and its effective scopes."""
+    me = Me(
+        organization=OrganizationRef(id=principal.org_id, name=principal.org_name),
+        user=UserRef(
+            id=principal.user_id,
+            email=principal.user_email,
+            display_name=principal.user_display_name,
+            role=principal.role,
+        ),
+        credential=CredentialRef(
+            type=principal.credential_type,
+            id=principal.credential_id,
+            name=principal.credential_name,
+            key_prefix=principal.key_prefix,
+            scopes=list(principal.scopes),
+            expires_at=principal.expires_at,
+            is_test=principal.is_test,
+        ),
+        effective_scopes=principal.effective_scopes,
+    )
+    return Envelope(data=me, meta=Meta(request_id=request_id_of(request)))

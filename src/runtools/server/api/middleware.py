@@ -1,0 +1,129 @@
+"""The outermost layer of our own: request ids, size limits, the access log.
+
+A pure ASGI middleware (no ``BaseHTTPMiddleware``): it adds no task or
+stream per request, which matters on the authentication hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtools.server.api.envelope import error_body
+from runtools.server.ids import new_request_id
+
+access_log = logging.getLogger("runtools.access")
+
+
+async def send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+    body = json.dumps(error_body(code, message, request_id)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class WireMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            await send_error(
+                send, 431, "headers_too_large", "Request headers too large", request_id
+            )
+            self._log(scope, 431, started)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await send_error(
+                send,
+                413,
+                "payload_too_large",
+                f"Request body exceeds {self.max_body_bytes} bytes",
+                request_id,
+            )
+            self._log(scope, 413, started)
+            return
+
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"Request body exceeds {limit} bytes")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._log(scope, status, started)
+
+    def _log(self, scope: Scope, status: int, started: float) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        state = scope.get("state", {})
+        principal = state.get("principal")
+        route = scope.get("route")
+        access_log.info(
+            json.dumps(
+                {
+                    "event": "request",
+                    "requestId": state.get("request_id"),
+                    "method": scope.get("method"),
+                    # The route template, never the raw path: no ids or codes leak into logs.
+                    "route": getattr(route, "path", None) or "<unmatched>",
+                    "status": status,
+                    "latencyMs": round((time.perf_counter() - started) * 1000, 3),
+                    "principalType": getattr(principal, "credential_type", None),
+                    "principalId": getattr(principal, "credential_id", None),
+                }
+            )
+        )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,108 @@
+"""``create_app(settings)``: the ASGI application, built on demand.
+
+Nothing is created at import time; ``create_app_from_env`` is the factory
+uvicorn calls (``runtools serve``), reading settings from the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from runtools.server.api import api_keys, audit_logs, health, me
+from runtools.server.api.errors import install_error_handlers
+from runtools.server.api.guards import Guard
+from runtools.server.api.middleware import WireMiddleware
+from runtools.server.clock import Clock
+from runtools.server.runtime import Runtime, build_runtime
+from runtools.server.settings import Settings
+
+API_VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = build_runtime(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.start_background()
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="RunTools API",
+        version=API_VERSION,
+        description="API keys, sessions, organizations and sandboxes (self-hosted RunTools).",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.runtime = runtime
+    for module in (health, me, api_keys, audit_logs):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(
+        WireMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    return create_app(Settings())
+
+
+def runtime_of(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def route_guard(route: APIRoute) -> Guard | None:
+    """The guard a route declares, found by walking its dependency tree."""
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        if isinstance(dependant.call, Guard):
+            return dependant.call
+        stack.extend(dependant.dependencies)
+    return None
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = {
+        "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        "BearerAuth": {"type": "http", "scheme": "bearer"},
+    }
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        guard = route_guard(route)
+        for method in route.methods or ():
+            operation = schema["paths"][route.path_format][method.lower()]
+            if guard is not None:
+                operation["x-requires"] = guard.requirement.describe()
+            if guard is not None and not guard.requirement.public:
+                operation["security"] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+    app.openapi_schema = schema
+    return schema

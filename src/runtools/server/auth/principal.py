@@ -1,0 +1,39 @@
+"""``Principal``: who is calling, on behalf of which organization, with what rights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from runtools.server.auth.roles import effective_scopes, role_permits
+from runtools.server.auth.scopes import covers
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    org_id: str
+    org_name: str
+    user_id: str
+    user_email: str
+    user_display_name: str | None
+    role: str
+    credential_type: str
+    credential_id: str
+    credential_name: str
+    key_prefix: str | None
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    # A future revocation: the credential was rotated and is in its grace period.
+    revokes_at: datetime | None
+    is_test: bool = False
+
+    def allows(self, scope: str) -> bool:
+        return covers(self.scopes, scope) and role_permits(self.role, scope)
+
+    @property
+    def effective_scopes(self) -> list[str]:
+        return effective_scopes(self.scopes, self.role)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"

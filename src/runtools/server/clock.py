@@ -1,0 +1,39 @@
+"""Injectable time: everything that expires asks a ``Clock``, never ``datetime.now``.
+
+Tests pass a ``FrozenClock`` and move it across expiry and grace boundaries
+without sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FrozenClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+def as_utc(value: datetime) -> datetime:
+    """Datetimes read back from SQLite are naive; they were written as UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -1,0 +1,35 @@
+"""Identifiers: a type prefix, then a time-ordered, random, base62 body.
+
+Ordering ids lexicographically orders them by creation time, which is what
+cursor pagination sorts on. Ids are not secrets; they only need to be unique
+and unguessable enough that existence cannot be probed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def base62(number: int, width: int) -> str:
+    """Encode ``number`` in base62, left-padded with zeros to ``width``."""
+    digits = []
+    while number:
+        number, rem = divmod(number, 62)
+        digits.append(BASE62[rem])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def random_base62(length: int) -> str:
+    return "".join(secrets.choice(BASE62) for _ in range(length))
+
+
+def new_id(prefix: str) -> str:
+    """``prefix_`` + 8 chars of milliseconds since the epoch + 14 random chars."""
+    return f"{prefix}_{base62(time.time_ns() // 1_000_000, 8)}{random_base62(14)}"
+
+
+def new_request_id() -> str:
+    return f"req_{random_base62(24)}"

@@ -1,0 +1,105 @@
+"""``Runtime``: the service's parts, wired once per app (or per operator command).
+
+Built explicitly from ``Settings``; nothing here runs at import time.
+Building a runtime applies pending migrations.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from runtools.server.auth.authenticator import Authenticator, VerifiedKey
+from runtools.server.auth.cache import VerificationCache
+from runtools.server.clock import Clock, SystemClock
+from runtools.server.events import InProcessEventBus
+from runtools.server.services.api_keys import ApiKeyService
+from runtools.server.services.audit import AuditLogService, AuditWriter
+from runtools.server.services.usage import UsageRecorder
+from runtools.server.settings import Settings
+from runtools.server.store import migrate
+from runtools.server.store.database import Database
+
+logger = logging.getLogger("runtools.runtime")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    database: Database
+    bus: InProcessEventBus
+    audit: AuditWriter
+    usage: UsageRecorder
+    authenticator: Authenticator
+    api_keys: ApiKeyService
+    audit_log: AuditLogService
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _flusher: threading.Thread | None = None
+
+    def flush(self) -> None:
+        """Write what is batched in memory (audit failures, ``lastUsedAt``)."""
+        self.audit.flush()
+        self.usage.flush()
+
+    def start_background(self) -> None:
+        if self._flusher is not None:
+            return
+        self._stop.clear()
+        self._flusher = threading.Thread(
+            target=self._run_flusher, name="runtools-flush", daemon=True
+        )
+        self._flusher.start()
+
+    def stop_background(self) -> None:
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
+            self._flusher = None
+        self.flush()
+
+    def close(self) -> None:
+        self.stop_background()
+        self.database.dispose()
+
+    def _run_flusher(self) -> None:
+        audit_every = self.settings.audit_flush_seconds
+        usage_every = self.settings.last_used_flush_seconds
+        since_usage = 0.0
+        while not self._stop.wait(audit_every):
+            try:
+                self.audit.flush()
+                since_usage += audit_every
+                if since_usage >= usage_every:
+                    since_usage = 0.0
+                    self.usage.flush()
+            except Exception:  # keep flushing; a failed batch is retried next tick
+                logger.exception("background flush failed")
+
+
+def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+    clock = clock or SystemClock()
+    database = Database(settings)
+    migrate.upgrade(database)
+    bus = InProcessEventBus()
+    audit = AuditWriter(database, clock)
+    usage = UsageRecorder(database)
+    cache: VerificationCache[VerifiedKey] = VerificationCache(
+        max_entries=settings.auth_cache_size,
+        ttl=settings.auth_cache_ttl_seconds,
+        negative_ttl=settings.auth_negative_cache_ttl_seconds,
+    )
+    authenticator = Authenticator(database, clock, cache, audit, usage)
+    bus.subscribe(authenticator.forget)
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        database=database,
+        bus=bus,
+        audit=audit,
+        usage=usage,
+        authenticator=authenticator,
+        api_keys=ApiKeyService(database, clock, bus),
+        audit_log=AuditLogService(database),
+    )

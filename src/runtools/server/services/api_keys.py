@@ -1,0 +1,450 @@
+"""API keys: minting, listing, changing, revoking and rotating.
+
+Rules enforced here, whatever the transport:
+- a caller sees and manages its own keys; an admin every key of the org;
+  anything else is "not found", so existence never leaks;
+- a key can never be given more than its creator can use (scopes are
+  checked against the caller's effective scopes on create, update and
+  rotate) nor anything its owner's role cannot hold;
+- revocation and rotation commit before the response and publish an event
+  that drops the key from every verification cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from runtools.server.auth.keys import generate_key
+from runtools.server.auth.principal import Principal
+from runtools.server.auth.roles import role_permits
+from runtools.server.auth.scopes import UnknownScopeError, normalize
+from runtools.server.clock import Clock, as_utc
+from runtools.server.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from runtools.server.events import CredentialEvent, EventKind, InProcessEventBus
+from runtools.server.ids import new_id
+from runtools.server.services import audit
+from runtools.server.services.audit import AuditRecord, RequestContext
+from runtools.server.services.durations import DurationError, parse_duration
+from runtools.server.services.organizations import role_in
+from runtools.server.store.database import Database
+from runtools.server.store.models import ApiKey, Organization, User
+from runtools.server.store.pagination import Page, paginate
+
+MAX_EXPIRY = timedelta(days=5 * 365)
+MAX_GRACE = timedelta(days=30)
+STORE_KEY_MESSAGE = (
+    "Store this key now, in a secret manager or environment variable. It will not be shown again."
+)
+
+
+class Unset:
+    """Marks a field a PATCH did not mention (as opposed to an explicit null)."""
+
+
+UNSET = Unset()
+
+
+@dataclass(frozen=True)
+class ApiKeyView:
+    """An API key as its owner may see it: everything but the secret."""
+
+    id: str
+    name: str
+    key_prefix: str
+    scopes: list[str]
+    project_id: str | None
+    is_test: bool
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+    status: str
+    owner_user_id: str
+    owner_display_name: str | None
+    owner_email: str
+    rotated_from_id: str | None
+    rotated_to_id: str | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A newly minted key: the only object that ever holds the plaintext."""
+
+    view: ApiKeyView
+    secret: str
+    message: str = STORE_KEY_MESSAGE
+
+
+def key_status(key: ApiKey, now: datetime) -> str:
+    if key.revoked_at is not None:
+        return "revoked" if as_utc(key.revoked_at) <= now else "expiring"
+    if key.expires_at is not None and as_utc(key.expires_at) <= now:
+        return "expired"
+    return "active"
+
+
+def _view(key: ApiKey, owner: User, now: datetime) -> ApiKeyView:
+    def utc(value: datetime | None) -> datetime | None:
+        return as_utc(value) if value is not None else None
+
+    return ApiKeyView(
+        id=key.id,
+        name=key.name,
+        key_prefix=key.key_prefix,
+        scopes=list(key.scopes),
+        project_id=key.project_id,
+        is_test=key.is_test,
+        expires_at=utc(key.expires_at),
+        last_used_at=utc(key.last_used_at),
+        revoked_at=utc(key.revoked_at),
+        created_at=as_utc(key.created_at),
+        status=key_status(key, now),
+        owner_user_id=owner.id,
+        owner_display_name=owner.display_name,
+        owner_email=owner.email,
+        rotated_from_id=key.rotated_from_id,
+        rotated_to_id=key.rotated_to_id,
+    )
+
+
+def _validated_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidRequest("name must be 1-100 characters")
+    return name
+
+
+def _validated_scopes(scopes: list[str] | None) -> list[str]:
+    try:
+        return normalize(scopes)
+    except UnknownScopeError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+def _expiry(expires_in: str | None, now: datetime) -> datetime | None:
+    if expires_in is None:
+        return None
+    try:
+        return now + parse_duration(expires_in, maximum=MAX_EXPIRY)
+    except DurationError as exc:
+        raise InvalidRequest(f"expiresIn: {exc}") from exc
+
+
+def check_grant(caller: Principal | None, owner_role: str, scopes: list[str]) -> None:
+    """Refuse scopes the owner's role cannot hold or the caller cannot use itself."""
+    beyond_role = [s for s in scopes if not role_permits(owner_role, s)]
+    if beyond_role:
+        raise Forbidden(
+            f"A key owned by a {owner_role} cannot hold scope(s): {', '.join(beyond_role)}"
+        )
+    if caller is None:  # operator commands act with the database's authority
+        return
+    beyond_caller = [s for s in scopes if not caller.allows(s)]
+    if beyond_caller:
+        raise Forbidden(
+            "Cannot grant scopes beyond your own effective scopes: " + ", ".join(beyond_caller)
+        )
+
+
+class ApiKeyService:
+    def __init__(self, database: Database, clock: Clock, bus: InProcessEventBus) -> None:
+        self._database = database
+        self._clock = clock
+        self._bus = bus
+
+    # -- minting ---------------------------------------------------------------
+
+    def create(
+        self,
+        caller: Principal,
+        *,
+        name: str,
+        scopes: list[str] | None,
+        expires_in: str | None,
+        is_test: bool,
+        project_id: str | None,
+        context: RequestContext,
+    ) -> IssuedKey:
+        now = self._clock.now()
+        name = _validated_name(name)
+        normalized = _validated_scopes(scopes)
+        expires_at = _expiry(expires_in, now)
+        check_grant(caller, caller.role, normalized)
+        with self._database.session() as session:
+            owner = session.get_one(User, caller.user_id)
+            issued = self._mint(
+                session,
+                org_id=caller.org_id,
+                owner=owner,
+                name=name,
+                scopes=normalized,
+                expires_at=expires_at,
+                is_test=is_test,
+                project_id=project_id,
+                rotated_from_id=None,
+            )
+            self._audit(session, caller, "api_key.created", issued.view, context)
+            session.commit()
+        return issued
+
+    def issue_for_operator(
+        self,
+        org: Organization,
+        owner: User,
+        role: str,
+        *,
+        name: str,
+        scopes: list[str] | None,
+        expires_in: str | None,
+        is_test: bool,
+    ) -> IssuedKey:
+        """The bootstrap path (``runtools admin create-key``): no calling credential."""
+        now = self._clock.now()
+        name = _validated_name(name)
+        normalized = _validated_scopes(scopes)
+        expires_at = _expiry(expires_in, now)
+        check_grant(None, role, normalized)
+        with self._database.session() as session:
+            issued = self._mint(
+                session,
+                org_id=org.id,
+                owner=session.get_one(User, owner.id),
+                name=name,
+                scopes=normalized,
+                expires_at=expires_at,
+                is_test=is_test,
+                project_id=None,
+                rotated_from_id=None,
+            )
+            audit.record(
+                session,
+                AuditRecord(
+                    action="api_key.created",
+                    outcome="success",
+                    org_id=org.id,
+                    actor_type="operator",
+                    actor_id=None,
+                    context=RequestContext(),
+                    target_type="api_key",
+                    target_id=issued.view.id,
+                    details={
+                        "name": name,
+                        "scopes": normalized,
+                        "keyPrefix": issued.view.key_prefix,
+                    },
+                ),
+                now,
+            )
+            session.commit()
+        return issued
+
+    def _mint(
+        self,
+        session: Session,
+        *,
+        org_id: str,
+        owner: User,
+        name: str,
+        scopes: list[str],
+        expires_at: datetime | None,
+        is_test: bool,
+        project_id: str | None,
+        rotated_from_id: str | None,
+    ) -> IssuedKey:
+        now = self._clock.now()
+        generated = generate_key(is_test=is_test)
+        key = ApiKey(
+            id=new_id("key"),
+            org_id=org_id,
+            owner_user_id=owner.id,
+            name=name,
+            key_hash=generated.key_hash,
+            key_prefix=generated.display_prefix,
+            scopes=scopes,
+            project_id=project_id,
+            is_test=is_test,
+            expires_at=expires_at,
+            last_used_at=None,
+            revoked_at=None,
+            rotated_from_id=rotated_from_id,
+            rotated_to_id=None,
+            created_at=now,
+        )
+        session.add(key)
+        session.flush()
+        return IssuedKey(_view(key, owner, now), generated.plaintext)
+
+    # -- reading ---------------------------------------------------------------
+
+    def list_keys(
+        self, caller: Principal, *, all_keys: bool, limit: int, cursor: str | None
+    ) -> Page[ApiKeyView]:
+        if all_keys and not caller.is_admin:
+            raise Forbidden("Listing every key of the organization requires role admin")
+        now = self._clock.now()
+        with self._database.session() as session:
+            query = select(ApiKey).where(ApiKey.org_id == caller.org_id)
+            if not all_keys:
+                query = query.where(ApiKey.owner_user_id == caller.user_id)
+            page = paginate(session, query, ApiKey.id, limit=limit, cursor=cursor)
+            owners = self._owners(session, {k.owner_user_id for k in page.items})
+            views = [_view(k, owners[k.owner_user_id], now) for k in page.items]
+        return Page(views, page.next_cursor)
+
+    def get(self, caller: Principal, key_id: str) -> ApiKeyView:
+        with self._database.session() as session:
+            key, owner = self._visible(session, caller, key_id)
+            return _view(key, owner, self._clock.now())
+
+    # -- changing --------------------------------------------------------------
+
+    def update(
+        self,
+        caller: Principal,
+        key_id: str,
+        *,
+        name: str | Unset = UNSET,
+        scopes: list[str] | Unset | None = UNSET,
+        project_id: str | Unset | None = UNSET,
+        context: RequestContext,
+    ) -> ApiKeyView:
+        with self._database.session() as session:
+            key, owner = self._visible(session, caller, key_id)
+            now = self._clock.now()
+            if key_status(key, now) in {"revoked", "expired"}:
+                raise Conflict(f"Key {key.id} is {key_status(key, now)}; create a new key instead")
+            changed: list[str] = []
+            if not isinstance(name, Unset):
+                key.name = _validated_name(name)
+                changed.append("name")
+            if not isinstance(scopes, Unset):
+                normalized = _validated_scopes(scopes)
+                owner_role = self._owner_role(session, key)
+                check_grant(caller, owner_role, normalized)
+                key.scopes = normalized
+                changed.append("scopes")
+            if not isinstance(project_id, Unset):
+                key.project_id = project_id
+                changed.append("projectId")
+            view = _view(key, owner, now)
+            self._audit(session, caller, "api_key.updated", view, context, {"changed": changed})
+            session.commit()
+        if "scopes" in changed:
+            self._bus.publish(CredentialEvent(EventKind.KEY_CHANGED, key.org_id, key_id=key.id))
+        return view
+
+    def revoke(self, caller: Principal, key_id: str, *, context: RequestContext) -> ApiKeyView:
+        with self._database.session() as session:
+            key, owner = self._visible(session, caller, key_id)
+            now = self._clock.now()
+            # Revoking a key in its grace period ends the grace now.
+            if key.revoked_at is None or as_utc(key.revoked_at) > now:
+                key.revoked_at = now
+            view = _view(key, owner, now)
+            self._audit(session, caller, "api_key.revoked", view, context)
+            session.commit()
+        self._bus.publish(CredentialEvent(EventKind.KEY_REVOKED, key.org_id, key_id=key.id))
+        return view
+
+    def rotate(
+        self,
+        caller: Principal,
+        key_id: str,
+        *,
+        name: str | None,
+        expires_in: str | None,
+        grace_period: str | None,
+        context: RequestContext,
+    ) -> IssuedKey:
+        now = self._clock.now()
+        try:
+            grace = parse_duration(grace_period or "0", maximum=MAX_GRACE, allow_zero=True)
+        except DurationError as exc:
+            raise InvalidRequest(f"gracePeriod: {exc}") from exc
+        with self._database.session() as session:
+            old, owner = self._visible(session, caller, key_id)
+            status = key_status(old, now)
+            if status != "active":
+                raise Conflict(
+                    f"Key {old.id} is {status} and cannot be rotated; create a new key instead"
+                )
+            check_grant(caller, self._owner_role(session, old), list(old.scopes))
+            expires_at = _expiry(expires_in, now) if expires_in is not None else old.expires_at
+            issued = self._mint(
+                session,
+                org_id=old.org_id,
+                owner=owner,
+                name=_validated_name(name) if name is not None else old.name,
+                scopes=list(old.scopes),
+                expires_at=expires_at,
+                is_test=old.is_test,
+                project_id=old.project_id,
+                rotated_from_id=old.id,
+            )
+            old.revoked_at = now + grace
+            old.rotated_to_id = issued.view.id
+            self._audit(
+                session,
+                caller,
+                "api_key.rotated",
+                _view(old, owner, now),
+                context,
+                {"successorId": issued.view.id, "gracePeriodSeconds": int(grace.total_seconds())},
+            )
+            session.commit()
+        kind = EventKind.KEY_REVOKED if not grace else EventKind.KEY_CHANGED
+        self._bus.publish(CredentialEvent(kind, old.org_id, key_id=old.id))
+        return issued
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _visible(self, session: Session, caller: Principal, key_id: str) -> tuple[ApiKey, User]:
+        key = session.get(ApiKey, key_id)
+        if key is None or key.org_id != caller.org_id:
+            raise NotFound(f"No API key {key_id!r}")
+        if not caller.is_admin and key.owner_user_id != caller.user_id:
+            raise NotFound(f"No API key {key_id!r}")
+        return key, session.get_one(User, key.owner_user_id)
+
+    def _owner_role(self, session: Session, key: ApiKey) -> str:
+        return role_in(session, key.org_id, key.owner_user_id) or ""
+
+    def _owners(self, session: Session, ids: set[str]) -> dict[str, User]:
+        if not ids:
+            return {}
+        return {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+    def _audit(
+        self,
+        session: Session,
+        caller: Principal,
+        action: str,
+        view: ApiKeyView,
+        context: RequestContext,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        audit.record(
+            session,
+            AuditRecord(
+                action=action,
+                outcome="success",
+                org_id=caller.org_id,
+                actor_type=caller.credential_type,
+                actor_id=caller.credential_id,
+                context=context,
+                target_type="api_key",
+                target_id=view.id,
+                details={
+                    "name": view.name,
+                    "keyPrefix": view.key_prefix,
+                    "scopes": view.scopes,
+                    "actorUserId": caller.user_id,
+                    **(details or {}),
+                },
+            ),
+            self._clock.now(),
+        )

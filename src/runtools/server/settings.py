@@ -1,0 +1,94 @@
+"""Service configuration: one ``Settings`` object, read from ``RUNTOOLS_*``.
+
+Values resolve from keyword arguments, then the environment, then a ``.env``
+file in the working directory, then the defaults below. Nothing is read at
+import time: callers build ``Settings()`` and hand it to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8700
+
+
+def _default_home() -> Path:
+    return Path("~/.runtools").expanduser()
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. See ``docs/configuration.md``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RUNTOOLS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default_factory=_default_home)
+    """Where the embedded database and other state live (mode 0700)."""
+
+    database_url: str | None = None
+    """``postgresql://…`` for the scale-out path; SQLite under ``home`` when unset."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+
+    max_body_bytes: int = 1_048_576
+    """Largest accepted request body; larger bodies get 413."""
+
+    max_header_bytes: int = 16_384
+    """Largest accepted total size of request headers; larger get 431."""
+
+    auth_cache_size: int = 10_000
+    """Verified credentials (and misses) kept in memory per process."""
+
+    auth_cache_ttl_seconds: float = 30.0
+    """Upper bound on how long a cached verification is trusted without events."""
+
+    auth_negative_cache_ttl_seconds: float = 5.0
+
+    last_used_flush_seconds: float = 30.0
+    """How often coalesced ``lastUsedAt`` updates are written."""
+
+    audit_flush_seconds: float = 0.5
+
+    trust_forwarded_for: bool = False
+    """Take the client IP from ``X-Forwarded-For`` (only behind a trusted proxy)."""
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, value: object) -> object:
+        if isinstance(value, str):
+            return Path(os.path.expanduser(value))
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        scheme = value.split(":", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgres", "postgresql+psycopg"}:
+            raise ValueError("RUNTOOLS_DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.home / "runtools.db"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url is None:
+            return f"sqlite:///{self.sqlite_path}"
+        url = self.database_url
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url[len(plain) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")

@@ -1,0 +1,90 @@
+"""The database handle: engine, sessions, and the SQLite durability settings.
+
+SQLite files are created mode 0600 inside a 0700 home before SQLite opens
+them; SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
+WAL with ``synchronous=FULL`` makes every commit durable when it returns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from runtools.server.errors import ServiceUnavailable
+from runtools.server.settings import Settings
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        url = settings.effective_database_url
+        if settings.is_sqlite:
+            _prepare_sqlite_file(settings)
+            self.engine: Engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10
+            )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed by the caller, rolled back on any error.
+
+        Driver errors that mean "the database is not there" become 503.
+        """
+        session = self._sessions()
+        try:
+            yield session
+        except Exception:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def unavailable(exc: SQLAlchemyError) -> ServiceUnavailable:
+    """The one translation of driver-level failures into a client-facing error."""
+    return ServiceUnavailable("The database is unavailable; try again shortly")
+
+
+def _prepare_sqlite_file(settings: Settings) -> None:
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.home, 0o700)
+    path = settings.sqlite_path
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
