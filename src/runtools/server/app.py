@@ -16,8 +16,8 @@ from fastapi.routing import APIRoute
 
 from runtools.server.api import api_keys, audit_logs, health, me
 from runtools.server.api.errors import install_error_handlers
-from runtools.server.api.guards import Guard
 from runtools.server.api.middleware import WireMiddleware
+from runtools.server.api.route_table import iter_routes, route_guard
 from runtools.server.clock import Clock
 from runtools.server.runtime import Runtime, build_runtime
 from runtools.server.settings import Settings
@@ -72,17 +72,6 @@ def _operation_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-def route_guard(route: APIRoute) -> Guard | None:
-    """The guard a route declares, found by walking its dependency tree."""
-    stack = [route.dependant]
-    while stack:
-        dependant = stack.pop()
-        if isinstance(dependant.call, Guard):
-            return dependant.call
-        stack.extend(dependant.dependencies)
-    return None
-
-
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -94,7 +83,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
         "BearerAuth": {"type": "http", "scheme": "bearer"},
     }
-    for route in app.routes:
+    for route in iter_routes(app):
         if not isinstance(route, APIRoute):
             continue
         guard = route_guard(route)

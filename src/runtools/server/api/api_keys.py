@@ -23,10 +23,12 @@ from runtools.server.api.envelope import (
     ListEnvelope,
     ListMeta,
     Meta,
+    RequestModel,
     WireModel,
 )
 from runtools.server.api.guards import requires
 from runtools.server.auth.principal import Principal
+from runtools.server.auth.scopes import CATALOG
 from runtools.server.errors import InvalidRequest
 from runtools.server.services.api_keys import UNSET, ApiKeyService, ApiKeyView, IssuedKey
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -35,6 +37,16 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=ERROR_RES
 
 KeyManager = Annotated[Principal, requires(scope="*")]
 KeyId = Annotated[str, Field(min_length=1, max_length=64)]
+Scope = Annotated[str, Field(max_length=64, json_schema_extra={"enum": list(CATALOG)})]
+DURATION_PATTERN = "^[1-9][0-9]{0,5}[hdwy]$"
+ExpiresIn = Annotated[
+    str | None,
+    Field(
+        max_length=16,
+        examples=["30d", "90d", "1y"],
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    ),
+]
 
 
 class ApiKeyOut(WireModel):
@@ -77,28 +89,33 @@ def _project_id(value: str | None) -> str | None:
         raise ValueError("projectId must be a UUID or null") from exc
 
 
-class CreateApiKey(WireModel):
+class CreateApiKey(RequestModel):
     name: str = Field(min_length=1, max_length=100)
-    scopes: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=64)
-    expires_in: str | None = Field(default=None, max_length=16, examples=["30d", "90d", "1y"])
+    scopes: list[Scope] = Field(default_factory=list, max_length=64)
+    expires_in: ExpiresIn = None
     is_test: bool = False
     project_id: str | None = None
 
     _check_project = field_validator("project_id")(_project_id)
 
 
-class UpdateApiKey(WireModel):
+class UpdateApiKey(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    scopes: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
+    scopes: list[Scope] | None = Field(default=None, max_length=64)
     project_id: str | None = None
 
     _check_project = field_validator("project_id")(_project_id)
 
 
-class RotateApiKey(WireModel):
+class RotateApiKey(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    expires_in: str | None = Field(default=None, max_length=16, examples=["90d"])
-    grace_period: str | None = Field(default=None, max_length=16, examples=["0", "1h", "24h"])
+    expires_in: ExpiresIn = None
+    grace_period: str | None = Field(
+        default=None,
+        max_length=16,
+        examples=["0", "1h", "24h"],
+        json_schema_extra={"pattern": "^(0|[1-9][0-9]{0,5}[hdwy])$"},
+    )
 
 
 def _service(request: Request) -> ApiKeyService:

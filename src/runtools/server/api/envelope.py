@@ -16,6 +16,14 @@ class WireModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class RequestModel(WireModel):
+    """Base of request bodies: unknown fields are refused, so a typo
+    (``expires_in`` for ``expiresIn``) can never silently mint a key that
+    does not expire."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
 class Meta(WireModel):
     request_id: str
 

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import error_body
+from runtools.server.api.route_table import allowed_methods
 from runtools.server.errors import ServiceError
 
 logger = logging.getLogger("runtools.errors")
@@ -70,6 +71,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         exc.detail if isinstance(exc.detail, str) else "Request failed"
     )
     headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
     return _response(request, status, code, message, headers)
 
 

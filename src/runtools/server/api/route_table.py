@@ -1,0 +1,44 @@
+"""The route table: every route the app serves, and the guard each declares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
+
+from runtools.server.api.guards import Guard
+
+
+def iter_routes(app: FastAPI) -> Iterator[BaseRoute]:
+    """Every route the app serves, included routers flattened."""
+    try:
+        from fastapi.routing import iter_route_contexts  # FastAPI >= 0.160 nests routers
+    except ImportError:
+        yield from app.routes
+        return
+    for context in iter_route_contexts(app.routes):
+        yield context.original_route
+
+
+def route_guard(route: APIRoute) -> Guard | None:
+    """The guard a route declares, found by walking its dependency tree."""
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        if isinstance(dependant.call, Guard):
+            return dependant.call
+        stack.extend(dependant.dependencies)
+    return None
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves at this request's path (for ``Allow``)."""
+    methods: set[str] = set()
+    for route in iter_routes(app):
+        for method in getattr(route, "methods", None) or ():
+            if route.matches({**scope, "method": method})[0] is Match.FULL:
+                methods.add(method)
+    return sorted(methods)

@@ -1,0 +1,113 @@
+"""Fixtures shared by the whole suite.
+
+The database under test is SQLite in a temporary home by default, or, when
+``RUNTOOLS_TEST_DATABASE_URL`` names a PostgreSQL server, a fresh schema on
+it for every test (dropped afterwards). Every secret a test mints is
+registered, and the suite fails if any of them ever reached a log record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TEST_DATABASE_URL = os.environ.get("RUNTOOLS_TEST_DATABASE_URL", "")
+ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.lines.append(text)
+
+
+@dataclass
+class SecretRegistry:
+    """Every plaintext credential the suite has seen."""
+
+    values: set[str] = field(default_factory=set)
+
+    def add(self, secret: str) -> str:
+        self.values.add(secret)
+        return secret
+
+
+_REGISTRY = SecretRegistry()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_hold_no_secret() -> Iterator[_Capture]:
+    capture = _Capture()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(capture)
+    root.setLevel(logging.DEBUG)
+    yield capture
+    root.removeHandler(capture)
+    root.setLevel(previous)
+    leaked = [s[:12] for s in _REGISTRY.values if any(s in line for line in capture.lines)]
+    assert not leaked, f"secrets reached the logs: {leaked}"
+
+
+@pytest.fixture
+def secret_registry() -> SecretRegistry:
+    return _REGISTRY
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str | None]:
+    """None for SQLite under the test's home; a PostgreSQL URL with a private schema otherwise."""
+    if not ON_POSTGRES:
+        yield None
+        return
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    plain = TEST_DATABASE_URL
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in plain else "?"
+    try:
+        yield f"{plain}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
+    """Environment for a server or CLI subprocess using this test's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
+    env["RUNTOOLS_HOME"] = str(tmp_path / "home")
+    if database_url:
+        env["RUNTOOLS_DATABASE_URL"] = database_url
+    return env
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"runtools database under test: {'postgresql' if ON_POSTGRES else 'sqlite'}"
+
+
+@pytest.fixture
+def live_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
+    from support.live_server import LiveServer
+
+    server = LiveServer(env=server_env, log_path=tmp_path / "server.log")
+    yield server
+    server.stop()

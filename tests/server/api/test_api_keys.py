@@ -1,0 +1,426 @@
+"""The API-key half of the wire contract, as a client sees it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from runtools.server.clock import FrozenClock
+from support.tenants import Member
+
+
+def _strip_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    body["error"].pop("requestId")
+    return body
+
+
+def test_create_returns_the_secret_once_with_a_message(admin: Member, secret_registry: Any) -> None:
+    response = admin.post(
+        "/v1/api-keys", json={"name": "ci", "scopes": ["sandbox:*"], "expiresIn": "30d"}
+    )
+    assert response.status_code == 201
+    body = response.json()
+    data = body["data"]
+    secret_registry.add(data["key"])
+    assert data["key"].startswith("rt_live_")
+    assert data["keyPrefix"] == data["key"][:12]
+    assert data["scopes"] == ["sandbox:*"]
+    assert data["status"] == "active"
+    assert data["ownerEmail"] == "ada@example.com"
+    assert data["ownerUserId"] == admin.user_id
+    assert data["expiresAt"].startswith("2026-02-14")
+    assert "store" in body["message"].lower()
+    assert body["meta"]["requestId"].startswith("req_")
+
+    key_id, secret = data["id"], data["key"]
+    for later in (
+        admin.get(f"/v1/api-keys/{key_id}"),
+        admin.get("/v1/api-keys"),
+        admin.patch(f"/v1/api-keys/{key_id}", json={"name": "renamed"}),
+        admin.delete(f"/v1/api-keys/{key_id}"),
+    ):
+        assert later.status_code == 200
+        assert secret not in later.text
+        assert '"key"' not in later.text
+
+
+def test_the_new_key_authenticates_with_either_header(admin: Member, secret_registry: Any) -> None:
+    key = admin.create_key(secret_registry, name="ci", scopes=["sandbox:read"])["key"]
+    by_header = admin.http.get("/v1/me", headers={"X-API-Key": key})
+    by_bearer = admin.http.get("/v1/me", headers={"Authorization": f"Bearer {key}"})
+    assert by_header.status_code == by_bearer.status_code == 200
+    me = by_header.json()["data"]
+    assert me["credential"]["scopes"] == ["sandbox:read"]
+    assert me["effectiveScopes"] == ["sandbox:read"]
+    assert me["organization"] == {"id": admin.org_id, "name": "acme"}
+    assert me["user"]["email"] == "ada@example.com" and me["user"]["role"] == "admin"
+    assert me["credential"]["type"] == "api_key"
+
+
+def test_two_different_credentials_in_one_request_are_refused(
+    admin: Member, secret_registry: Any
+) -> None:
+    other = admin.create_key(secret_registry)["key"]
+    response = admin.http.get(
+        "/v1/me", headers={"X-API-Key": admin.key, "Authorization": f"Bearer {other}"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_request"
+    same = admin.http.get(
+        "/v1/me", headers={"X-API-Key": admin.key, "Authorization": f"Bearer {admin.key}"}
+    )
+    assert same.status_code == 200
+
+
+def test_empty_scopes_mean_everything(admin: Member, secret_registry: Any) -> None:
+    assert admin.create_key(secret_registry, scopes=[])["scopes"] == ["*"]
+
+
+def test_unknown_scope_is_a_400_listing_valid_ones(admin: Member) -> None:
+    response = admin.post("/v1/api-keys", json={"name": "x", "scopes": ["sandbox:destroy"]})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "sandbox:destroy" in message and "sandbox:exec" in message
+
+
+def test_bad_expiry_is_a_400_and_stores_nothing(admin: Member) -> None:
+    for bad in ["0d", "-1d", "30m", "1.5d", "", "99999y", "forever"]:
+        response = admin.post("/v1/api-keys", json={"name": "x", "expiresIn": bad})
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] in {"invalid_request", "validation_error"}
+    listed = admin.get("/v1/api-keys").json()["data"]
+    assert [k["name"] for k in listed] == ["bootstrap"]
+
+
+def test_revoked_expired_malformed_and_unknown_keys_get_identical_401s(
+    admin: Member, secret_registry: Any, clock: FrozenClock
+) -> None:
+    revoked = admin.create_key(secret_registry, name="revoked")
+    assert admin.delete(f"/v1/api-keys/{revoked['id']}").status_code == 200
+    expiring = admin.create_key(secret_registry, name="expiring", expiresIn="1h")
+    clock.advance(timedelta(hours=2))
+    from runtools.server.auth.keys import generate_key
+
+    unknown = generate_key(is_test=False).plaintext
+    malformed = revoked["key"][:-1] + ("A" if revoked["key"][-1] != "A" else "B")
+
+    responses = [
+        admin.http.get("/v1/me", headers={"X-API-Key": token})
+        for token in (revoked["key"], expiring["key"], unknown, malformed, "garbage", "")
+    ]
+    responses.append(admin.http.get("/v1/me"))
+    responses.append(admin.http.get("/v1/me", headers={"Authorization": "Basic Zm9vOmJhcg=="}))
+    assert {r.status_code for r in responses} == {401}
+    bodies = [_strip_request_id(r.json()) for r in responses]
+    assert all(b == bodies[0] for b in bodies)
+    assert bodies[0] == {
+        "error": {"code": "unauthorized", "message": "Invalid or missing authentication"}
+    }
+    assert (
+        len(
+            {
+                tuple(
+                    sorted(
+                        (k, v) for k, v in r.headers.items() if k not in {"x-request-id", "date"}
+                    )
+                )
+                for r in responses
+            }
+        )
+        == 1
+    )
+
+
+def test_authentication_failures_are_audited_with_their_true_reason(
+    admin: Member, secret_registry: Any, clock: FrozenClock, runtime: Any
+) -> None:
+    revoked = admin.create_key(secret_registry, name="old")
+    admin.delete(f"/v1/api-keys/{revoked['id']}")
+    admin.http.get("/v1/me", headers={"X-API-Key": revoked["key"], "User-Agent": "probe/1"})
+    admin.http.get("/v1/me", headers={"X-API-Key": revoked["key"][:-1] + "!"})
+    runtime.flush()
+    events = admin.get("/v1/audit-logs", params={"action": "auth.failed"}).json()["data"]
+    assert len(events) == 1  # the malformed one names no key, so it belongs to no org
+    event = events[0]
+    assert event["reason"] == "revoked"
+    assert event["targetId"] == revoked["id"]
+    assert event["details"]["keyPrefix"] == revoked["keyPrefix"]
+    assert event["userAgent"] == "probe/1"
+    assert event["ip"]
+    assert revoked["key"] not in str(events)
+
+
+def test_revocation_takes_effect_on_the_next_request(admin: Member, secret_registry: Any) -> None:
+    key = admin.create_key(secret_registry)
+    assert admin.http.get("/v1/me", headers={"X-API-Key": key["key"]}).status_code == 200
+    revoked = admin.delete(f"/v1/api-keys/{key['id']}")
+    assert revoked.json()["data"]["status"] == "revoked"
+    assert admin.http.get("/v1/me", headers={"X-API-Key": key["key"]}).status_code == 401
+
+
+def test_rotation_without_grace_revokes_the_old_key_now(
+    admin: Member, secret_registry: Any
+) -> None:
+    old = admin.create_key(secret_registry, name="deploy", scopes=["sandbox:*"])
+    admin.http.get("/v1/me", headers={"X-API-Key": old["key"]})  # warm the cache
+    response = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"name": "deploy-2"})
+    assert response.status_code == 201
+    new = response.json()["data"]
+    secret_registry.add(new["key"])
+    assert new["name"] == "deploy-2" and new["scopes"] == ["sandbox:*"]
+    assert new["rotatedFromId"] == old["id"] and new["key"] != old["key"]
+    assert "store" in response.json()["message"].lower()
+    assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 401
+    assert admin.http.get("/v1/me", headers={"X-API-Key": new["key"]}).status_code == 200
+    assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "revoked"
+
+
+def test_rotation_with_grace_keeps_the_old_key_until_the_grace_ends(
+    admin: Member, secret_registry: Any, clock: FrozenClock
+) -> None:
+    old = admin.create_key(secret_registry, name="deploy")
+    admin.http.get("/v1/me", headers={"X-API-Key": old["key"]})
+    new = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "1h"}).json()["data"]
+    secret_registry.add(new["key"])
+    listed = admin.get(f"/v1/api-keys/{old['id']}").json()["data"]
+    assert listed["status"] == "expiring" and listed["rotatedToId"] == new["id"]
+    clock.advance(timedelta(minutes=59))
+    assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 200
+    clock.advance(timedelta(minutes=1))
+    assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 401
+    assert admin.http.get("/v1/me", headers={"X-API-Key": new["key"]}).status_code == 200
+    assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "revoked"
+
+
+def test_a_rotated_or_revoked_key_cannot_be_rotated_again(
+    admin: Member, secret_registry: Any
+) -> None:
+    old = admin.create_key(secret_registry)
+    rotated = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "24h"})
+    secret_registry.add(rotated.json()["data"]["key"])
+    again = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
+    assert "create a new key" in again.json()["error"]["message"]
+
+
+def test_bad_grace_period_is_a_400_and_rotates_nothing(admin: Member, secret_registry: Any) -> None:
+    old = admin.create_key(secret_registry)
+    for bad in ["-1h", "1m", "31d", "soon"]:
+        response = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": bad})
+        assert response.status_code == 400, bad
+    assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "active"
+
+
+def test_narrow_credentials_cannot_manage_keys(admin: Member, secret_registry: Any) -> None:
+    sandbox_only = admin.create_key(secret_registry, scopes=["sandbox:*"])
+    for method, path in [
+        ("post", "/v1/api-keys"),
+        ("get", "/v1/api-keys"),
+        ("delete", f"/v1/api-keys/{admin.key_id}"),
+    ]:
+        denied = admin.http.request(
+            method,
+            path,
+            headers={"X-API-Key": sandbox_only["key"]},
+            json={"name": "wider", "scopes": ["*"]} if method == "post" else None,
+        )
+        assert denied.status_code == 403
+        assert denied.json()["error"] == {
+            "code": "forbidden",
+            "message": "This call requires scope *",
+            "requestId": denied.headers["x-request-id"],
+        }
+    assert admin.http.get("/v1/me", headers={"X-API-Key": admin.key}).status_code == 200
+
+
+def test_rotation_cannot_carry_scopes_the_owner_may_no_longer_hold(
+    admin: Member, secret_registry: Any, runtime: Any
+) -> None:
+    from sqlalchemy import update
+
+    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.store.models import Membership
+
+    powerful = admin.create_key(secret_registry, scopes=["admin:*", "sandbox:*"])
+    with runtime.database.session() as session:
+        session.execute(
+            update(Membership).where(Membership.user_id == admin.user_id).values(role="member")
+        )
+        session.commit()
+    runtime.bus.publish(
+        CredentialEvent(EventKind.MEMBER_CHANGED, admin.org_id, user_id=admin.user_id)
+    )
+    response = admin.post(f"/v1/api-keys/{powerful['id']}/rotate", json={})
+    assert response.status_code == 403
+    assert "admin:*" in response.json()["error"]["message"]
+    assert admin.get(f"/v1/api-keys/{powerful['id']}").json()["data"]["status"] == "active"
+
+
+def test_admin_cannot_grant_a_member_scopes_beyond_the_members_role(
+    admin: Member, member: Member, secret_registry: Any
+) -> None:
+    bobs = member.create_key(secret_registry, scopes=["sandbox:read"])
+    response = admin.patch(f"/v1/api-keys/{bobs['id']}", json={"scopes": ["org:members"]})
+    assert response.status_code == 403
+    assert member.get(f"/v1/api-keys/{bobs['id']}").json()["data"]["scopes"] == ["sandbox:read"]
+
+
+def test_member_cannot_mint_or_grant_admin_scopes(member: Member, secret_registry: Any) -> None:
+    created = member.post("/v1/api-keys", json={"name": "x", "scopes": ["org:members"]})
+    assert created.status_code == 403
+    assert "org:members" in created.json()["error"]["message"]
+    own = member.create_key(secret_registry, scopes=["sandbox:read"])
+    updated = member.patch(f"/v1/api-keys/{own['id']}", json={"scopes": ["admin:*"]})
+    assert updated.status_code == 403
+    assert member.get(f"/v1/api-keys/{own['id']}").json()["data"]["scopes"] == ["sandbox:read"]
+
+
+def test_update_changes_scopes_and_the_next_request_sees_them(
+    admin: Member, secret_registry: Any
+) -> None:
+    key = admin.create_key(secret_registry, scopes=["sandbox:read", "sandbox:exec"])
+    assert admin.http.get("/v1/me", headers={"X-API-Key": key["key"]}).json()["data"][
+        "effectiveScopes"
+    ] == ["sandbox:exec", "sandbox:read"]
+    response = admin.patch(
+        f"/v1/api-keys/{key['id']}", json={"scopes": ["sandbox:read"], "name": "reader"}
+    )
+    assert response.status_code == 200
+    assert response.json()["data"]["name"] == "reader"
+    me = admin.http.get("/v1/me", headers={"X-API-Key": key["key"]}).json()["data"]
+    assert me["credential"]["scopes"] == ["sandbox:read"]
+
+
+def test_patch_null_name_is_refused(admin: Member) -> None:
+    response = admin.patch(f"/v1/api-keys/{admin.key_id}", json={"name": None})
+    assert response.status_code == 400
+
+
+def test_members_see_and_manage_only_their_own_keys(
+    admin: Member, member: Member, secret_registry: Any
+) -> None:
+    mine = member.create_key(secret_registry, name="bob-ci")
+    admins = admin.create_key(secret_registry, name="ada-ci")
+    assert {k["name"] for k in member.get("/v1/api-keys").json()["data"]} == {"bootstrap", "bob-ci"}
+    for call in (
+        member.get(f"/v1/api-keys/{admins['id']}"),
+        member.patch(f"/v1/api-keys/{admins['id']}", json={"name": "mine now"}),
+        member.delete(f"/v1/api-keys/{admins['id']}"),
+        member.post(f"/v1/api-keys/{admins['id']}/rotate", json={}),
+    ):
+        assert call.status_code == 404
+    all_keys = member.get("/v1/api-keys", params={"all": "true"})
+    assert all_keys.status_code == 403
+    assert admin.http.get("/v1/me", headers={"X-API-Key": admins["key"]}).status_code == 200
+    assert member.delete(f"/v1/api-keys/{mine['id']}").status_code == 200
+
+
+def test_admins_manage_every_key_of_their_org(
+    admin: Member, member: Member, secret_registry: Any
+) -> None:
+    bobs = member.create_key(secret_registry, name="bob-ci")
+    everything = admin.get("/v1/api-keys", params={"all": "true"}).json()["data"]
+    assert {k["ownerEmail"] for k in everything} == {"ada@example.com", "bob@example.com"}
+    assert {k["name"] for k in admin.get("/v1/api-keys").json()["data"]} == {"bootstrap"}
+    assert admin.delete(f"/v1/api-keys/{bobs['id']}").status_code == 200
+    assert member.http.get("/v1/me", headers={"X-API-Key": bobs["key"]}).status_code == 401
+
+
+def test_another_orgs_key_ids_are_404_on_every_id_route(
+    admin: Member, outsider: Member, secret_registry: Any
+) -> None:
+    theirs = outsider.create_key(secret_registry)
+    calls = [
+        admin.get(f"/v1/api-keys/{theirs['id']}"),
+        admin.patch(f"/v1/api-keys/{theirs['id']}", json={"name": "pwned"}),
+        admin.delete(f"/v1/api-keys/{theirs['id']}"),
+        admin.post(f"/v1/api-keys/{theirs['id']}/rotate", json={}),
+    ]
+    for call in calls:
+        assert call.status_code == 404
+        assert call.json()["error"]["code"] == "not_found"
+    assert outsider.get(f"/v1/api-keys/{theirs['id']}").json()["data"]["name"] == "test key"
+    assert admin.get("/v1/api-keys/key_doesnotexist").status_code == 404
+    all_keys = admin.get("/v1/api-keys", params={"all": "true"}).json()["data"]
+    assert theirs["id"] not in {k["id"] for k in all_keys}
+
+
+def test_a_key_stops_working_when_its_owner_leaves_the_org(member: Member, runtime: Any) -> None:
+    from sqlalchemy import delete
+
+    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.store.models import Membership
+
+    assert member.get("/v1/me").status_code == 200
+    with runtime.database.session() as session:
+        session.execute(delete(Membership).where(Membership.user_id == member.user_id))
+        session.commit()
+    runtime.bus.publish(
+        CredentialEvent(EventKind.MEMBER_CHANGED, member.org_id, user_id=member.user_id)
+    )
+    assert member.get("/v1/me").status_code == 401
+    runtime.flush()
+
+
+def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime: Any) -> None:
+    from sqlalchemy import update
+
+    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.store.models import Membership
+
+    assert admin.get("/v1/audit-logs").status_code == 200
+    with runtime.database.session() as session:
+        session.execute(
+            update(Membership).where(Membership.user_id == admin.user_id).values(role="member")
+        )
+        session.commit()
+    runtime.bus.publish(
+        CredentialEvent(EventKind.MEMBER_CHANGED, admin.org_id, user_id=admin.user_id)
+    )
+    denied = admin.get("/v1/audit-logs")
+    assert denied.status_code == 403
+    assert denied.json()["error"]["message"] == "This call requires role admin"
+    assert "*" not in admin.get("/v1/me").json()["data"]["effectiveScopes"]
+
+
+def test_pagination_walks_every_key_once(admin: Member, secret_registry: Any) -> None:
+    for i in range(7):
+        admin.create_key(secret_registry, name=f"k{i}")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = admin.get("/v1/api-keys", params=params).json()
+        seen += [k["name"] for k in page["data"]]
+        if not page["meta"]["hasMore"]:
+            assert page["meta"]["nextCursor"] is None
+            break
+        cursor = page["meta"]["nextCursor"]
+    assert seen == [f"k{i}" for i in reversed(range(7))] + ["bootstrap"]
+
+
+def test_bad_cursor_and_limit_are_400s(admin: Member) -> None:
+    for params in (
+        {"cursor": "not-a-cursor"},
+        {"cursor": "a2V5X3g"},
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+    ):
+        response = admin.get("/v1/api-keys", params=params)
+        assert response.status_code == 400, params
+
+
+def test_last_used_at_is_recorded_without_a_write_per_request(
+    admin: Member, runtime: Any, clock: FrozenClock
+) -> None:
+    for _ in range(5):
+        admin.get("/v1/me")
+    assert admin.get(f"/v1/api-keys/{admin.key_id}").json()["data"]["lastUsedAt"] is None
+    assert runtime.usage.flush() == 1
+    used = admin.get(f"/v1/api-keys/{admin.key_id}").json()["data"]["lastUsedAt"]
+    assert used.startswith("2026-01-15T12:00")
+    assert runtime.usage.flush() == 0  # same minute: nothing new to write

@@ -1,0 +1,130 @@
+"""Every error path answers in the one envelope, with a request id and nothing internal."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
+
+from support.tenants import Member
+
+ENVELOPE_KEYS = {"code", "message", "requestId"}
+
+
+def assert_envelope(response: Any, status: int, code: str) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == ENVELOPE_KEYS
+    assert error["code"] == code
+    assert re.fullmatch(r"req_[0-9A-Za-z]{24}", error["requestId"])
+    assert response.headers["x-request-id"] == error["requestId"]
+    assert "Traceback" not in response.text and "sqlalchemy" not in response.text.lower()
+    return error
+
+
+def test_unknown_route(client: TestClient) -> None:
+    assert_envelope(client.get("/v1/nothing-here"), 404, "not_found")
+    assert_envelope(client.get("/"), 404, "not_found")
+
+
+def test_wrong_method(admin: Member) -> None:
+    assert_envelope(admin.http.put("/v1/me", headers=admin.headers()), 405, "method_not_allowed")
+
+
+def test_malformed_json(admin: Member) -> None:
+    response = admin.http.post(
+        "/v1/api-keys",
+        headers={**admin.headers(), "Content-Type": "application/json"},
+        content=b'{"name": ',
+    )
+    error = assert_envelope(response, 400, "validation_error")
+    assert error["message"] == "Malformed JSON body"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": 42},
+        {"name": "x", "scopes": "sandbox:*"},
+        {"name": "x", "isTest": "maybe"},
+        {"name": "x", "projectId": "not-a-uuid"},
+        [],
+        "text",
+    ],
+)
+def test_validation_failures(admin: Member, body: Any) -> None:
+    assert_envelope(admin.post("/v1/api-keys", json=body), 400, "validation_error")
+    assert [k["name"] for k in admin.get("/v1/api-keys").json()["data"]] == ["bootstrap"]
+
+
+def test_oversized_body_declared(admin: Member) -> None:
+    response = admin.post("/v1/api-keys", json={"name": "x" * 2_000_000})
+    assert_envelope(response, 413, "payload_too_large")
+
+
+def test_oversized_body_streamed_without_length(admin: Member) -> None:
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * 65_536
+
+    response = admin.http.post(
+        "/v1/api-keys",
+        headers={**admin.headers(), "Content-Type": "application/json"},
+        content=chunks(),
+    )
+    assert_envelope(response, 413, "payload_too_large")
+
+
+def test_oversized_headers(client: TestClient) -> None:
+    response = client.get("/v1/me", headers={"X-Padding": "a" * 20_000})
+    assert_envelope(response, 431, "headers_too_large")
+
+
+def test_unauthenticated_forbidden_and_not_found(admin: Member, secret_registry: Any) -> None:
+    assert_envelope(admin.http.get("/v1/me"), 401, "unauthorized")
+    reader = admin.create_key(secret_registry, scopes=["sandbox:read"])
+    assert_envelope(
+        admin.http.get("/v1/api-keys", headers={"X-API-Key": reader["key"]}), 403, "forbidden"
+    )
+    assert_envelope(admin.get("/v1/api-keys/key_missing"), 404, "not_found")
+
+
+def test_conflict(admin: Member, secret_registry: Any) -> None:
+    key = admin.create_key(secret_registry)
+    admin.delete(f"/v1/api-keys/{key['id']}")
+    assert_envelope(admin.post(f"/v1/api-keys/{key['id']}/rotate", json={}), 409, "conflict")
+
+
+def test_internal_error_says_nothing_about_why(app: FastAPI) -> None:
+    def explode() -> None:
+        raise RuntimeError("secret detail: rt_live_should_not_leak")
+
+    app.add_api_route("/boom", explode)
+    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    error = assert_envelope(response, 500, "internal_error")
+    assert "secret detail" not in response.text
+    assert error["message"] == "Internal server error"
+
+
+def test_database_errors_never_reach_the_client(app: FastAPI) -> None:
+    def query() -> None:
+        raise OperationalError("SELECT key_hash FROM api_keys", {}, Exception("boom"))
+
+    app.add_api_route("/db", query)
+    response = TestClient(app, raise_server_exceptions=False).get("/db")
+    assert_envelope(response, 500, "internal_error")
+    assert "key_hash" not in response.text
+
+
+def test_success_responses_carry_a_request_id(admin: Member) -> None:
+    response = admin.get("/v1/me")
+    assert response.json()["meta"]["requestId"] == response.headers["x-request-id"]
+    assert admin.http.get("/healthz").headers["x-request-id"].startswith("req_")

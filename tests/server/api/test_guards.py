@@ -1,0 +1,54 @@
+"""Every route declares what it requires, in one place: its guard."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from runtools.server.api.route_table import iter_routes, route_guard
+
+# Routes the framework adds (schema and docs) and that serve no data.
+FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
+PUBLIC_ROUTES = {"/healthz", "/readyz"}
+
+
+def test_every_route_declares_a_guard(app: FastAPI) -> None:
+    unguarded = []
+    for route in iter_routes(app):
+        if getattr(route, "path", None) in FRAMEWORK_ROUTES:
+            continue
+        assert isinstance(route, APIRoute), f"unexpected route type at {route}"
+        if route_guard(route) is None:
+            unguarded.append(f"{sorted(route.methods)} {route.path}")
+    assert not unguarded, f"routes without a guard: {unguarded}"
+
+
+def test_only_health_checks_are_public(app: FastAPI) -> None:
+    public = {
+        route.path
+        for route in iter_routes(app)
+        if isinstance(route, APIRoute)
+        and (guard := route_guard(route)) is not None
+        and guard.requirement.public
+    }
+    assert public == PUBLIC_ROUTES
+
+
+def test_the_walk_notices_a_route_without_a_guard(app: FastAPI) -> None:
+    app.add_api_route("/v1/forgotten", lambda: {"data": "oops"})
+    route = next(r for r in iter_routes(app) if getattr(r, "path", None) == "/v1/forgotten")
+    assert isinstance(route, APIRoute)
+    assert route_guard(route) is None
+
+
+def test_key_management_requires_full_scope_and_audit_logs_admin(app: FastAPI) -> None:
+    requirements = {
+        (route.path, method): route_guard(route).requirement.describe()  # type: ignore[union-attr]
+        for route in iter_routes(app)
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    assert requirements[("/v1/api-keys", "POST")] == "scope *"
+    assert requirements[("/v1/api-keys/{key_id}", "DELETE")] == "scope *"
+    assert requirements[("/v1/audit-logs", "GET")] == "scope org:read and role admin"
+    assert requirements[("/v1/me", "GET")] == "any valid credential"

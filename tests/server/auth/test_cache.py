@@ -1,0 +1,43 @@
+from runtools.server.auth.cache import VerificationCache
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entries_expire_after_their_ttl_and_misses_sooner() -> None:
+    tick = Ticker()
+    cache: VerificationCache[str] = VerificationCache(
+        max_entries=10, ttl=30, negative_ttl=5, monotonic=tick
+    )
+    cache.put("hit", "principal")
+    cache.put("miss", None)
+    assert cache.get("hit") == (True, "principal")
+    assert cache.get("miss") == (True, None)
+    tick.now = 6
+    assert cache.get("miss") == (False, None)
+    assert cache.get("hit") == (True, "principal")
+    tick.now = 31
+    assert cache.get("hit") == (False, None)
+
+
+def test_a_flood_of_keys_cannot_grow_the_cache_past_its_bound() -> None:
+    cache: VerificationCache[str] = VerificationCache(max_entries=100, ttl=30, negative_ttl=5)
+    cache.put("keep", "principal")
+    for i in range(10_000):
+        cache.put(f"random-{i}", None)
+    assert len(cache) == 100
+    assert cache.get("keep") == (False, None)  # least recently used went first
+
+
+def test_discard_where_drops_matching_positive_entries() -> None:
+    cache: VerificationCache[str] = VerificationCache(max_entries=10, ttl=30, negative_ttl=5)
+    cache.put("a", "key_1")
+    cache.put("b", "key_2")
+    assert cache.discard_where(lambda v: v == "key_1") == 1
+    assert cache.get("a") == (False, None)
+    assert cache.get("b") == (True, "key_2")
