@@ -1,0 +1,240 @@
+"""The clients: :class:`RunTools` (blocking) and :class:`AsyncRunTools` (asyncio).
+
+Both take the same settings and expose the same resources and method names;
+they differ only in how they send and wait. Everything else lives in
+:class:`~runtools._base_client.BaseClient`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from functools import cached_property
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from runtools._base_client import (
+    DEFAULT_TIMEOUT,
+    BaseClient,
+    Envelope,
+    connection_error,
+    parse_envelope,
+    status_error,
+)
+from runtools._models import Me
+from runtools._retry import DEFAULT_MAX_RETRIES
+from runtools.resources.api_keys import ApiKeys, AsyncApiKeys
+from runtools.resources.audit_logs import AsyncAuditLogs, AuditLogs
+
+__all__ = ["AsyncRunTools", "RunTools"]
+
+
+class RunTools(BaseClient):
+    """A client for the RunTools API.
+
+    Settings come from arguments, then environment variables, then defaults,
+    read once when the client is made::
+
+        from runtools import RunTools
+
+        rt = RunTools()                       # RUNTOOLS_API_KEY, RUNTOOLS_API_URL
+        print(rt.me().organization.name)
+        created = rt.api_keys.create("ci-production", scopes=["sandbox:*"])
+        print(created.key)                    # shown once: store it now
+        for key in rt.api_keys.list():
+            print(key.key_prefix, key.status)
+
+    Args:
+        api_key: An ``rt_live_…`` / ``rt_test_…`` key; defaults to ``RUNTOOLS_API_KEY``.
+        access_token: A session token, instead of an API key.
+        base_url: The server; defaults to ``RUNTOOLS_API_URL``, then ``http://127.0.0.1:8700``.
+        auth_url: The login service; defaults to ``RUNTOOLS_AUTH_URL``, then ``base_url``.
+        timeout: Seconds, or an ``httpx.Timeout``; ``None`` waits forever. Default 60.
+        max_retries: Extra attempts after a retryable failure. Default 2.
+        http_client: An ``httpx.Client`` to send with (proxies, transports,
+            tests). The caller keeps ownership: :meth:`close` leaves it open.
+
+    Raises:
+        MissingCredentialsError: no key, token or stored login was found.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        base_url: str | None = None,
+        auth_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            access_token=access_token,
+            base_url=base_url,
+            auth_url=auth_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.Client()
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        return ApiKeys(self)
+
+    @cached_property
+    def audit_logs(self) -> AuditLogs:
+        return AuditLogs(self)
+
+    def me(self) -> Me:
+        """Who this client is: organization, user, credential and effective scopes."""
+        return self._request("GET", "/me").model(Me)
+
+    def close(self) -> None:
+        """Close the connection pool, unless the caller passed its own ``http_client``."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Envelope:
+        request = self._build_request(
+            self._http, method, path, params=params, json=json, idempotency_key=idempotency_key
+        )
+        retries_taken = 0
+        while True:
+            try:
+                response = self._http.send(request)
+            except httpx.RequestError as exc:
+                delay = self._delay_after_error(request, exc, retries_taken)
+                if delay is None:
+                    raise connection_error(request, exc) from exc
+                self._log_retry(request, type(exc).__name__, delay)
+            else:
+                if response.is_success:
+                    return parse_envelope(response)
+                delay = self._delay_after_status(request, response, retries_taken)
+                if delay is None:
+                    raise status_error(response)
+                response.close()
+                self._log_retry(request, f"status {response.status_code}", delay)
+            time.sleep(delay)
+            retries_taken += 1
+
+
+class AsyncRunTools(BaseClient):
+    """The asyncio twin of :class:`RunTools`: same settings, same methods, awaited::
+
+        from runtools import AsyncRunTools
+
+        async with AsyncRunTools() as rt:
+            me = await rt.me()
+            async for key in rt.api_keys.list():
+                print(key.key_prefix, key.status)
+
+    ``http_client`` is an ``httpx.AsyncClient``; see :class:`RunTools` for the rest.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        base_url: str | None = None,
+        auth_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            access_token=access_token,
+            base_url=base_url,
+            auth_url=auth_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient()
+
+    @cached_property
+    def api_keys(self) -> AsyncApiKeys:
+        return AsyncApiKeys(self)
+
+    @cached_property
+    def audit_logs(self) -> AsyncAuditLogs:
+        return AsyncAuditLogs(self)
+
+    async def me(self) -> Me:
+        """Who this client is: organization, user, credential and effective scopes."""
+        return (await self._request("GET", "/me")).model(Me)
+
+    async def close(self) -> None:
+        """Close the connection pool, unless the caller passed its own ``http_client``."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Envelope:
+        request = self._build_request(
+            self._http, method, path, params=params, json=json, idempotency_key=idempotency_key
+        )
+        retries_taken = 0
+        while True:
+            try:
+                response = await self._http.send(request)
+            except httpx.RequestError as exc:
+                delay = self._delay_after_error(request, exc, retries_taken)
+                if delay is None:
+                    raise connection_error(request, exc) from exc
+                self._log_retry(request, type(exc).__name__, delay)
+            else:
+                if response.is_success:
+                    return parse_envelope(response)
+                delay = self._delay_after_status(request, response, retries_taken)
+                if delay is None:
+                    raise status_error(response)
+                await response.aclose()
+                self._log_retry(request, f"status {response.status_code}", delay)
+            await asyncio.sleep(delay)
+            retries_taken += 1

@@ -1,0 +1,130 @@
+"""Typed views of what the server returns.
+
+Attributes are snake_case; the wire is camelCase. Every model keeps fields
+it does not know (``extra="allow"``) so a newer server never breaks an older
+client, and enumerations such as ``ApiKey.status`` are plain strings for the
+same reason. Datetimes arrive as ISO 8601 UTC strings and become aware
+``datetime`` objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "ApiKey",
+    "AuditLogEntry",
+    "CreatedApiKey",
+    "CurrentCredential",
+    "Me",
+    "Organization",
+    "RotatedApiKey",
+    "RunToolsModel",
+    "User",
+]
+
+
+class RunToolsModel(BaseModel):
+    """Base of every response model."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+class Organization(RunToolsModel):
+    id: str
+    name: str | None = None
+
+
+class User(RunToolsModel):
+    id: str
+    email: str | None = None
+    role: str | None = None
+
+
+class CurrentCredential(RunToolsModel):
+    """The credential that made the request: an API key or a session."""
+
+    type: str
+    """``"api_key"`` or ``"session"``."""
+    id: str | None = None
+    name: str | None = None
+    key_prefix: str | None = None
+    scopes: list[str] = []
+    expires_at: datetime | None = None
+
+
+class Me(RunToolsModel):
+    """``GET /v1/me``: who the caller is and what it may do."""
+
+    organization: Organization
+    user: User | None = None
+    credential: CurrentCredential
+    effective_scopes: list[str] = []
+    """The credential's scopes intersected with the owner's current role."""
+
+
+class ApiKey(RunToolsModel):
+    """An API key as listed: everything except the secret."""
+
+    id: str
+    name: str
+    key_prefix: str
+    """The first characters of the key, enough to tell keys apart."""
+    scopes: list[str] = []
+    project_id: str | None = None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+    created_at: datetime | None = None
+    status: str | None = None
+    """``"active"``, ``"expiring"``, ``"expired"`` or ``"revoked"``."""
+    owner_user_id: str | None = None
+    owner_display_name: str | None = None
+    owner_email: str | None = None
+    is_test: bool = False
+    rotated_to_id: str | None = None
+
+
+class CreatedApiKey(ApiKey):
+    """A new key together with its secret, which the server shows only this once."""
+
+    key: str
+    """The secret (``rt_live_…``). Store it now; it cannot be read again."""
+    message: str | None = None
+    """The server's reminder to store the key, from beside the response's ``data``."""
+
+    def __repr_args__(self) -> Any:
+        # Keep the secret out of logs and tracebacks that print the model.
+        for name, value in super().__repr_args__():
+            yield name, ("**********" if name == "key" else value)
+
+
+class RotatedApiKey(CreatedApiKey):
+    """The successor key from a rotation, with its secret."""
+
+    rotated_from_id: str | None = None
+
+
+class AuditLogEntry(RunToolsModel):
+    id: str
+    action: str
+    actor_type: str | None = None
+    actor_id: str | None = None
+    org_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    created_at: datetime | None = None
+    details: dict[str, Any] | None = None

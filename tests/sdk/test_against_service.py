@@ -1,0 +1,105 @@
+"""The SDK against the real service: in process (ASGI) and over a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtools import (
+    AsyncRunTools,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RunTools,
+)
+from runtools.server.app import create_app, runtime_of
+from runtools.server.services import operator
+from runtools.server.settings import Settings
+
+
+@pytest.fixture
+def asgi_app(tmp_path: Path, database_url: str | None) -> Iterator[Any]:
+    settings = Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    app = create_app(settings)
+    yield app
+    runtime_of(app).close()
+
+
+@pytest.fixture
+def api_key(asgi_app: Any, secret_registry: Any) -> str:
+    runtime = runtime_of(asgi_app)
+    operator.create_org(runtime, "acme")
+    operator.create_user(
+        runtime, "ada@example.com", org_name="acme", role="admin", password=None, display_name=None
+    )
+    issued, _, _ = operator.create_key(
+        runtime,
+        org_name="acme",
+        email="ada@example.com",
+        name="sdk",
+        scopes=["*"],
+        expires_in=None,
+        is_test=False,
+    )
+    return secret_registry.add(issued.secret)
+
+
+def test_sync_client_manages_a_keys_whole_life(client: RunTools, secret_registry: Any) -> None:
+    me = client.me()
+    assert me.organization.name == "acme" and me.user.role == "admin"
+    created = client.api_keys.create(name="ci", scopes=["sandbox:read"], expires_in="30d")
+    secret_registry.add(created.key)
+    assert created.key.startswith("rt_live_") and created.message
+    assert client.api_keys.get(created.id).name == "ci"
+    assert client.api_keys.update(created.id, name="ci-2").name == "ci-2"
+    rotated = client.api_keys.rotate(created.id, grace_period="1h")
+    secret_registry.add(rotated.key)
+    assert rotated.rotated_from_id == created.id
+    assert client.api_keys.revoke(rotated.id).status == "revoked"
+    with RunTools(api_key=rotated.key, base_url=str(client.base_url)) as revoked:
+        with pytest.raises(AuthenticationError) as raised:
+            revoked.me()
+    assert raised.value.status_code == 401 and raised.value.request_id.startswith("req_")
+
+
+def test_sync_client_pages_through_every_key(client: RunTools, secret_registry: Any) -> None:
+    for i in range(5):
+        secret_registry.add(client.api_keys.create(name=f"k{i}").key)
+    names = [k.name for k in client.api_keys.list(limit=2)]
+    assert names == ["k4", "k3", "k2", "k1", "k0", "sdk"]
+    first = client.api_keys.list(limit=2).first_page()
+    assert first.has_more and first.next_cursor and len(first.data) == 2
+
+
+def test_sync_client_maps_service_errors(client: RunTools, secret_registry: Any) -> None:
+    with pytest.raises(NotFoundError) as missing:
+        client.api_keys.get("key_doesnotexist")
+    assert missing.value.code == "not_found"
+    with pytest.raises(BadRequestError) as bad:
+        client.api_keys.create(name="x", scopes=["sandbox:destroy"])
+    assert "sandbox:destroy" in bad.value.message
+    narrow = client.api_keys.create(name="narrow", scopes=["sandbox:read"])
+    secret_registry.add(narrow.key)
+    with RunTools(api_key=narrow.key, base_url=str(client.base_url)) as reader:
+        with pytest.raises(PermissionDeniedError) as denied:
+            reader.api_keys.create(name="wider")
+    assert denied.value.message == "This call requires scope *"
+
+
+@pytest.mark.anyio
+async def test_async_client_against_the_service(
+    async_client: AsyncRunTools, secret_registry: Any
+) -> None:
+    me = await async_client.me()
+    assert me.credential.name == "sdk"
+    created = await async_client.api_keys.create(name="async", scopes=["sandbox:*"])
+    secret_registry.add(created.key)
+    names = [k.name async for k in async_client.api_keys.list(limit=1)]
+    assert names == ["async", "sdk"]
+    await async_client.api_keys.revoke(created.id)
+    with pytest.raises(NotFoundError):
+        await async_client.api_keys.get("key_nope")

@@ -1,0 +1,67 @@
+"""Response models read the camelCase wire and tolerate what they do not know."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from runtools import ApiKey, CreatedApiKey, Me
+
+WIRE_KEY = {
+    "id": "key_1",
+    "name": "ci",
+    "keyPrefix": "rt_live_abcd",
+    "scopes": ["*"],
+    "projectId": None,
+    "expiresAt": "2025-01-01T00:00:00Z",
+    "lastUsedAt": None,
+    "revokedAt": None,
+    "createdAt": "2024-01-01T00:00:00Z",
+    "status": "expiring",
+    "ownerUserId": "usr_1",
+    "ownerDisplayName": "Ada",
+    "ownerEmail": "ada@example.com",
+    "isTest": False,
+}
+
+
+def test_camel_case_fields_become_snake_case_attributes() -> None:
+    key = ApiKey.model_validate(WIRE_KEY)
+    assert key.key_prefix == "rt_live_abcd"
+    assert key.owner_display_name == "Ada"
+    assert key.expires_at == datetime(2025, 1, 1, tzinfo=UTC)
+    assert key.is_test is False
+
+
+def test_models_can_be_built_by_attribute_name() -> None:
+    assert ApiKey(id="k", name="n", key_prefix="rt_live_x").key_prefix == "rt_live_x"
+
+
+def test_unknown_fields_and_values_are_kept() -> None:
+    key = ApiKey.model_validate({**WIRE_KEY, "status": "suspended", "region": "eu"})
+    assert key.status == "suspended"
+    assert key.model_extra == {"region": "eu"}
+
+
+def test_dumping_by_alias_gives_back_the_wire_shape() -> None:
+    assert ApiKey.model_validate(WIRE_KEY).model_dump(by_alias=True, mode="json")["keyPrefix"] == (
+        "rt_live_abcd"
+    )
+
+
+def test_the_secret_is_hidden_from_repr_but_readable() -> None:
+    created = CreatedApiKey.model_validate({**WIRE_KEY, "key": "rt_live_SECRET"})
+    assert "SECRET" not in repr(created)
+    assert created.key == "rt_live_SECRET"
+
+
+def test_me_reads_a_session_without_a_key_prefix() -> None:
+    me = Me.model_validate(
+        {
+            "organization": {"id": "org_1", "name": "Acme"},
+            "user": {"id": "usr_1", "email": "a@b.c", "role": "member"},
+            "credential": {"type": "session", "id": "ses_1", "scopes": [], "expiresAt": None},
+            "effectiveScopes": ["sandbox:read"],
+        }
+    )
+    assert me.credential.key_prefix is None
+    assert me.effective_scopes == ["sandbox:read"]
