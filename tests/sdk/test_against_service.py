@@ -60,9 +60,9 @@ def test_sync_client_manages_a_keys_whole_life(client: RunTools, secret_registry
     secret_registry.add(rotated.key)
     assert rotated.rotated_from_id == created.id
     assert client.api_keys.revoke(rotated.id).status == "revoked"
-    with RunTools(api_key=rotated.key, base_url=str(client.base_url)) as revoked:
-        with pytest.raises(AuthenticationError) as raised:
-            revoked.me()
+    revoked = RunTools(api_key=rotated.key, base_url=str(client.base_url))
+    with revoked, pytest.raises(AuthenticationError) as raised:
+        revoked.me()
     assert raised.value.status_code == 401 and raised.value.request_id.startswith("req_")
 
 
@@ -84,9 +84,9 @@ def test_sync_client_maps_service_errors(client: RunTools, secret_registry: Any)
     assert "sandbox:destroy" in bad.value.message
     narrow = client.api_keys.create(name="narrow", scopes=["sandbox:read"])
     secret_registry.add(narrow.key)
-    with RunTools(api_key=narrow.key, base_url=str(client.base_url)) as reader:
-        with pytest.raises(PermissionDeniedError) as denied:
-            reader.api_keys.create(name="wider")
+    reader = RunTools(api_key=narrow.key, base_url=str(client.base_url))
+    with reader, pytest.raises(PermissionDeniedError) as denied:
+        reader.api_keys.create(name="wider")
     assert denied.value.message == "This call requires scope *"
 
 
