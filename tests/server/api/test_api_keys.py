@@ -424,3 +424,48 @@ def test_last_used_at_is_recorded_without_a_write_per_request(
     used = admin.get(f"/v1/api-keys/{admin.key_id}").json()["data"]["lastUsedAt"]
     assert used.startswith("2026-01-15T12:00")
     assert runtime.usage.flush() == 0  # same minute: nothing new to write
+
+
+def test_verification_costs_no_database_round_trip_in_the_steady_state(
+    admin: Member, runtime: Any
+) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    admin.get("/v1/me")  # first use: one read fills the cache
+    event.listen(runtime.database.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(50):
+            assert admin.get("/v1/me").status_code == 200
+    finally:
+        event.remove(runtime.database.engine, "before_cursor_execute", count)
+    assert statements == []
+
+
+def test_an_unreachable_database_fails_closed_with_503(
+    admin: Member, secret_registry: Any, runtime: Any
+) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    fresh = admin.create_key(secret_registry)  # not yet verified, so not cached
+    dead = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    runtime.database.engine = dead
+    runtime.database._sessions = sessionmaker(dead)
+    response = admin.http.get("/v1/me", headers={"X-API-Key": fresh["key"]})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    listed = admin.get("/v1/api-keys")  # cached key, but listing needs the database
+    assert listed.status_code == 503
+
+
+def test_me_shows_when_a_rotated_key_stops_working(admin: Member, secret_registry: Any) -> None:
+    old = admin.create_key(secret_registry, expiresIn="30d")
+    rotated = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "1h"})
+    secret_registry.add(rotated.json()["data"]["key"])
+    me = admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).json()["data"]
+    assert me["credential"]["expiresAt"] == "2026-01-15T13:00:00Z"

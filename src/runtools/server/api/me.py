@@ -62,7 +62,7 @@ async def get_me(request: Request, principal: Annotated[Principal, requires()]) 
             name=principal.credential_name,
             key_prefix=principal.key_prefix,
             scopes=list(principal.scopes),
-            expires_at=principal.expires_at,
+            expires_at=principal.ends_at,
             is_test=principal.is_test,
         ),
         effective_scopes=principal.effective_scopes,

@@ -35,5 +35,11 @@ class Principal:
         return effective_scopes(self.scopes, self.role)
 
     @property
+    def ends_at(self) -> datetime | None:
+        """When the credential stops working: its expiry or the end of a rotation grace."""
+        ends = [t for t in (self.expires_at, self.revokes_at) if t is not None]
+        return min(ends) if ends else None
+
+    @property
     def is_admin(self) -> bool:
         return self.role == "admin"

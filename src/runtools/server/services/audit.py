@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from runtools.server.clock import Clock
+from runtools.server.errors import ServiceUnavailable
 from runtools.server.ids import new_id
 from runtools.server.store.database import Database
 from runtools.server.store.models import AuditEvent
@@ -127,7 +128,7 @@ class AuditWriter:
                 with self._database.session() as session:
                     session.add_all(rows)
                     session.commit()
-            except SQLAlchemyError:
+            except (SQLAlchemyError, ServiceUnavailable):
                 logger.warning("audit batch of %d events could not be written", len(rows))
                 for row in rows:
                     try:

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import or_, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from runtools.server.errors import ServiceUnavailable
 from runtools.server.store.database import Database
 from runtools.server.store.models import ApiKey
 
@@ -51,7 +52,7 @@ class UsageRecorder:
                         .values(last_used_at=used_at)
                     )
                 session.commit()
-        except SQLAlchemyError:
+        except (SQLAlchemyError, ServiceUnavailable):
             logger.warning("could not record lastUsedAt for %d keys; will retry", len(pending))
             with self._lock:
                 for key_id, used_at in pending.items():

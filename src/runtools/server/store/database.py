@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from runtools.server.errors import ServiceUnavailable
@@ -49,8 +49,11 @@ class Database:
         session = self._sessions()
         try:
             yield session
+        except (OperationalError, InterfaceError) as exc:
+            _quiet_rollback(session)
+            raise unavailable(exc) from exc
         except Exception:
-            session.rollback()
+            _quiet_rollback(session)
             raise
         finally:
             session.close()
@@ -70,6 +73,12 @@ class Database:
 def unavailable(exc: SQLAlchemyError) -> ServiceUnavailable:
     """The one translation of driver-level failures into a client-facing error."""
     return ServiceUnavailable("The database is unavailable; try again shortly")
+
+
+def _quiet_rollback(session: Session) -> None:
+    # On a dead connection the rollback fails too; the original error is the one to report.
+    with suppress(SQLAlchemyError):
+        session.rollback()
 
 
 def _prepare_sqlite_file(settings: Settings) -> None:
