@@ -1,0 +1,164 @@
+"""The sandbox driver interface and the values that cross it.
+
+The API layer talks only to :class:`SandboxDriver`; an implementation owns
+isolation, limits and cleanup. Every failure is raised as a class of
+``runtools.server.errors`` (``SandboxUnavailable``, ``SandboxNotFound``,
+``SandboxStateConflict``, ``SandboxPathRejected``, ``SandboxFileTooLarge``,
+``SandboxError``), never as a bare ``OSError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "DEFAULT_CWD",
+    "DEFAULT_MAX_OUTPUT_BYTES",
+    "DEFAULT_TEMPLATE",
+    "DEFAULT_TIMEOUT_MS",
+    "ExecChunk",
+    "ExecEvent",
+    "ExecExit",
+    "ExecResult",
+    "FileEntry",
+    "FileType",
+    "ResourceLimits",
+    "SandboxDriver",
+    "SandboxSpec",
+    "StreamName",
+]
+
+DEFAULT_TEMPLATE = "base-ubuntu"
+DEFAULT_CWD = "/workspace"
+DEFAULT_TIMEOUT_MS = 60_000
+DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024
+
+StreamName = Literal["stdout", "stderr"]
+FileType = Literal["file", "directory", "symlink", "other"]
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Per-sandbox ceilings; all processes of the sandbox share them."""
+
+    vcpus: float = 1.0
+    memory_mib: int = 512
+    disk_mib: int = 1024
+    pids: int = 256
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What ``create`` needs: the userland, the base environment and the limits."""
+
+    template: str = DEFAULT_TEMPLATE
+    env: Mapping[str, str] = field(default_factory=dict)
+    resources: ResourceLimits = field(default_factory=ResourceLimits)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """Outcome of one command. ``exit_code`` is 128+N when killed by signal N."""
+
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration_ms: int
+    stdout_truncated: bool
+    stderr_truncated: bool
+    timed_out: bool
+
+
+@dataclass(frozen=True)
+class ExecChunk:
+    """A piece of output, in the order it was read."""
+
+    stream: StreamName
+    data: str
+
+
+@dataclass(frozen=True)
+class ExecExit:
+    """Last event of a stream: how the command ended."""
+
+    exit_code: int
+    duration_ms: int
+    timed_out: bool
+    stdout_truncated: bool
+    stderr_truncated: bool
+
+
+ExecEvent = ExecChunk | ExecExit
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One directory entry as seen inside the sandbox (symlinks are not followed)."""
+
+    name: str
+    path: str
+    type: FileType
+    size: int
+    modifiedAt: datetime  # wire name, kept identical on purpose
+
+
+@runtime_checkable
+class SandboxDriver(Protocol):
+    """Lifecycle, commands and files of isolated sandboxes, keyed by caller-chosen ids."""
+
+    async def check_available(self) -> None:
+        """Raise ``SandboxUnavailable`` naming what is missing; never degrade silently."""
+
+    async def create(self, sandbox_id: str, spec: SandboxSpec) -> None:
+        """Start a sandbox that lives until ``destroy`` (or until the service dies)."""
+
+    async def exec(
+        self,
+        sandbox_id: str,
+        command: str,
+        *,
+        cwd: str = DEFAULT_CWD,
+        env: Mapping[str, str] | None = None,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> ExecResult:
+        """Run ``command`` with ``/bin/sh -c``; output is capped per stream."""
+
+    def exec_stream(
+        self,
+        sandbox_id: str,
+        command: str,
+        *,
+        cwd: str = DEFAULT_CWD,
+        env: Mapping[str, str] | None = None,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+    ) -> AsyncIterator[ExecEvent]:
+        """Like ``exec`` but yields ``ExecChunk`` events and a final ``ExecExit``."""
+
+    async def pause(self, sandbox_id: str) -> None:
+        """Freeze every process of the sandbox."""
+
+    async def resume(self, sandbox_id: str) -> None:
+        """Thaw a paused sandbox."""
+
+    async def destroy(self, sandbox_id: str) -> None:
+        """Kill everything and remove every trace (processes, cgroups, files)."""
+
+    async def is_alive(self, sandbox_id: str) -> bool:
+        """Whether the sandbox's processes are still running (paused counts as alive)."""
+
+    async def write_file(self, sandbox_id: str, path: str, data: bytes) -> None:
+        """Create or replace a file (parents are created) inside the sandbox."""
+
+    async def read_file(self, sandbox_id: str, path: str) -> bytes:
+        """Return a regular file's content."""
+
+    async def list_files(self, sandbox_id: str, path: str) -> list[FileEntry]:
+        """List a directory, sorted by name."""
+
+    async def reap_orphans(self, known_ids: set[str]) -> list[str]:
+        """Destroy sandboxes left by an earlier run that are not in ``known_ids``."""

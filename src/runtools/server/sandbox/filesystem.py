@@ -1,0 +1,305 @@
+"""File access confined to a sandbox's writable directories.
+
+Operations run in the service (as root) against a directory fd of the
+sandbox's root, so the kernel would happily follow ``..`` or an absolute
+symlink out to the host. Therefore the kernel never resolves a path here:
+every component is opened with ``O_NOFOLLOW`` relative to the previous fd,
+``..`` is resolved lexically, and symlinks are read and re-resolved by this
+code from the sandbox root. A path (after following links) must stay below
+one of the allowed roots, else ``SandboxPathRejected``. Swapping components
+for symlinks concurrently cannot escape: an fd, once open, is a real
+directory inside the sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from runtools.server.errors import (
+    SandboxError,
+    SandboxFileTooLarge,
+    SandboxNotFound,
+    SandboxPathRejected,
+)
+from runtools.server.sandbox.driver import DEFAULT_CWD, FileEntry, FileType
+
+__all__ = ["ConfinedFiles", "normalize"]
+
+MAX_SYMLINK_HOPS = 40
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+T = TypeVar("T")
+
+
+def normalize(path: str, roots: tuple[str, ...], base: str = DEFAULT_CWD) -> str:
+    """Absolute, lexically normalised form of ``path``; rejected unless below ``roots``."""
+    if "\0" in path:
+        raise SandboxPathRejected("path contains a NUL byte")
+    full = path if path.startswith("/") else f"{base}/{path}"
+    parts: list[str] = []
+    for part in full.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise SandboxPathRejected(f"path escapes the sandbox: {path}")
+            parts.pop()
+        else:
+            parts.append(part)
+    result = "/" + "/".join(parts)
+    if not any(result == r or result.startswith(r + "/") for r in roots):
+        raise SandboxPathRejected(
+            f"path is outside the sandbox's files ({', '.join(roots)}): {path}"
+        )
+    return result
+
+
+def _is_symlink(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _translate(exc: OSError, path: str) -> Exception:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return SandboxNotFound(f"no such file or directory: {path}")
+    if exc.errno == errno.EISDIR:
+        return SandboxPathRejected(f"is a directory: {path}")
+    if exc.errno in (errno.ENXIO, errno.ENODEV):
+        return SandboxPathRejected(f"not a regular file: {path}")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SandboxFileTooLarge(f"no space left in the sandbox for {path}")
+    return SandboxError(f"file operation failed for {path}: {exc.strerror}")
+
+
+class _Restart(Exception):
+    """A symlink was met; resolution starts again from the root with this path."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+class ConfinedFiles:
+    """Path-safe file operations below ``roots`` of the tree at ``root_fd``.
+
+    ``root_fd`` stays owned by the caller. Files and directories created
+    here are given to ``uid``/``gid`` so the sandbox user owns them.
+    """
+
+    def __init__(
+        self,
+        root_fd: int,
+        *,
+        roots: tuple[str, ...],
+        uid: int,
+        gid: int,
+        max_file_bytes: int,
+        max_list_entries: int,
+    ) -> None:
+        self._root_fd = root_fd
+        self._roots = roots
+        self._uid = uid
+        self._gid = gid
+        self.max_file_bytes = max_file_bytes
+        self.max_list_entries = max_list_entries
+
+    # -- resolution --------------------------------------------------------
+
+    def _follow(self, link_dir: str, name: str, dir_fd: int, rest: list[str], hops: int) -> str:
+        if hops >= MAX_SYMLINK_HOPS:
+            raise SandboxPathRejected(f"too many levels of symbolic links: {link_dir}/{name}")
+        target = os.readlink(name, dir_fd=dir_fd)
+        joined = target if target.startswith("/") else f"{link_dir}/{target}"
+        return normalize("/".join([joined, *rest]), self._roots)
+
+    def _resolve(
+        self,
+        path: str,
+        final: Callable[[int, str, str], T],
+        *,
+        create_dirs: bool = False,
+    ) -> T:
+        """Walk to the parent of ``path`` and call ``final(parent_fd, name, full_path)``.
+
+        ``final`` raises ``_Restart`` when the last component is a symlink
+        it should follow.
+        """
+        current = normalize(path, self._roots)
+        for hops in range(MAX_SYMLINK_HOPS + 1):
+            try:
+                return self._walk(current, final, hops, create_dirs)
+            except _Restart as restart:
+                current = restart.path
+        raise SandboxPathRejected(f"too many levels of symbolic links: {path}")
+
+    def _walk(
+        self, path: str, final: Callable[[int, str, str], T], hops: int, create_dirs: bool
+    ) -> T:
+        parts = path.strip("/").split("/")
+        fd = os.dup(self._root_fd)
+        walked = ""
+        try:
+            for i, part in enumerate(parts[:-1]):
+                try:
+                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(part, fd):
+                        raise _Restart(
+                            self._follow(walked or "/", part, fd, parts[i + 1 :], hops)
+                        ) from None
+                    if exc.errno == errno.ENOENT and create_dirs and walked:
+                        next_fd = self._mkdir(part, fd)
+                    else:
+                        raise _translate(exc, path) from exc
+                os.close(fd)
+                fd = next_fd
+                walked = f"{walked}/{part}"
+            return final(fd, parts[-1], path)
+        finally:
+            os.close(fd)
+
+    def _mkdir(self, name: str, dir_fd: int) -> int:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=dir_fd)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        os.fchown(fd, self._uid, self._gid)
+        return fd
+
+    def _open_final(self, dir_fd: int, name: str, path: str, flags: int, mode: int = 0o644) -> int:
+        try:
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+        except OSError as exc:
+            # O_NOFOLLOW on a link fails with ELOOP, or ENOTDIR with O_DIRECTORY.
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(name, dir_fd):
+                link_dir = path.rsplit("/", 1)[0] or "/"
+                raise _Restart(self._follow(link_dir, name, dir_fd, [], 0)) from None
+            raise _translate(exc, path) from exc
+
+    # -- operations --------------------------------------------------------
+
+    def read(self, path: str) -> bytes:
+        def final(dir_fd: int, name: str, full: str) -> bytes:
+            # O_NONBLOCK: opening a FIFO must not hang the service.
+            fd = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_NONBLOCK)
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISDIR(info.st_mode):
+                    raise SandboxPathRejected(f"is a directory: {full}")
+                if not stat.S_ISREG(info.st_mode):
+                    raise SandboxPathRejected(f"not a regular file: {full}")
+                if info.st_size > self.max_file_bytes:
+                    raise SandboxFileTooLarge(f"{full} is larger than {self.max_file_bytes} bytes")
+                os.set_blocking(fd, True)
+                chunks, total = [], 0
+                while chunk := os.read(fd, 1024 * 1024):
+                    total += len(chunk)
+                    if total > self.max_file_bytes:  # grew while we read
+                        raise SandboxFileTooLarge(
+                            f"{full} is larger than {self.max_file_bytes} bytes"
+                        )
+                    chunks.append(chunk)
+                return b"".join(chunks)
+            finally:
+                os.close(fd)
+
+        return self._guard(path, lambda: self._resolve(path, final))
+
+    def write(self, path: str, data: bytes) -> None:
+        if len(data) > self.max_file_bytes:
+            raise SandboxFileTooLarge(f"file is larger than {self.max_file_bytes} bytes")
+
+        def final(dir_fd: int, name: str, full: str) -> None:
+            if full in self._roots:
+                raise SandboxPathRejected(f"is a directory: {full}")
+            flags = os.O_WRONLY | os.O_NONBLOCK
+            try:
+                # O_EXCL never follows a symlink; an existing name (file or
+                # link) is opened again below, where links are resolved by us.
+                fd = os.open(
+                    name,
+                    flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=dir_fd,
+                )
+                created = True
+            except FileExistsError:
+                fd = self._open_final(dir_fd, name, full, flags)
+                created = False
+            except OSError as exc:
+                raise _translate(exc, full) from exc
+            try:
+                self._write_fd(fd, full, data, created)
+            finally:
+                os.close(fd)
+
+        self._guard(path, lambda: self._resolve(path, final, create_dirs=True))
+
+    def _write_fd(self, fd: int, path: str, data: bytes, created: bool) -> None:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SandboxPathRejected(f"not a regular file: {path}")
+        if created:
+            os.fchown(fd, self._uid, self._gid)
+        os.set_blocking(fd, True)
+        os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    def listdir(self, path: str) -> list[FileEntry]:
+        def final(dir_fd: int, name: str, full: str) -> list[FileEntry]:
+            fd = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                return self._entries(fd, full)
+            finally:
+                os.close(fd)
+
+        return self._guard(path, lambda: self._resolve(path, final))
+
+    def _entries(self, fd: int, directory: str) -> list[FileEntry]:
+        entries: list[FileEntry] = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                if len(entries) >= self.max_list_entries:
+                    raise SandboxFileTooLarge(
+                        f"{directory} has more than {self.max_list_entries} entries"
+                    )
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while listing
+                entries.append(
+                    FileEntry(
+                        name=entry.name,
+                        path=f"{directory.rstrip('/')}/{entry.name}",
+                        type=_file_type(info.st_mode),
+                        size=info.st_size,
+                        modifiedAt=datetime.fromtimestamp(info.st_mtime, tz=UTC),
+                    )
+                )
+        return sorted(entries, key=lambda e: e.name)
+
+    @staticmethod
+    def _guard(path: str, op: Callable[[], T]) -> T:
+        try:
+            return op()
+        except SandboxError:
+            raise
+        except OSError as exc:
+            raise _translate(exc, path) from exc
+
+
+def _file_type(mode: int) -> FileType:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"

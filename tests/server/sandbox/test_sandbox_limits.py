@@ -1,0 +1,122 @@
+"""Resource limits: processes, memory, disk, CPU; and where the cgroups live."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits
+
+pytestmark = pytest.mark.anyio
+
+MakeSandbox = Callable[..., Awaitable[str]]
+
+
+def _host_round_trip_s() -> float:
+    started = time.monotonic()
+    Path("/proc/self/stat").read_text()
+    time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.mark.slow
+async def test_fork_bomb_is_contained(
+    driver: LocalSandboxDriver,
+    make_sandbox: MakeSandbox,
+    host_pids: Callable[[str], set[int]],
+) -> None:
+    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=256, disk_mib=16, pids=64))
+    bomb = asyncio.create_task(
+        driver.exec(sandbox, "b() { b | b & }; b; sleep 100", timeout_ms=3000)
+    )
+    peak = 0
+    worst_latency = 0.0
+    while not bomb.done():
+        peak = max(peak, len(host_pids(sandbox)))
+        worst_latency = max(worst_latency, _host_round_trip_s())
+        await asyncio.sleep(0.05)
+    r = bomb.result()
+    assert r.timed_out
+    assert "fork" in r.stderr.lower()  # the limit was hit, not merely approached
+    assert peak <= 64
+    assert worst_latency < 1.0
+    # Everything the bomb started is gone and the sandbox works again.
+    assert len(host_pids(sandbox)) <= 3  # bwrap, PID 1, init
+    r = await driver.exec(sandbox, "echo ok")
+    assert r.stdout == "ok\n"
+
+
+async def test_memory_hog_is_killed(driver: LocalSandboxDriver, make_sandbox: MakeSandbox) -> None:
+    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=64, disk_mib=16, pids=64))
+    r = await driver.exec(
+        sandbox,
+        "python3 -c \"x = b'a' * (512 * 1024 * 1024); print('survived')\"",
+        timeout_ms=20_000,
+    )
+    assert "survived" not in r.stdout
+    assert r.exit_code in (137, 1), r  # OOM-killed (or MemoryError)
+    assert await driver.is_alive(sandbox)
+    assert (await driver.exec(sandbox, "echo ok")).stdout == "ok\n"
+
+
+async def test_disk_quota(driver: LocalSandboxDriver, make_sandbox: MakeSandbox) -> None:
+    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=256, disk_mib=8, pids=64))
+    r = await driver.exec(
+        sandbox, "head -c 16M /dev/zero > /workspace/big; echo $?; stat -c %s /workspace/big"
+    )
+    status, size = r.stdout.split()
+    assert status != "0"
+    assert "No space left" in r.stderr
+    assert int(size) <= 8 * 1024 * 1024
+
+
+@pytest.mark.slow
+async def test_cpu_quota(driver: LocalSandboxDriver, make_sandbox: MakeSandbox) -> None:
+    sandbox = await make_sandbox(ResourceLimits(vcpus=0.25, memory_mib=256, disk_mib=8, pids=64))
+    r = await driver.exec(
+        sandbox,
+        'python3 -c "import time\n'
+        "end = time.monotonic() + 1.0\n"
+        "while time.monotonic() < end: pass\n"
+        'print(time.process_time())"',
+    )
+    assert r.exit_code == 0, r.stderr
+    assert float(r.stdout) < 0.5  # ~0.25 s of CPU in 1 s of wall time
+
+
+def _own_cgroup_dirs() -> list[Path]:
+    """Directories of this process's own cgroups, in every mounted hierarchy."""
+    own: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            own[name] = path
+    dirs = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fstype, options = right.split()[0], right.split()[2].split(",")
+        mountpoint = left.split()[4]
+        if fstype == "cgroup2" and "" in own:
+            dirs.append(Path(mountpoint) / own[""].lstrip("/"))
+        elif fstype == "cgroup":
+            for name in options:
+                if name in own:
+                    dirs.append(Path(mountpoint) / own[name].lstrip("/"))
+    return dirs
+
+
+async def test_cgroups_live_beneath_the_service_cgroup(
+    sandbox: str, cgroup_dirs: Callable[[str], list[Path]]
+) -> None:
+    found = cgroup_dirs(sandbox)
+    assert found
+    own = _own_cgroup_dirs()
+    for d in found:
+        parents = [o for o in own if o in d.parents]
+        assert parents, f"{d} is not beneath the service's own cgroup"
+        assert d.parent.parent.name == "runtools-sandboxes"
+        assert d.parent.parent.parent in parents  # never at a hierarchy root
