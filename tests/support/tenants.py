@@ -63,12 +63,13 @@ class Tenants:
         email: str = "ada@example.com",
         role: str = "admin",
         scopes: list[str] | None = None,
+        password: str | None = None,
     ) -> Member:
         if org not in self._orgs:
             operator.create_org(self.runtime, org)
             self._orgs.add(org)
         joined = operator.create_user(
-            self.runtime, email, org_name=org, role=role, password=None, display_name=None
+            self.runtime, email, org_name=org, role=role, password=password, display_name=None
         )
         issued, org_row, _owner = operator.create_key(
             self.runtime,

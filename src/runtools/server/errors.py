@@ -9,6 +9,8 @@ boundary with ``raise ... from exc``; nothing else reaches a client.
     ├── InvalidRequest                400 invalid_request
     │   └── ValidationFailed          400 validation_error
     ├── Unauthorized                  401 unauthorized
+    │   └── SignInFailed              401 unauthorized (wrong email or password)
+    ├── OAuthError                    400 (RFC 6749 error codes, OAuth body)
     ├── Forbidden                     403 forbidden
     ├── NotFound                      404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
@@ -32,6 +34,7 @@ __all__ = [
     "InvalidRequest",
     "MethodNotAllowed",
     "NotFound",
+    "OAuthError",
     "PayloadTooLarge",
     "RateLimited",
     "SandboxError",
@@ -42,6 +45,7 @@ __all__ = [
     "SandboxUnavailable",
     "ServiceError",
     "ServiceUnavailable",
+    "SignInFailed",
     "Unauthorized",
     "ValidationFailed",
 ]
@@ -93,6 +97,25 @@ class Unauthorized(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer realm="runtools"'}
+
+
+class SignInFailed(Unauthorized):
+    """Unknown email and wrong password: one reply for both."""
+
+    def __init__(self) -> None:
+        ServiceError.__init__(self, "Invalid email or password")
+
+
+class OAuthError(ServiceError):
+    """An OAuth 2.0 error (RFC 6749 §5.2, RFC 8628 §3.5), rendered as
+    ``{"error", "error_description"}`` on the OAuth endpoints."""
+
+    status_code = 400
+
+    def __init__(self, error: str, description: str, *, status_code: int = 400) -> None:
+        super().__init__(description)
+        self.code = error
+        self.status_code = status_code
 
 
 class Forbidden(ServiceError):

@@ -19,6 +19,7 @@ class EventKind(StrEnum):
     KEY_REVOKED = "key_revoked"
     KEY_CHANGED = "key_changed"
     MEMBER_CHANGED = "member_changed"
+    SESSION_REVOKED = "session_revoked"
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class CredentialEvent:
     org_id: str
     key_id: str | None = None
     user_id: str | None = None
+    session_id: str | None = None
 
 
 Subscriber = Callable[[CredentialEvent], None]

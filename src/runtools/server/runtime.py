@@ -9,13 +9,18 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from runtools.server.auth.authenticator import Authenticator, VerifiedKey
+from runtools.server.auth.authenticator import Authenticator, Verified
 from runtools.server.auth.cache import VerificationCache
+from runtools.server.auth.external import ExternalIssuer
+from runtools.server.auth.signing import Keyring
 from runtools.server.clock import Clock, SystemClock
 from runtools.server.events import InProcessEventBus
 from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
+from runtools.server.services.device import DeviceService
+from runtools.server.services.sessions import SessionService
 from runtools.server.services.usage import UsageRecorder
 from runtools.server.settings import Settings
 from runtools.server.store import migrate
@@ -35,6 +40,9 @@ class Runtime:
     authenticator: Authenticator
     api_keys: ApiKeyService
     audit_log: AuditLogService
+    keyring: Keyring
+    sessions: SessionService
+    devices: DeviceService
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
 
@@ -85,12 +93,29 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     bus = InProcessEventBus()
     audit = AuditWriter(database, clock)
     usage = UsageRecorder(database)
-    cache: VerificationCache[VerifiedKey] = VerificationCache(
+    cache: VerificationCache[Verified] = VerificationCache(
         max_entries=settings.auth_cache_size,
         ttl=settings.auth_cache_ttl_seconds,
         negative_ttl=settings.auth_negative_cache_ttl_seconds,
     )
-    authenticator = Authenticator(database, clock, cache, audit, usage)
+    # Retired signing keys verify for as long as tokens they signed can live.
+    keyring = Keyring(
+        database, clock, verify_for=timedelta(seconds=2 * settings.access_token_ttl_seconds)
+    )
+    keyring.load()
+    sessions = SessionService(database, clock, bus, keyring, settings)
+    external = ExternalIssuer(settings, database, clock) if settings.oidc_issuer else None
+    authenticator = Authenticator(
+        database=database,
+        clock=clock,
+        settings=settings,
+        cache=cache,
+        audit=audit,
+        usage=usage,
+        keyring=keyring,
+        sessions=sessions,
+        external=external,
+    )
     bus.subscribe(authenticator.forget)
     return Runtime(
         settings=settings,
@@ -102,4 +127,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         authenticator=authenticator,
         api_keys=ApiKeyService(database, clock, bus),
         audit_log=AuditLogService(database),
+        keyring=keyring,
+        sessions=sessions,
+        devices=DeviceService(database, clock, settings, sessions),
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 8700
@@ -58,6 +59,46 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = False
     """Take the client IP from ``X-Forwarded-For`` (only behind a trusted proxy)."""
 
+    # -- sessions ----------------------------------------------------------------
+
+    public_url: str | None = None
+    """The service's address as browsers and the CLI reach it (device-login links);
+    derived from each request when unset."""
+
+    jwt_issuer: str = "runtools"
+    jwt_audience: str = "runtools-api"
+    access_token_ttl_seconds: int = Field(default=300, ge=30, le=86_400)
+    session_absolute_ttl_hours: int = Field(default=720, ge=1)
+    """A session ends this long after sign-in, however active (default 30 days)."""
+    session_idle_ttl_hours: int = Field(default=168, ge=1)
+    """A session ends when not refreshed for this long (default 7 days)."""
+    refresh_reuse_grace_seconds: float = Field(default=10.0, ge=0, le=60)
+    """Concurrent refreshes of one token within this window get the same successor."""
+
+    signup: Literal["closed", "open"] = "closed"
+    """``open`` lets anyone create a user and their first organization."""
+
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 20
+    login_failure_window_seconds: int = 900
+
+    device_code_ttl_seconds: int = Field(default=300, ge=60, le=1800)
+    device_poll_interval_seconds: int = Field(default=5, ge=1, le=60)
+    device_max_wrong_codes: int = 5
+    """Wrong user codes allowed per user and per address in a code's lifetime."""
+
+    # -- external identity provider (OIDC) ------------------------------------------
+
+    oidc_issuer: str | None = None
+    """Accept bearer JWTs from this issuer as sessions (e.g. WorkOS)."""
+    oidc_jwks_url: str | None = None
+    oidc_audience: str | None = None
+    oidc_org_claim: str = "org_id"
+    oidc_role_claim: str = "role"
+    oidc_email_claim: str = "email"
+    oidc_jwks_min_refresh_seconds: float = 60.0
+    """An unknown key id refetches the issuer's JWKS at most this often."""
+
     @field_validator("home", mode="before")
     @classmethod
     def _expand_home(cls, value: object) -> object:
@@ -74,6 +115,14 @@ class Settings(BaseSettings):
         if scheme not in {"sqlite", "postgresql", "postgres", "postgresql+psycopg"}:
             raise ValueError("RUNTOOLS_DATABASE_URL must be a sqlite:// or postgresql:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> Settings:
+        if self.oidc_issuer and not (self.oidc_jwks_url and self.oidc_audience):
+            raise ValueError(
+                "RUNTOOLS_OIDC_ISSUER needs RUNTOOLS_OIDC_JWKS_URL and RUNTOOLS_OIDC_AUDIENCE"
+            )
+        return self
 
     @property
     def sqlite_path(self) -> Path:

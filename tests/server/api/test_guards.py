@@ -9,7 +9,21 @@ from runtools.server.api.route_table import iter_routes, route_guard
 
 # Routes the framework adds (schema and docs) and that serve no data.
 FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
-PUBLIC_ROUTES = {"/healthz", "/readyz"}
+PUBLIC_ROUTES = {
+    "/healthz",
+    "/readyz",
+    "/.well-known/jwks.json",
+    # Credentials are exchanged here: a password, a refresh token or a device code.
+    "/v1/auth/login",
+    "/v1/auth/signup",
+    "/v1/auth/refresh",
+    "/v1/auth/device/code",
+    "/v1/auth/token",
+    # Browser pages authenticate with their own cookies and CSRF tokens.
+    "/login",
+    "/device",
+    "/device/decision",
+}
 
 
 def test_every_route_declares_a_guard(app: FastAPI) -> None:
@@ -23,7 +37,7 @@ def test_every_route_declares_a_guard(app: FastAPI) -> None:
     assert not unguarded, f"routes without a guard: {unguarded}"
 
 
-def test_only_health_checks_are_public(app: FastAPI) -> None:
+def test_only_credential_exchanges_health_and_pages_are_public(app: FastAPI) -> None:
     public = {
         route.path
         for route in iter_routes(app)
@@ -52,3 +66,6 @@ def test_key_management_requires_full_scope_and_audit_logs_admin(app: FastAPI) -
     assert requirements[("/v1/api-keys/{key_id}", "DELETE")] == "scope *"
     assert requirements[("/v1/audit-logs", "GET")] == "scope org:read and role admin"
     assert requirements[("/v1/me", "GET")] == "any valid credential"
+    assert requirements[("/v1/auth/sessions", "GET")] == (
+        "any valid credential and a session credential"
+    )

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import error_body
 from runtools.server.api.route_table import allowed_methods
-from runtools.server.errors import ServiceError
+from runtools.server.errors import OAuthError, ServiceError
 
 logger = logging.getLogger("runtools.errors")
 
@@ -56,6 +56,16 @@ def _response(
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     return _response(request, exc.status_code, exc.code, exc.message, exc.headers())
+
+
+async def _oauth_error(request: Request, exc: Exception) -> JSONResponse:
+    """The OAuth endpoints answer in RFC 6749's shape, not the API envelope."""
+    assert isinstance(exc, OAuthError)
+    return JSONResponse(
+        {"error": exc.code, "error_description": exc.message},
+        status_code=exc.status_code,
+        headers={"Cache-Control": "no-store", "X-Request-Id": request_id_of(request)},
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -97,6 +107,7 @@ def describe_validation(exc: RequestValidationError) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(OAuthError, _oauth_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -27,6 +27,7 @@ from runtools.server.services.audit import AuditRecord
 class Requirement:
     scope: str | None = None
     role: str | None = None
+    credential: str | None = None
     public: bool = False
 
     def describe(self) -> str:
@@ -35,6 +36,8 @@ class Requirement:
         parts = [f"scope {self.scope}"] if self.scope else ["any valid credential"]
         if self.role:
             parts.append(f"role {self.role}")
+        if self.credential:
+            parts.append(f"a {self.credential} credential")
         return " and ".join(parts)
 
 
@@ -69,6 +72,8 @@ class Guard:
         return principal
 
     def _missing(self, principal: Principal) -> str | None:
+        if self.requirement.credential and principal.credential_type != self.requirement.credential:
+            return f"a signed-in {self.requirement.credential} (not an API key)"
         if self.requirement.role and principal.role != self.requirement.role:
             return f"role {self.requirement.role}"
         if self.requirement.scope and not principal.allows(self.requirement.scope):
@@ -76,9 +81,11 @@ class Guard:
         return None
 
 
-def requires(*, scope: str | None = None, role: str | None = None) -> Any:
-    """A guard demanding a valid credential and, optionally, a scope and a role."""
-    return Depends(Guard(Requirement(scope=scope, role=role)))
+def requires(
+    *, scope: str | None = None, role: str | None = None, credential: str | None = None
+) -> Any:
+    """A guard demanding a valid credential and, optionally, a scope, a role and a kind."""
+    return Depends(Guard(Requirement(scope=scope, role=role, credential=credential)))
 
 
 #: The guard of routes anyone may call.

@@ -1,28 +1,46 @@
 """``authenticate()``: request credentials in, ``Principal`` out, or one 401.
 
-Every failure raises the same ``Unauthorized``; the true reason (missing is
-not audited; malformed, unknown, revoked, expired, owner_removed are) goes
-to the audit log with the key id or display prefix when known. Steady state
-costs one SHA-256 and one dict lookup: no database round trip.
+Three kinds of bearer credential: API keys (``rt_live_…``/``rt_test_…``),
+our access tokens (JWTs from ``Keyring``) and, when configured, JWTs of an
+external OIDC issuer. Every failure raises the same ``Unauthorized``; the
+true reason (malformed, unknown, revoked, expired, owner_removed, …) goes to
+the audit log with the key id or display prefix when known. A request with
+no credential at all is not audited.
+
+Steady state costs one SHA-256 and one dict lookup: verified credentials are
+cached by digest (misses too), so neither a database round trip nor a
+signature check happens per request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NoReturn
 
 import anyio.to_thread
+import jwt
 from sqlalchemy.exc import SQLAlchemyError
 
 from runtools.server.auth.cache import VerificationCache
-from runtools.server.auth.keys import DISPLAY_PREFIX_LENGTH, hash_key, is_well_formed
+from runtools.server.auth.external import ExternalIssuer
+from runtools.server.auth.keys import (
+    DISPLAY_PREFIX_LENGTH,
+    hash_key,
+    is_well_formed,
+    looks_like_api_key,
+)
 from runtools.server.auth.principal import Principal
+from runtools.server.auth.signing import InvalidToken, Keyring
+from runtools.server.auth.tokens import looks_like_refresh_token
 from runtools.server.clock import Clock
 from runtools.server.errors import InvalidRequest, Unauthorized
 from runtools.server.events import CredentialEvent, EventKind
 from runtools.server.services.audit import AuditRecord, AuditWriter, RequestContext
+from runtools.server.services.sessions import SessionService
 from runtools.server.services.usage import UsageRecorder
+from runtools.server.settings import Settings
 from runtools.server.store.credentials import KeyRecord, load_key_record
 from runtools.server.store.database import Database, unavailable
 
@@ -33,8 +51,41 @@ class VerifiedKey:
     # Built once per cache fill; None when the owner has left the organization.
     principal: Principal | None
 
+    @property
+    def credential_id(self) -> str:
+        return self.record.key_id
 
-def _principal(record: KeyRecord) -> Principal | None:
+    @property
+    def org_id(self) -> str:
+        return self.record.org_id
+
+    @property
+    def user_id(self) -> str:
+        return self.record.owner_id
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    principal: Principal
+    expires_at: datetime
+
+    @property
+    def credential_id(self) -> str:
+        return self.principal.credential_id
+
+    @property
+    def org_id(self) -> str:
+        return self.principal.org_id
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user_id
+
+
+Verified = VerifiedKey | VerifiedToken
+
+
+def _key_principal(record: KeyRecord) -> Principal | None:
     if record.owner_role is None:
         return None
     return Principal(
@@ -76,31 +127,50 @@ def presented_credential(headers: Mapping[str, str]) -> str | None:
 class Authenticator:
     def __init__(
         self,
+        *,
         database: Database,
         clock: Clock,
-        cache: VerificationCache[VerifiedKey],
+        settings: Settings,
+        cache: VerificationCache[Verified],
         audit: AuditWriter,
         usage: UsageRecorder,
+        keyring: Keyring,
+        sessions: SessionService,
+        external: ExternalIssuer | None,
     ) -> None:
         self._database = database
         self._clock = clock
+        self._settings = settings
         self._cache = cache
         self._audit = audit
         self._usage = usage
+        self._keyring = keyring
+        self._sessions = sessions
+        self._external = external
 
     async def authenticate(self, headers: Mapping[str, str], context: RequestContext) -> Principal:
         token = presented_credential(headers)
         if token is None:
             raise Unauthorized()
+        if looks_like_api_key(token):
+            return await self._api_key(token, context)
+        if looks_like_refresh_token(token):
+            self._fail("refresh_token_as_access_token", context, actor_type="session")
+        if token.count(".") == 2:
+            return await self._jwt(token, context)
+        self._fail("malformed", context)
+
+    # -- API keys --------------------------------------------------------------
+
+    async def _api_key(self, token: str, context: RequestContext) -> Principal:
         if not is_well_formed(token):
-            prefix = token[:DISPLAY_PREFIX_LENGTH] if token.startswith("rt_") else None
-            self._fail("malformed", context, prefix=prefix)
+            self._fail("malformed", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
         digest = hash_key(token)
         found, verified = self._cache.get(digest)
         if not found:
-            verified = await anyio.to_thread.run_sync(self._load, digest)
+            verified = await anyio.to_thread.run_sync(self._load_key, digest)
             self._cache.put(digest, verified)
-        if verified is None:
+        if not isinstance(verified, VerifiedKey):
             self._fail("unknown", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
         record = verified.record
         now = self._clock.now()
@@ -113,13 +183,60 @@ class Authenticator:
         self._usage.touch(record.key_id, now)
         return verified.principal
 
-    def _load(self, digest: str) -> VerifiedKey | None:
+    def _load_key(self, digest: str) -> VerifiedKey | None:
         try:
             with self._database.session() as session:
                 record = load_key_record(session, digest)
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
-        return VerifiedKey(record, _principal(record)) if record is not None else None
+        return VerifiedKey(record, _key_principal(record)) if record is not None else None
+
+    # -- access tokens -----------------------------------------------------------
+
+    async def _jwt(self, token: str, context: RequestContext) -> Principal:
+        digest = hash_key(token)
+        found, verified = self._cache.get(digest)
+        if found and verified is None:
+            self._fail("invalid_token", context, actor_type="session")
+        if not isinstance(verified, VerifiedToken):
+            outcome = await anyio.to_thread.run_sync(self._verify_token, token)
+            if isinstance(outcome, str):
+                self._cache.put(digest, None)
+                self._fail(outcome, context, actor_type="session")
+            verified = outcome
+            self._cache.put(digest, verified)
+        if verified.expires_at <= self._clock.now():
+            self._fail("expired", context, actor_type="session")
+        return verified.principal
+
+    def _verify_token(self, token: str) -> VerifiedToken | str:
+        """Signature and claims, then the session as the store has it now.
+
+        Returns the reason instead when the token is not good.
+        """
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            return "malformed"
+        try:
+            if issuer == self._settings.jwt_issuer:
+                claims = self._keyring.verify(
+                    token, issuer=self._settings.jwt_issuer, audience=self._settings.jwt_audience
+                )
+                record = self._sessions.load(claims)
+                if record.principal is None:
+                    return record.reason or "unknown_session"
+                principal = record.principal
+            elif self._external is not None and issuer == self._external.issuer:
+                principal = self._external.principal_for(token)
+            else:
+                return "unknown_issuer"
+        except InvalidToken as exc:
+            return exc.reason
+        assert principal.expires_at is not None
+        return VerifiedToken(principal, principal.expires_at)
+
+    # -- failures ----------------------------------------------------------------
 
     def _fail(
         self,
@@ -128,20 +245,21 @@ class Authenticator:
         *,
         record: KeyRecord | None = None,
         prefix: str | None = None,
+        actor_type: str = "api_key",
     ) -> NoReturn:
-        details = {"keyPrefix": record.key_prefix if record else prefix}
+        key_prefix = record.key_prefix if record else prefix
         self._audit.enqueue(
             AuditRecord(
                 action="auth.failed",
                 outcome="failure",
                 reason=reason,
                 org_id=record.org_id if record else None,
-                actor_type="api_key",
+                actor_type=actor_type,
                 actor_id=record.key_id if record else None,
                 target_type="api_key" if record else None,
                 target_id=record.key_id if record else None,
                 context=context,
-                details=details if details["keyPrefix"] else {},
+                details={"keyPrefix": key_prefix} if key_prefix else {},
             )
         )
         raise Unauthorized()
@@ -149,8 +267,10 @@ class Authenticator:
     def forget(self, event: CredentialEvent) -> None:
         """Drop cached verifications an event makes stale."""
         if event.kind in {EventKind.KEY_REVOKED, EventKind.KEY_CHANGED}:
-            self._cache.discard_where(lambda v: v.record.key_id == event.key_id)
+            self._cache.discard_where(lambda v: v.credential_id == event.key_id)
+        elif event.kind is EventKind.SESSION_REVOKED:
+            self._cache.discard_where(lambda v: v.credential_id == event.session_id)
         elif event.kind is EventKind.MEMBER_CHANGED:
             self._cache.discard_where(
-                lambda v: v.record.org_id == event.org_id and v.record.owner_id == event.user_id
+                lambda v: v.org_id == event.org_id and v.user_id == event.user_id
             )

@@ -1,0 +1,140 @@
+"""OAuth 2.0 endpoints for standard clients: the device grant (RFC 8628) and refresh.
+
+These follow the RFCs rather than the rest of the API: form-encoded
+requests, snake_case JSON, and OAuth error bodies
+``{"error": "authorization_pending", "error_description": …}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, Form
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from runtools.server.api.context import request_context
+from runtools.server.api.guards import PUBLIC
+from runtools.server.errors import OAuthError, Unauthorized
+from runtools.server.runtime import Runtime
+from runtools.server.services.device import GRANT_TYPE
+
+router = APIRouter(prefix="/v1/auth", tags=["oauth"])
+
+OptionalField = Annotated[str | None, Form(max_length=512)]
+
+
+class OAuthErrorBody(BaseModel):
+    error: str
+    error_description: str
+
+
+OAUTH_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": OAuthErrorBody, "description": "OAuth error (RFC 6749 §5.2, RFC 8628 §3.5)"},
+    401: {"model": OAuthErrorBody, "description": "invalid_client"},
+    413: {"description": "Request body too large"},
+    429: {"description": "Too many requests"},
+    503: {"description": "Service temporarily unavailable"},
+}
+
+
+class DeviceAuthorizationResponse(BaseModel):
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str
+    expires_in: int
+    refresh_token: str
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def public_base_url(request: Request) -> str:
+    configured = _runtime(request).settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def _no_store(response: Response) -> None:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+@router.post("/device/code", name="device-authorization", responses=OAUTH_ERRORS)
+async def device_authorization(
+    request: Request,
+    response: Response,
+    _: Annotated[None, PUBLIC],
+    client_id: OptionalField = None,
+    scope: OptionalField = None,
+) -> DeviceAuthorizationResponse:
+    """Start a device sign-in: show ``user_code`` and ``verification_uri`` to the person."""
+    context = request_context(request)
+    grant = await anyio.to_thread.run_sync(
+        lambda: _runtime(request).devices.start(client_id or "", context)
+    )
+    base = public_base_url(request)
+    _no_store(response)
+    return DeviceAuthorizationResponse(
+        device_code=grant.device_code,
+        user_code=grant.user_code,
+        verification_uri=f"{base}/device",
+        verification_uri_complete=f"{base}/device?user_code={grant.user_code}",
+        expires_in=grant.expires_in,
+        interval=grant.interval,
+    )
+
+
+@router.post("/token", name="token", responses=OAUTH_ERRORS)
+async def token(
+    request: Request,
+    response: Response,
+    _: Annotated[None, PUBLIC],
+    grant_type: OptionalField = None,
+    device_code: OptionalField = None,
+    client_id: OptionalField = None,
+    refresh_token: OptionalField = None,
+) -> TokenResponse:
+    """Poll for the tokens of an approved device grant, or refresh a pair."""
+    context = request_context(request)
+    runtime = _runtime(request)
+    if grant_type == GRANT_TYPE:
+        if not device_code or not client_id:
+            raise OAuthError("invalid_request", "device_code and client_id are required")
+        try:
+            pair = await anyio.to_thread.run_sync(
+                lambda: runtime.devices.poll(device_code, client_id, context)
+            )
+        except Unauthorized as exc:  # the approver left the organization meanwhile
+            raise OAuthError("access_denied", "The approval is no longer valid") from exc
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        try:
+            pair = await anyio.to_thread.run_sync(
+                lambda: runtime.sessions.refresh(refresh_token, None, context)
+            )
+        except Unauthorized as exc:
+            raise OAuthError("invalid_grant", "The refresh token is not valid") from exc
+    elif not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required")
+    else:
+        raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant_type!r}")
+    _no_store(response)
+    return TokenResponse(
+        access_token=pair.access_token,
+        token_type=pair.token_type,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+    )
