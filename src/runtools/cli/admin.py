@@ -203,3 +203,24 @@ def create_key(
         },
         human,
     )
+
+
+@app.command("rotate-signing-key")
+def rotate_signing_key(as_json: JsonFlag = False) -> None:
+    """Start signing access tokens with a new key.
+
+    The old key keeps verifying the tokens it signed until they expire, so
+    nobody is signed out. Running services start signing with the new key
+    within 30 seconds, and accept tokens signed with it at once.
+
+    Example:
+
+        runtools admin rotate-signing-key
+    """
+    with _runtime(as_json) as runtime:
+        kid = runtime.keyring.rotate()
+    _report(
+        as_json,
+        {"kid": kid},
+        lambda: typer.echo(f"Signing access tokens with new key {kid}"),
+    )

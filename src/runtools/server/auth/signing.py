@@ -116,6 +116,10 @@ class Keyring:
     # -- tokens ----------------------------------------------------------------
 
     def sign(self, claims: dict[str, Any]) -> str:
+        # Another process may have rotated: re-read now and then, so no node
+        # keeps signing with a retired key (signing is not on the hot path).
+        if time.monotonic() - self._last_reload > RELOAD_INTERVAL:
+            self.load()
         with self._lock:
             active = [k for k in self._keys.values() if k.retired_at is None and k.private]
         if not active:
