@@ -281,7 +281,7 @@ def test_revoking_one_session_leaves_the_others_working(
     assert response.status_code == 200
     assert client.get("/v1/me", headers=bearer(phone["accessToken"])).status_code == 401
     assert client.get("/v1/me", headers=bearer(laptop["accessToken"])).status_code == 200
-    others = client.post("/v1/auth/sessions/revoke-others", headers=bearer(laptop["accessToken"]))
+    others = client.delete("/v1/auth/sessions", headers=bearer(laptop["accessToken"]))
     assert others.json()["data"]["revoked"] == 1
     assert client.get("/v1/me", headers=bearer(desk["accessToken"])).status_code == 401
     assert client.get("/v1/me", headers=bearer(laptop["accessToken"])).status_code == 200

@@ -237,9 +237,9 @@ async def revoke_session(
     return Envelope(data=Revoked(revoked=1), meta=_meta(request))
 
 
-@router.post("/sessions/revoke-others", name="revoke-other-sessions")
+@router.delete("/sessions", name="revoke-other-sessions")
 async def revoke_other_sessions(request: Request, principal: SignedIn) -> Envelope[Revoked]:
-    """End every session of yours except this one."""
+    """End every session of yours except the one making this call."""
     context = request_context(request)
     count = await anyio.to_thread.run_sync(
         lambda: _runtime(request).sessions.revoke_others(principal, context)
