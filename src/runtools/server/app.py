@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from runtools.server.api import api_keys, audit_logs, health, me
+from runtools.server.api import api_keys, audit_logs, health, me, metrics
 from runtools.server.api.errors import install_error_handlers
 from runtools.server.api.middleware import WireMiddleware
 from runtools.server.api.route_table import iter_routes, route_guard
@@ -47,13 +47,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         generate_unique_id_function=_operation_id,
     )
     app.state.runtime = runtime
-    for module in (health, me, api_keys, audit_logs):
+    for module in (health, me, api_keys, audit_logs, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(
         WireMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
+        observe=runtime.metrics.observe_response,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -84,7 +85,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "BearerAuth": {"type": "http", "scheme": "bearer"},
     }
     for route in iter_routes(app):
-        if not isinstance(route, APIRoute):
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         guard = route_guard(route)
         for method in route.methods or ():

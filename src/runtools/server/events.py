@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 logger = logging.getLogger("runtools.events")
 
@@ -19,6 +20,7 @@ class EventKind(StrEnum):
     KEY_REVOKED = "key_revoked"
     KEY_CHANGED = "key_changed"
     MEMBER_CHANGED = "member_changed"
+    SESSION_REVOKED = "session_revoked"
 
 
 @dataclass(frozen=True)
@@ -27,9 +29,18 @@ class CredentialEvent:
     org_id: str
     key_id: str | None = None
     user_id: str | None = None
+    session_id: str | None = None
 
 
 Subscriber = Callable[[CredentialEvent], None]
+
+
+class EventBus(Protocol):
+    """What services publish to and caches subscribe to, whatever the transport."""
+
+    def subscribe(self, subscriber: Subscriber) -> None: ...
+
+    def publish(self, event: CredentialEvent) -> None: ...
 
 
 class InProcessEventBus:

@@ -52,6 +52,8 @@ def _principal(record: KeyRecord) -> Principal | None:
         expires_at=record.expires_at,
         revokes_at=record.revoked_at,
         is_test=record.is_test,
+        plan=record.org_plan,
+        rate_limit=record.rate_limit,
     )
 
 
@@ -98,8 +100,9 @@ class Authenticator:
         digest = hash_key(token)
         found, verified = self._cache.get(digest)
         if not found:
+            epoch = self._cache.epoch  # a revocation landing mid-read must not be cached over
             verified = await anyio.to_thread.run_sync(self._load, digest)
-            self._cache.put(digest, verified)
+            self._cache.put(digest, verified, epoch=epoch)
         if verified is None:
             self._fail("unknown", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
         record = verified.record
