@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     KEY_CHANGED = "key_changed"
     MEMBER_CHANGED = "member_changed"
     SESSION_REVOKED = "session_revoked"
+    ORG_CHANGED = "org_changed"
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,8 @@ class Authenticator:
         """Drop cached verifications an event makes stale."""
         if event.kind in {EventKind.KEY_REVOKED, EventKind.KEY_CHANGED}:
             self._cache.discard_where(lambda v: v.record.key_id == event.key_id)
+        elif event.kind is EventKind.ORG_CHANGED:
+            self._cache.discard_where(lambda v: v.record.org_id == event.org_id)
         elif event.kind is EventKind.MEMBER_CHANGED:
             self._cache.discard_where(
                 lambda v: v.record.org_id == event.org_id and v.record.owner_id == event.user_id

@@ -82,12 +82,15 @@ class RedisCounter:
         loop = asyncio.get_running_loop()
         script = self._clients.get(loop)
         if script is None:
-            client = redis.asyncio.Redis.from_url(
+            # Blocking pool: a burst beyond the pool waits (briefly) instead of failing over.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
                 self._url,
+                max_connections=64,
+                timeout=self._timeout,
                 socket_timeout=self._timeout,
                 socket_connect_timeout=self._timeout,
-                max_connections=64,
             )
+            client = redis.asyncio.Redis(connection_pool=pool)
             script = client.register_script(_INCREMENT)
             self._clients[loop] = script
         return script
