@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,9 +71,14 @@ def _as_postgres_user(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
+def _postgres_workdir() -> Path:
+    # Not under pytest's tmp_path: as root, initdb runs as "postgres", who cannot enter it.
+    return Path(tempfile.mkdtemp(prefix="runtools-pg-"))
+
+
 @dataclass
 class PrivatePostgres:
-    workdir: Path
+    workdir: Path = field(default_factory=_postgres_workdir)
     port: int = field(default_factory=free_port)
 
     @property
@@ -139,3 +145,7 @@ class PrivatePostgres:
             check=False,
             capture_output=True,
         )
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
