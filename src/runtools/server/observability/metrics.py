@@ -14,6 +14,7 @@ exact totals, or run one worker per node.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -98,11 +99,20 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_LiveFigures(cache_counts, event_link_up))
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_response(self, scope: Scope, status: int, seconds: float) -> None:
         route = getattr(scope.get("route"), "path", None) or "<unmatched>"
-        self.requests.labels(route, scope.get("method", ""), str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        series = (route, scope.get("method", ""), status)
+        children = self._children.get(series)
+        if children is None:  # labels() takes a lock and builds a tuple: once per series
+            children = (
+                self.requests.labels(route, series[1], str(status)),
+                self.latency.labels(route),
+            )
+            self._children[series] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
