@@ -15,7 +15,9 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 def test_redis_counts_are_shared_and_atomic_under_concurrency() -> None:
     prefix = f"t_{secrets.token_hex(6)}"
-    node_a, node_b = RedisCounter(LOCAL_REDIS, prefix), RedisCounter(LOCAL_REDIS, prefix)
+    # A generous timeout: opening a pool's worth of connections at once on a busy machine.
+    node_a = RedisCounter(LOCAL_REDIS, prefix, timeout=5)
+    node_b = RedisCounter(LOCAL_REDIS, prefix, timeout=5)
 
     async def run() -> list[int]:
         return await asyncio.gather(*(c.increment("key_1", 600, 61) for c in [node_a, node_b] * 50))

@@ -62,6 +62,8 @@ class BroadcastEventBus:
         payload = encode(event, self.node_id)
         try:
             self.transport.send(payload)
+            if self._outbox:  # the link works again: send what waited
+                self._flush_outbox()
         except TransportError as exc:
             with self._outbox_lock:
                 self._outbox.append(payload)
