@@ -224,3 +224,29 @@ def rotate_signing_key(as_json: JsonFlag = False) -> None:
         {"kid": kid},
         lambda: typer.echo(f"Signing access tokens with new key {kid}"),
     )
+
+
+@app.command("set-plan")
+def set_plan(
+    org: Annotated[str, typer.Argument(help="Organization name")],
+    plan: Annotated[str, typer.Argument(help="free, pro or enterprise")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Set an organization's plan, which sets its keys' default rate limits.
+
+    free: 60, pro: 300, enterprise: 1000 requests per minute per key
+    (rt_test_ keys: 20, 60, 200). A key's own rateLimit may only be lower.
+
+    Example:
+
+        runtools admin set-plan acme pro
+    """
+    from runtools.server.services import operator
+
+    with _runtime(as_json) as runtime:
+        row = operator.set_plan(runtime, org, plan)
+    _report(
+        as_json,
+        {"id": row.id, "name": row.name, "plan": row.plan},
+        lambda: typer.echo(f"Organization {row.name} is now on the {row.plan} plan"),
+    )

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from runtools.server.api.context import request_context
 from runtools.server.api.errors import describe_validation
-from runtools.server.api.guards import PUBLIC
+from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.errors import OAuthError, Unauthorized
 from runtools.server.runtime import Runtime
 from runtools.server.services.device import GRANT_TYPE
@@ -95,7 +95,7 @@ def _no_store(response: Response) -> None:
 async def device_authorization(
     request: Request,
     response: Response,
-    _: Annotated[None, PUBLIC],
+    _: Annotated[None, PUBLIC_RATE_LIMITED],
     client_id: OptionalField = None,
     scope: OptionalField = None,
 ) -> DeviceAuthorizationResponse:
@@ -120,7 +120,7 @@ async def device_authorization(
 async def token(
     request: Request,
     response: Response,
-    _: Annotated[None, PUBLIC],
+    _: Annotated[None, PUBLIC_RATE_LIMITED],
     grant_type: OptionalField = None,
     device_code: OptionalField = None,
     client_id: OptionalField = None,

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from runtools.server.api.context import request_context
-from runtools.server.api.guards import PUBLIC
+from runtools.server.api.guards import PUBLIC, PUBLIC_RATE_LIMITED
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import NotFound, RateLimited, ServiceError, Unauthorized
 from runtools.server.runtime import Runtime
@@ -168,7 +168,7 @@ async def login_page(
 @router.post("/login", name="login-submit")
 async def login_submit(
     request: Request,
-    _: Annotated[None, PUBLIC],
+    _: Annotated[None, PUBLIC_RATE_LIMITED],
     email: FormField = "",
     password: FormField = "",
     org: FormField = "",

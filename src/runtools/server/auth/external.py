@@ -147,6 +147,7 @@ class ExternalIssuer:
                 scopes=("*",),
                 expires_at=datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo),
                 revokes_at=None,
+                plan=org.plan,
             )
 
     def _user(self, session: Session, claims: dict[str, Any]) -> User:
