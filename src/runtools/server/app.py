@@ -14,7 +14,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from runtools.server.api import api_keys, audit_logs, health, me
+from runtools.server.api import (
+    api_keys,
+    audit_logs,
+    health,
+    me,
+    sandbox_exec,
+    sandbox_files,
+    sandboxes,
+)
 from runtools.server.api.errors import install_error_handlers
 from runtools.server.api.middleware import WireMiddleware
 from runtools.server.api.route_table import iter_routes, route_guard
@@ -32,9 +40,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start_background()
+        await runtime.sandbox_upkeep.start()
         try:
             yield
         finally:
+            await runtime.sandbox_upkeep.stop()
             runtime.close()
 
     app = FastAPI(
@@ -47,13 +57,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         generate_unique_id_function=_operation_id,
     )
     app.state.runtime = runtime
-    for module in (health, me, api_keys, audit_logs):
+    for module in (health, me, api_keys, audit_logs, sandboxes, sandbox_exec, sandbox_files):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(
         WireMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
+        body_limits=sandbox_files.body_limits(settings),
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -10,6 +10,7 @@ boundary with ``raise ... from exc``; nothing else reaches a client.
     │   └── ValidationFailed          400 validation_error
     ├── Unauthorized                  401 unauthorized
     ├── Forbidden                     403 forbidden
+    │   └── QuotaExceeded             403 quota_exceeded
     ├── NotFound                      404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
     ├── Conflict                      409 conflict
@@ -33,6 +34,7 @@ __all__ = [
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
+    "QuotaExceeded",
     "RateLimited",
     "SandboxError",
     "SandboxFileTooLarge",
@@ -99,6 +101,13 @@ class Forbidden(ServiceError):
     status_code = 403
     code = "forbidden"
     default_message = "Forbidden"
+
+
+class QuotaExceeded(Forbidden):
+    """A configured limit (e.g. live sandboxes per organization) is reached."""
+
+    code = "quota_exceeded"
+    default_message = "Quota exceeded"
 
 
 class NotFound(ServiceError):

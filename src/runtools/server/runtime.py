@@ -14,8 +14,11 @@ from runtools.server.auth.authenticator import Authenticator, VerifiedKey
 from runtools.server.auth.cache import VerificationCache
 from runtools.server.clock import Clock, SystemClock
 from runtools.server.events import InProcessEventBus
+from runtools.server.sandbox import LocalSandboxDriver
 from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
+from runtools.server.services.sandbox_upkeep import SandboxUpkeep
+from runtools.server.services.sandboxes import SandboxService
 from runtools.server.services.usage import UsageRecorder
 from runtools.server.settings import Settings
 from runtools.server.store import migrate
@@ -35,6 +38,8 @@ class Runtime:
     authenticator: Authenticator
     api_keys: ApiKeyService
     audit_log: AuditLogService
+    sandboxes: SandboxService
+    sandbox_upkeep: SandboxUpkeep
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
 
@@ -92,6 +97,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     )
     authenticator = Authenticator(database, clock, cache, audit, usage)
     bus.subscribe(authenticator.forget)
+    sandboxes = build_sandboxes(settings, database, clock)
     return Runtime(
         settings=settings,
         clock=clock,
@@ -102,4 +108,25 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         authenticator=authenticator,
         api_keys=ApiKeyService(database, clock, bus),
         audit_log=AuditLogService(database),
+        sandboxes=sandboxes,
+        sandbox_upkeep=SandboxUpkeep(
+            sandboxes, database, clock, idle_check_seconds=settings.sandbox_idle_check_seconds
+        ),
+    )
+
+
+def build_sandboxes(settings: Settings, database: Database, clock: Clock) -> SandboxService:
+    """The sandbox service on this host's isolation driver (nothing starts until used)."""
+    driver = LocalSandboxDriver(
+        settings.sandbox_root,
+        uid_base=settings.sandbox_uid_base,
+        max_file_bytes=settings.sandbox_max_file_bytes,
+    )
+    return SandboxService(
+        database,
+        clock,
+        driver,
+        node=settings.sandbox_node,
+        quota=settings.sandbox_quota,
+        max_output_bytes=settings.sandbox_max_output_bytes,
     )
