@@ -84,9 +84,7 @@ class ServedApp:
             is_test=False,
         )
         self.registry.add(issued.secret)
-        http = httpx.Client(
-            base_url=self.url, headers={"X-API-Key": issued.secret}, timeout=60
-        )
+        http = httpx.Client(base_url=self.url, headers={"X-API-Key": issued.secret}, timeout=60)
         self._clients.append(http)
         return Caller(org, email, role, issued.secret, user_id or owner.id, http)
 
