@@ -172,3 +172,27 @@ def test_destroy_leaves_no_process_cgroup_or_state(served: ServedApp, ada: Calle
             except OSError:
                 continue
             assert sid not in cgroup
+
+
+def test_closing_a_stream_kills_the_command_and_audits_it(ada: Caller) -> None:
+    sid = sandbox(ada)
+    with ada.stream(
+        "POST", f"/v1/sandboxes/{sid}/exec/stream", json={"command": "echo go; exec sleep 77"}
+    ) as response:
+        for line in response.iter_lines():
+            if "go" in line:
+                break
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if "sleep 77" not in run(ada, sid, command="ps -eo args")["stdout"]:
+            break
+        time.sleep(0.1)
+    assert "sleep 77" not in run(ada, sid, command="ps -eo args")["stdout"]
+    events = ada.get("/v1/audit-logs?action=sandbox.exec").json()["data"]
+    assert any(e["details"]["command"] == "echo go; exec sleep 77" for e in events)
+
+
+def test_a_nul_byte_in_a_command_is_a_400(ada: Caller) -> None:
+    sid = sandbox(ada)
+    response = ada.post(f"/v1/sandboxes/{sid}/exec", json={"command": "echo \u0000"})
+    assert response.status_code == 400

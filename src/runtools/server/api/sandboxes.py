@@ -113,7 +113,7 @@ class SandboxOut(WireModel):
 
 
 class ResourcesIn(RequestModel):
-    vcpus: float = Field(default=1.0, gt=0, le=64)
+    vcpus: float = Field(default=1.0, ge=0.05, le=64)
     memory: int = Field(default=512, ge=32, le=262_144, description="MiB")
     disk: int = Field(default=1024, ge=16, le=1_048_576, description="MiB")
 

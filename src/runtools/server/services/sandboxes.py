@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -112,6 +113,12 @@ async def in_transaction(database: Database, work: Callable[[Session], T]) -> T:
             return result
 
     return await anyio.to_thread.run_sync(run)
+
+
+def _name_taken(name: str | None) -> Conflict:
+    return Conflict(
+        f"A sandbox named {name!r} already exists; choose another name or destroy it first"
+    )
 
 
 def new_sandbox_id() -> str:
@@ -298,11 +305,8 @@ class SandboxService:
         sandbox_id = new_sandbox_id()
         try:
             await self._db(lambda s: self._insert(s, caller, sandbox_id, new))
-        except IntegrityError as exc:
-            raise Conflict(
-                f"A sandbox named {new.name!r} already exists; "
-                "choose another name or destroy that sandbox first"
-            ) from exc
+        except IntegrityError as exc:  # a concurrent create took the name first
+            raise _name_taken(new.name) from exc
         spec = SandboxSpec(
             template=new.template,
             env=dict(new.env),
@@ -361,7 +365,7 @@ class SandboxService:
         if new.name is not None:
             existing = repo.find(session, caller.org_id, new.name)
             if existing is not None and existing.status != S.DESTROYED:
-                raise IntegrityError("name taken", None, Exception(new.name))
+                raise _name_taken(new.name)
         now = self._clock.now()
         row = Sandbox(
             id=sandbox_id,
@@ -634,17 +638,21 @@ class SandboxService:
                         ended = event
                     yield event
             finally:
-                closer = getattr(events, "aclose", None)
-                if closer is not None:
-                    await closer()  # kills the command if the client went away
-        await self._record_exec(
-            caller,
-            view,
-            request,
-            ended.exit_code if ended else None,
-            ended.timed_out if ended else False,
-            context,
-        )
+                # Shielded: when the client goes away this runs inside a
+                # cancelled scope, and the command must still be killed and
+                # the exec still audited.
+                with anyio.CancelScope(shield=True):
+                    closer = getattr(events, "aclose", None)
+                    if closer is not None:
+                        await closer()
+                    await self._record_exec(
+                        caller,
+                        view,
+                        request,
+                        ended.exit_code if ended else None,
+                        ended.timed_out if ended else False,
+                        context,
+                    )
 
     async def _record_exec(
         self,
