@@ -82,7 +82,19 @@ class ExecOut(WireModel):
 _STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": "Server-Sent Events: `stdout`, `stderr`, then `exit` (or `error`)",
-        "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+        # One schema per event: its name and its data line (a JSON document).
+        "content": {
+            EVENT_STREAM: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "event": {"type": "string", "enum": ["stdout", "stderr", "exit", "error"]},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    },
+                    "required": ["event", "data"],
+                }
+            }
+        },
     }
 }
 
