@@ -21,6 +21,7 @@ from runtools._exceptions import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    ExecStreamError,
     InternalServerError,
     MissingCredentialsError,
     NotFoundError,
@@ -33,14 +34,20 @@ from runtools._models import (
     AuditLogEntry,
     CreatedApiKey,
     CurrentCredential,
+    ExecChunk,
+    ExecExit,
+    ExecResult,
+    FileEntry,
     Me,
     Organization,
     RotatedApiKey,
+    SandboxResources,
     User,
 )
 from runtools._pagination import AsyncPager, CursorPage, SyncPager
 from runtools._types import NOT_GIVEN, NotGiven
 from runtools._version import __version__
+from runtools.resources.sandboxes import AsyncSandbox, Sandbox
 
 __all__ = [
     "NOT_GIVEN",
@@ -53,6 +60,7 @@ __all__ = [
     "ApiKeyCredential",
     "AsyncPager",
     "AsyncRunTools",
+    "AsyncSandbox",
     "AuditLogEntry",
     "AuthenticationError",
     "BadRequestError",
@@ -60,6 +68,11 @@ __all__ = [
     "CreatedApiKey",
     "CurrentCredential",
     "CursorPage",
+    "ExecChunk",
+    "ExecExit",
+    "ExecResult",
+    "ExecStreamError",
+    "FileEntry",
     "InternalServerError",
     "Me",
     "MissingCredentialsError",
@@ -71,6 +84,8 @@ __all__ = [
     "RotatedApiKey",
     "RunTools",
     "RunToolsError",
+    "Sandbox",
+    "SandboxResources",
     "SyncPager",
     "User",
     "__version__",

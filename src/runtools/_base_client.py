@@ -226,8 +226,11 @@ class BaseClient:
         params: Mapping[str, Any] | None,
         json: Mapping[str, Any] | None,
         idempotency_key: str | None,
+        content: bytes | None = None,
     ) -> httpx.Request:
         headers = self._default_headers()
+        if content is not None:
+            headers["Content-Type"] = "application/octet-stream"
         if method.upper() == "POST":
             # One key per logical call: the same request object, and so the
             # same key, is sent on every attempt.
@@ -238,6 +241,7 @@ class BaseClient:
             self.base_url + API_PREFIX + path,
             params=query or None,
             json=json,
+            content=content,
             headers=headers,
             timeout=self.timeout,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Self
@@ -24,10 +24,12 @@ from runtools._base_client import (
     parse_envelope,
     status_error,
 )
+from runtools._events import EVENT_STREAM, EventParser
 from runtools._models import Me
 from runtools._retry import DEFAULT_MAX_RETRIES
 from runtools.resources.api_keys import ApiKeys, AsyncApiKeys
 from runtools.resources.audit_logs import AsyncAuditLogs, AuditLogs
+from runtools.resources.sandboxes import AsyncSandboxes, Sandboxes
 
 __all__ = ["AsyncRunTools", "RunTools"]
 
@@ -91,6 +93,10 @@ class RunTools(BaseClient):
     def audit_logs(self) -> AuditLogs:
         return AuditLogs(self)
 
+    @cached_property
+    def sandbox(self) -> Sandboxes:
+        return Sandboxes(self)
+
     def me(self) -> Me:
         """Who this client is: organization, user, credential and effective scopes."""
         return self._request("GET", "/me").model(Me)
@@ -119,29 +125,90 @@ class RunTools(BaseClient):
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        retry: bool = True,
     ) -> Envelope:
+        return parse_envelope(
+            self._send(
+                method,
+                path,
+                params=params,
+                json=json,
+                idempotency_key=idempotency_key,
+                retry=retry,
+            )
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        idempotency_key: str | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send with retries; a 2xx response, read, or the status error.
+
+        ``retry=False`` for calls that must not run twice (commands) or whose
+        refusals are final (a conflict that waiting will not fix).
+        """
         request = self._build_request(
-            self._http, method, path, params=params, json=json, idempotency_key=idempotency_key
+            self._http,
+            method,
+            path,
+            params=params,
+            json=json,
+            content=content,
+            idempotency_key=idempotency_key,
         )
         retries_taken = 0
         while True:
             try:
                 response = self._http.send(request)
             except httpx.RequestError as exc:
-                delay = self._delay_after_error(request, exc, retries_taken)
+                delay = self._delay_after_error(request, exc, retries_taken) if retry else None
                 if delay is None:
                     raise connection_error(request, exc) from exc
                 self._log_retry(request, type(exc).__name__, delay)
             else:
                 if response.is_success:
-                    return parse_envelope(response)
-                delay = self._delay_after_status(request, response, retries_taken)
+                    return response
+                delay = (
+                    self._delay_after_status(request, response, retries_taken) if retry else None
+                )
                 if delay is None:
                     raise status_error(response)
                 response.close()
                 self._log_retry(request, f"status {response.status_code}", delay)
             time.sleep(delay)
             retries_taken += 1
+
+    def _events(
+        self, path: str, *, json: Mapping[str, Any]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """POST and read Server-Sent Events as they come; never retried."""
+        request = self._build_request(
+            self._http, "POST", path, params=None, json=json, idempotency_key=None
+        )
+        request.headers["Accept"] = EVENT_STREAM
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.RequestError as exc:
+            raise connection_error(request, exc) from exc
+        try:
+            if not response.is_success:
+                response.read()
+                raise status_error(response)
+            parser = EventParser()
+            try:
+                for line in response.iter_lines():
+                    yield from parser.feed(line)
+            except httpx.RequestError as exc:
+                raise connection_error(request, exc) from exc
+        finally:
+            response.close()
 
 
 class AsyncRunTools(BaseClient):
@@ -187,6 +254,10 @@ class AsyncRunTools(BaseClient):
     def audit_logs(self) -> AsyncAuditLogs:
         return AsyncAuditLogs(self)
 
+    @cached_property
+    def sandbox(self) -> AsyncSandboxes:
+        return AsyncSandboxes(self)
+
     async def me(self) -> Me:
         """Who this client is: organization, user, credential and effective scopes."""
         return (await self._request("GET", "/me")).model(Me)
@@ -215,26 +286,84 @@ class AsyncRunTools(BaseClient):
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        retry: bool = True,
     ) -> Envelope:
+        return parse_envelope(
+            await self._send(
+                method,
+                path,
+                params=params,
+                json=json,
+                idempotency_key=idempotency_key,
+                retry=retry,
+            )
+        )
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        content: bytes | None = None,
+        idempotency_key: str | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send with retries; a 2xx response, read, or the status error."""
         request = self._build_request(
-            self._http, method, path, params=params, json=json, idempotency_key=idempotency_key
+            self._http,
+            method,
+            path,
+            params=params,
+            json=json,
+            content=content,
+            idempotency_key=idempotency_key,
         )
         retries_taken = 0
         while True:
             try:
                 response = await self._http.send(request)
             except httpx.RequestError as exc:
-                delay = self._delay_after_error(request, exc, retries_taken)
+                delay = self._delay_after_error(request, exc, retries_taken) if retry else None
                 if delay is None:
                     raise connection_error(request, exc) from exc
                 self._log_retry(request, type(exc).__name__, delay)
             else:
                 if response.is_success:
-                    return parse_envelope(response)
-                delay = self._delay_after_status(request, response, retries_taken)
+                    return response
+                delay = (
+                    self._delay_after_status(request, response, retries_taken) if retry else None
+                )
                 if delay is None:
                     raise status_error(response)
                 await response.aclose()
                 self._log_retry(request, f"status {response.status_code}", delay)
             await asyncio.sleep(delay)
             retries_taken += 1
+
+    async def _events(
+        self, path: str, *, json: Mapping[str, Any]
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """POST and read Server-Sent Events as they come; never retried."""
+        request = self._build_request(
+            self._http, "POST", path, params=None, json=json, idempotency_key=None
+        )
+        request.headers["Accept"] = EVENT_STREAM
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.RequestError as exc:
+            raise connection_error(request, exc) from exc
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise status_error(response)
+            parser = EventParser()
+            try:
+                async for line in response.aiter_lines():
+                    for event in parser.feed(line):
+                        yield event
+            except httpx.RequestError as exc:
+                raise connection_error(request, exc) from exc
+        finally:
+            await response.aclose()

@@ -5,6 +5,7 @@
     ├── APIConnectionError           the request did not get an HTTP answer
     │   └── APITimeoutError
     ├── APIResponseValidationError   a 2xx answer that is not the wire contract
+    ├── ExecStreamError              a streamed command's ``error`` event
     └── APIStatusError               any non-2xx answer
         ├── BadRequestError          400
         ├── AuthenticationError      401
@@ -32,6 +33,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "ExecStreamError",
     "InternalServerError",
     "MissingCredentialsError",
     "NotFoundError",
@@ -86,6 +88,20 @@ class APIResponseValidationError(RunToolsError):
         self.response = response
         self.status_code = response.status_code
         self.request_id: str | None = response.headers.get("x-request-id")
+
+
+class ExecStreamError(RunToolsError):
+    """The server reported an error in the middle of a streamed command.
+
+    The stream had already started (status 200), so the error comes as an
+    event carrying the usual ``code``, ``message`` and ``request_id``.
+    """
+
+    def __init__(self, *, code: str | None, message: str, request_id: str | None) -> None:
+        super().__init__(message if not request_id else f"{message} (request id {request_id})")
+        self.code = code
+        self.message = message
+        self.request_id = request_id
 
 
 class APIStatusError(RunToolsError):

@@ -20,10 +20,16 @@ __all__ = [
     "AuditLogEntry",
     "CreatedApiKey",
     "CurrentCredential",
+    "ExecChunk",
+    "ExecExit",
+    "ExecResult",
+    "FileEntry",
     "Me",
     "Organization",
     "RotatedApiKey",
     "RunToolsModel",
+    "SandboxInfo",
+    "SandboxResources",
     "User",
 ]
 
@@ -128,3 +134,75 @@ class AuditLogEntry(RunToolsModel):
     request_id: str | None = None
     created_at: datetime | None = None
     details: dict[str, Any] | None = None
+
+
+class SandboxResources(RunToolsModel):
+    vcpus: float = 1.0
+    memory: int = 512
+    """MiB."""
+    disk: int = 512
+    """MiB."""
+
+
+class SandboxInfo(RunToolsModel):
+    """A sandbox's record. :class:`~runtools.Sandbox` adds the methods that act on it."""
+
+    id: str
+    name: str | None = None
+    template: str | None = None
+    status: str
+    """``running``, ``paused``, ``destroyed``, ``failed``, ``error`` or a transitional one."""
+    status_message: str | None = None
+    tags: list[str] = []
+    project_id: str | None = None
+    mounts: list[Any] = []
+    env_keys: list[str] = []
+    """Names of the sandbox's environment variables; values are never returned."""
+    idle_timeout: int | None = None
+    resources: SandboxResources | None = None
+    owner_user_id: str | None = None
+    node: str | None = None
+    last_activity_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    destroyed_at: datetime | None = None
+
+
+class ExecResult(RunToolsModel):
+    """How a command ended, with its output (capped per stream by the server)."""
+
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int
+    """128+N when the command was killed by signal N."""
+    duration_ms: int = 0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    timed_out: bool = False
+
+
+class ExecChunk(RunToolsModel):
+    """A piece of a streamed command's output."""
+
+    stream: str
+    """``"stdout"`` or ``"stderr"``."""
+    data: str
+
+
+class ExecExit(RunToolsModel):
+    """The last event of a streamed command."""
+
+    exit_code: int
+    duration_ms: int = 0
+    timed_out: bool = False
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+
+class FileEntry(RunToolsModel):
+    name: str
+    path: str
+    type: str
+    """``file``, ``directory``, ``symlink`` or ``other``."""
+    size: int = 0
+    modified_at: datetime | None = None

@@ -5,6 +5,14 @@ from __future__ import annotations
 import runtools
 
 PUBLIC_NAMES = {
+    "SandboxResources",
+    "Sandbox",
+    "FileEntry",
+    "ExecStreamError",
+    "ExecResult",
+    "ExecExit",
+    "ExecChunk",
+    "AsyncSandbox",
     "NOT_GIVEN",
     "APIConnectionError",
     "APIResponseValidationError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from runtools.cli import admin, serve
+from runtools.cli import admin, sandbox, serve
 
 app = typer.Typer(
     name="runtools",
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("serve", help=serve.HELP)(serve.serve)
 app.add_typer(admin.app, name="admin")
+app.add_typer(sandbox.app, name="sandbox")
 
 
 def main() -> None:

@@ -14,7 +14,20 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from runtools.server.api import api_keys, audit_logs, auth, health, jwks, me, metrics, oauth, web
+from runtools.server.api import (
+    api_keys,
+    audit_logs,
+    auth,
+    health,
+    jwks,
+    me,
+    metrics,
+    oauth,
+    sandbox_exec,
+    sandbox_files,
+    sandboxes,
+    web,
+)
 from runtools.server.api.errors import install_error_handlers
 from runtools.server.api.middleware import WireMiddleware
 from runtools.server.api.route_table import iter_routes, route_guard
@@ -32,9 +45,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime.start_background()
+        await runtime.sandbox_upkeep.start()
         try:
             yield
         finally:
+            await runtime.sandbox_upkeep.stop()
             runtime.close()
 
     app = FastAPI(
@@ -47,7 +62,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         generate_unique_id_function=_operation_id,
     )
     app.state.runtime = runtime
-    for module in (health, jwks, me, auth, oauth, api_keys, audit_logs, metrics, web):
+    routers = (health, jwks, me, auth, oauth, api_keys, audit_logs, sandboxes, sandbox_exec)
+    for module in (*routers, sandbox_files, metrics, web):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(
@@ -55,6 +71,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
         observe=runtime.metrics.observe_response,
+        body_limits=sandbox_files.body_limits(settings),
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

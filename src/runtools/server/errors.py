@@ -12,6 +12,7 @@ boundary with ``raise ... from exc``; nothing else reaches a client.
     │   └── SignInFailed              401 unauthorized (wrong email or password)
     ├── OAuthError                    400 (RFC 6749 error codes, OAuth body)
     ├── Forbidden                     403 forbidden
+    │   └── QuotaExceeded             403 quota_exceeded
     ├── NotFound                      404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
     ├── Conflict                      409 conflict
@@ -36,6 +37,7 @@ __all__ = [
     "NotFound",
     "OAuthError",
     "PayloadTooLarge",
+    "QuotaExceeded",
     "RateLimited",
     "SandboxError",
     "SandboxFileTooLarge",
@@ -122,6 +124,13 @@ class Forbidden(ServiceError):
     status_code = 403
     code = "forbidden"
     default_message = "Forbidden"
+
+
+class QuotaExceeded(Forbidden):
+    """A configured limit (e.g. live sandboxes per organization) is reached."""
+
+    code = "quota_exceeded"
+    default_message = "Quota exceeded"
 
 
 class NotFound(ServiceError):

@@ -21,9 +21,12 @@ from runtools.server.events import InProcessEventBus
 from runtools.server.observability.metrics import Metrics
 from runtools.server.observability.security_log import SecurityEvents
 from runtools.server.ratelimit import RateLimiter, build_rate_limiter
+from runtools.server.sandbox import LocalSandboxDriver
 from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
 from runtools.server.services.device import DeviceService
+from runtools.server.services.sandbox_upkeep import SandboxUpkeep
+from runtools.server.services.sandboxes import SandboxService
 from runtools.server.services.sessions import SessionService
 from runtools.server.services.usage import UsageRecorder
 from runtools.server.settings import Settings
@@ -49,6 +52,8 @@ class Runtime:
     devices: DeviceService
     rate_limiter: RateLimiter
     metrics: Metrics
+    sandboxes: SandboxService
+    sandbox_upkeep: SandboxUpkeep
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
 
@@ -141,6 +146,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     rate_limiter = build_rate_limiter(
         settings, on_refusal=lambda limited: metrics.rate_limited.labels(limited).inc()
     )
+    sandboxes = build_sandboxes(settings, database, clock)
     return Runtime(
         settings=settings,
         clock=clock,
@@ -156,4 +162,25 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         devices=DeviceService(database, clock, settings, sessions),
         rate_limiter=rate_limiter,
         metrics=metrics,
+        sandboxes=sandboxes,
+        sandbox_upkeep=SandboxUpkeep(
+            sandboxes, database, clock, idle_check_seconds=settings.sandbox_idle_check_seconds
+        ),
+    )
+
+
+def build_sandboxes(settings: Settings, database: Database, clock: Clock) -> SandboxService:
+    """The sandbox service on this host's isolation driver (nothing starts until used)."""
+    driver = LocalSandboxDriver(
+        settings.sandbox_root,
+        uid_base=settings.sandbox_uid_base,
+        max_file_bytes=settings.sandbox_max_file_bytes,
+    )
+    return SandboxService(
+        database,
+        clock,
+        driver,
+        node=settings.sandbox_node,
+        quota=settings.sandbox_quota,
+        max_output_bytes=settings.sandbox_max_output_bytes,
     )

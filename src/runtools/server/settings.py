@@ -8,6 +8,7 @@ import time: callers build ``Settings()`` and hand it to ``create_app``.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -122,7 +123,30 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     """When set, ``/metrics`` demands ``Authorization: Bearer <token>``."""
 
-    @field_validator("home", mode="before")
+    # -- sandboxes (see docs/configuration.md) --------------------------------
+
+    sandbox_quota: int = Field(default=10, ge=0)
+    """Live (not destroyed, not failed) sandboxes an organization may have at once."""
+
+    sandbox_state_dir: Path | None = None
+    """The isolation driver's private state; ``home/sandboxes`` when unset."""
+
+    sandbox_uid_base: int = Field(default=200_000, ge=1000)
+    """First host uid handed to sandboxes (one uid per sandbox)."""
+
+    sandbox_node: str = Field(default_factory=socket.gethostname, min_length=1, max_length=255)
+    """This node's name in sandbox records: a restart reconciles only its own."""
+
+    sandbox_max_file_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
+    """Largest file uploaded to or read from a sandbox (the upload route's body limit)."""
+
+    sandbox_max_output_bytes: int = Field(default=1024 * 1024, ge=0)
+    """Output kept per stream (stdout, stderr) of one command; the rest is discarded."""
+
+    sandbox_idle_check_seconds: float = Field(default=5.0, gt=0)
+    """How often sandboxes past their ``idleTimeout`` are looked for and paused."""
+
+    @field_validator("home", "sandbox_state_dir", mode="before")
     @classmethod
     def _expand_home(cls, value: object) -> object:
         if isinstance(value, str):
@@ -158,6 +182,10 @@ class Settings(BaseSettings):
         if value is not None and value.split(":", 1)[0] not in {"redis", "rediss", "unix"}:
             raise ValueError("RUNTOOLS_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return value
+
+    @property
+    def sandbox_root(self) -> Path:
+        return self.sandbox_state_dir or self.home / "sandboxes"
 
     @property
     def sqlite_path(self) -> Path:

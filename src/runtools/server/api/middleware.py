@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -38,6 +40,15 @@ async def send_error(send: Send, status: int, code: str, message: str, request_i
     await send({"type": "http.response.body", "body": body})
 
 
+@dataclass(frozen=True)
+class BodyLimit:
+    """A route whose bodies may be larger (or must be smaller) than the default."""
+
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+
+
 class WireMiddleware:
     def __init__(
         self,
@@ -46,12 +57,20 @@ class WireMiddleware:
         max_body_bytes: int,
         max_header_bytes: int,
         observe: Callable[[Scope, int, float], None] | None = None,
+        body_limits: Sequence[BodyLimit] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         # Called once per response with (scope, status, seconds): the metrics hook.
         self.observe = observe
+        self.body_limits = tuple(body_limits)
+
+    def _body_limit(self, scope: Scope) -> int:
+        for rule in self.body_limits:
+            if scope.get("method") == rule.method and rule.path.fullmatch(scope.get("path", "")):
+                return rule.max_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,20 +89,20 @@ class WireMiddleware:
             )
             self._log(scope, 431, started)
             return
+        limit = self._body_limit(scope)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and declared > limit:
             await send_error(
                 send,
                 413,
                 "payload_too_large",
-                f"Request body exceeds {self.max_body_bytes} bytes",
+                f"Request body exceeds {limit} bytes",
                 request_id,
             )
             self._log(scope, 413, started)
             return
 
         received = 0
-        limit = self.max_body_bytes
 
         async def limited_receive() -> Message:
             nonlocal received

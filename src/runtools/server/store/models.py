@@ -9,11 +9,13 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -203,3 +205,58 @@ class ServiceSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+
+
+class Sandbox(Base):
+    """A sandbox's record. Environment values are never stored: only their names.
+
+    A name is unique among an organization's sandboxes that are not
+    destroyed, so a destroyed sandbox's name can be used again.
+    """
+
+    __tablename__ = "sandboxes"
+    __table_args__ = (
+        Index("ix_sandboxes_org_created", "org_id", "created_at", "id"),
+        Index("ix_sandboxes_node_status", "node", "status"),
+        Index(
+            "uq_sandboxes_org_live_name",
+            "org_id",
+            "name",
+            unique=True,
+            sqlite_where=text("status <> 'destroyed'"),
+            postgresql_where=text("status <> 'destroyed'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    owner_user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str | None] = mapped_column(String(63))
+    template: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    # Why the sandbox is failed or in error, in words a user can act on.
+    status_message: Mapped[str | None] = mapped_column(String(500))
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    env_keys: Mapped[list[str]] = mapped_column(JSON)
+    project_id: Mapped[str | None] = mapped_column(String(36))
+    idle_timeout: Mapped[int | None] = mapped_column(Integer)
+    vcpus: Mapped[float] = mapped_column(Float)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    disk_mib: Mapped[int] = mapped_column(Integer)
+    # The service node whose driver runs the sandbox's processes.
+    node: Mapped[str] = mapped_column(String(255))
+    last_activity_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    destroyed_at: Mapped[datetime | None]
+
+
+class SandboxTag(Base):
+    """One row per tag, so ``?tags=a,b`` filters in SQL on every database."""
+
+    __tablename__ = "sandbox_tags"
+
+    sandbox_id: Mapped[str] = mapped_column(
+        ForeignKey("sandboxes.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)

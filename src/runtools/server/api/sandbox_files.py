@@ -1,0 +1,107 @@
+"""``/v1/sandboxes/{sandbox}/files``: upload, download and list, confined to the sandbox.
+
+Paths are inside the sandbox (``/workspace/…``, ``/tmp/…``, ``/home/user/…``;
+relative ones are under ``/workspace``). ``..`` out of those directories and
+symlinks pointing out of them are refused (400). Uploads are the raw request
+body, up to ``RUNTOOLS_SANDBOX_MAX_FILE_BYTES`` (this route's own body limit,
+larger than the JSON default); downloads are raw bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, WireModel
+from runtools.server.api.guards import requires
+from runtools.server.api.middleware import BodyLimit
+from runtools.server.api.sandboxes import SandboxRef, meta, sandbox_service
+from runtools.server.auth.principal import Principal
+from runtools.server.sandbox.driver import FileEntry
+from runtools.server.settings import Settings
+
+router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"], responses=ERROR_RESPONSES)
+
+FileUser = Annotated[Principal, requires(scope="sandbox:exec")]
+FilePath = Annotated[str, Query(min_length=1, max_length=4096, examples=["/workspace/main.py"])]
+OCTET_STREAM = "application/octet-stream"
+
+
+def body_limits(settings: Settings) -> list[BodyLimit]:
+    """Uploads may be as large as a sandbox file may be, not just a JSON body."""
+    return [
+        BodyLimit("PUT", re.compile(r"/v1/sandboxes/[^/]+/files"), settings.sandbox_max_file_bytes)
+    ]
+
+
+class WrittenFile(WireModel):
+    path: str
+    size: int
+
+
+class FileEntryOut(WireModel):
+    name: str
+    path: str
+    type: str
+    size: int
+    modified_at: datetime
+
+    @classmethod
+    def of(cls, entry: FileEntry) -> FileEntryOut:
+        return cls(
+            name=entry.name,
+            path=entry.path,
+            type=entry.type,
+            size=entry.size,
+            modified_at=entry.modifiedAt,
+        )
+
+
+@router.put(
+    "/{sandbox}/files",
+    name="write_file",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def write_file(
+    request: Request, sandbox: SandboxRef, path: FilePath, principal: FileUser
+) -> Envelope[WrittenFile]:
+    """Create or replace a file (parent directories are created) with the request body."""
+    data = await request.body()
+    await sandbox_service(request).write_file(principal, sandbox, path, data)
+    return Envelope(data=WrittenFile(path=path, size=len(data)), meta=meta(request))
+
+
+@router.get(
+    "/{sandbox}/files",
+    name="read_file",
+    response_class=Response,
+    responses={200: {"content": {OCTET_STREAM: {"schema": {"type": "string"}}}}},
+)
+async def read_file(
+    request: Request, sandbox: SandboxRef, path: FilePath, principal: FileUser
+) -> Response:
+    """A regular file's bytes."""
+    data = await sandbox_service(request).read_file(principal, sandbox, path)
+    return Response(content=data, media_type=OCTET_STREAM)
+
+
+@router.get("/{sandbox}/files/list", name="list_files")
+async def list_files(
+    request: Request,
+    sandbox: SandboxRef,
+    principal: FileUser,
+    path: Annotated[str, Query(min_length=1, max_length=4096)] = "/workspace",
+) -> Envelope[list[FileEntryOut]]:
+    """A directory's entries, sorted by name; symlinks are listed, not followed."""
+    entries = await sandbox_service(request).list_files(principal, sandbox, path)
+    return Envelope(data=[FileEntryOut.of(e) for e in entries], meta=meta(request))

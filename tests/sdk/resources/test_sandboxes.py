@@ -1,0 +1,87 @@
+"""``rt.sandbox`` against the real service over a socket, with real isolation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtools import (
+    AsyncRunTools,
+    AsyncSandbox,
+    BadRequestError,
+    ConflictError,
+    ExecChunk,
+    ExecExit,
+    NotFoundError,
+    RunTools,
+    Sandbox,
+)
+from runtools.server.settings import Settings
+from support.served_app import ServedApp, serve
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str | None, secret_registry: Any) -> Iterator[ServedApp]:
+    if os.geteuid() != 0:
+        pytest.skip("sandboxes need root")
+    settings = Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    with serve(settings, secret_registry) as app:
+        yield app
+
+
+@pytest.fixture
+def rt(served: ServedApp) -> Iterator[RunTools]:
+    caller = served.caller()
+    with RunTools(api_key=caller.key, base_url=served.url) as client:
+        yield client
+
+
+def test_a_sandboxes_whole_life_through_the_sdk(rt: RunTools) -> None:
+    sb = rt.sandbox.create(name="sdk-env", tags=["sdk"], env={"WHO": "sdk"}, idle_timeout=600)
+    assert isinstance(sb, Sandbox) and sb.status == "running" and sb.env_keys == ["WHO"]
+    result = sb.exec("echo $WHO; exit 2")
+    assert result.stdout == "sdk\n" and result.exit_code == 2 and not result.timed_out
+    events = list(sb.exec_stream("echo a; echo b >&2"))
+    assert ExecChunk(stream="stdout", data="a\n") in events
+    assert ExecChunk(stream="stderr", data="b\n") in events
+    assert isinstance(events[-1], ExecExit) and events[-1].exit_code == 0
+    sb.files.write("notes/hello.txt", "hello")
+    assert sb.files.read("/workspace/notes/hello.txt") == b"hello"
+    assert [e.name for e in sb.files.list("notes")] == ["hello.txt"]
+    assert sb.pause().status == "paused"
+    with pytest.raises(ConflictError, match="resume it first"):
+        sb.exec("true")
+    assert rt.sandbox.resume("sdk-env").status == "running"
+    assert [s.id for s in rt.sandbox.list(tags=["sdk"], status="running")] == [sb.id]
+    assert rt.sandbox.get("sdk-env").id == sb.id
+    assert sb.destroy().status == "destroyed"
+    assert list(rt.sandbox.list(status=["running", "paused"])) == []
+
+
+def test_sdk_errors_for_sandboxes(rt: RunTools) -> None:
+    with pytest.raises(NotFoundError):
+        rt.sandbox.get("nope")
+    with pytest.raises(BadRequestError):
+        rt.sandbox.create(resources={"memory": 1})
+    sb = rt.sandbox.create()
+    with pytest.raises(BadRequestError, match="outside"):
+        sb.files.read("/etc/passwd")
+
+
+@pytest.mark.anyio
+async def test_async_sdk_runs_and_streams(served: ServedApp) -> None:
+    caller = served.caller()
+    async with AsyncRunTools(api_key=caller.key, base_url=served.url) as rt:
+        sb = await rt.sandbox.create(name="async-env")
+        assert isinstance(sb, AsyncSandbox)
+        assert (await sb.exec("echo hi")).stdout == "hi\n"
+        chunks = [e async for e in sb.exec_stream("echo streamed")]
+        assert chunks[0] == ExecChunk(stream="stdout", data="streamed\n")
+        await sb.files.write("x.txt", b"\x00\x01")
+        assert await sb.files.read("x.txt") == b"\x00\x01"
+        assert [s.name async for s in rt.sandbox.list()] == ["async-env"]
+        assert (await sb.destroy()).status == "destroyed"
