@@ -20,11 +20,13 @@ from runtools.server.events import InProcessEventBus
 from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
 from runtools.server.services.device import DeviceService
+from runtools.server.services.idempotency import IdempotencyService
 from runtools.server.services.sessions import SessionService
 from runtools.server.services.usage import UsageRecorder
 from runtools.server.settings import Settings
 from runtools.server.store import migrate
 from runtools.server.store.database import Database
+from runtools.server.store.service_secrets import service_secret
 
 logger = logging.getLogger("runtools.runtime")
 
@@ -43,6 +45,7 @@ class Runtime:
     keyring: Keyring
     sessions: SessionService
     devices: DeviceService
+    idempotency: IdempotencyService
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
 
@@ -130,4 +133,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         keyring=keyring,
         sessions=sessions,
         devices=DeviceService(database, clock, settings, sessions),
+        idempotency=IdempotencyService(
+            database, clock, service_secret(database, clock, "idempotency")
+        ),
     )
