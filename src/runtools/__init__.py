@@ -4,7 +4,7 @@ The Python SDK::
 
     from runtools import RunTools
 
-    rt = RunTools()   # reads RUNTOOLS_API_KEY
+    rt = RunTools()   # RUNTOOLS_API_KEY, else the login stored by `runtools login`
     rt.me()
 
 Importing this package never imports the API service's dependencies; those
@@ -12,7 +12,12 @@ live under ``runtools.server`` and need the ``server`` extra.
 """
 
 from runtools._client import AsyncRunTools, RunTools
-from runtools._credentials import AccessTokenCredential, ApiKeyCredential
+from runtools._credentials import (
+    AccessTokenCredential,
+    ApiKeyCredential,
+    StoredSessionCredential,
+)
+from runtools._device_login import AsyncDeviceLogin, DeviceLogin
 from runtools._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -21,21 +26,28 @@ from runtools._exceptions import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    DeviceLoginError,
     InternalServerError,
+    LoginStoreError,
     MissingCredentialsError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     RunToolsError,
 )
+from runtools._login_store import LoginStore, StoredLogin
 from runtools._models import (
     ApiKey,
     AuditLogEntry,
     CreatedApiKey,
     CurrentCredential,
+    DeviceApproval,
+    DeviceAuthorization,
     Me,
     Organization,
     RotatedApiKey,
+    Session,
+    SessionTokens,
     User,
 )
 from runtools._pagination import AsyncPager, CursorPage, SyncPager
@@ -51,6 +63,7 @@ __all__ = [
     "AccessTokenCredential",
     "ApiKey",
     "ApiKeyCredential",
+    "AsyncDeviceLogin",
     "AsyncPager",
     "AsyncRunTools",
     "AuditLogEntry",
@@ -60,7 +73,13 @@ __all__ = [
     "CreatedApiKey",
     "CurrentCredential",
     "CursorPage",
+    "DeviceApproval",
+    "DeviceAuthorization",
+    "DeviceLogin",
+    "DeviceLoginError",
     "InternalServerError",
+    "LoginStore",
+    "LoginStoreError",
     "Me",
     "MissingCredentialsError",
     "NotFoundError",
@@ -71,6 +90,10 @@ __all__ = [
     "RotatedApiKey",
     "RunTools",
     "RunToolsError",
+    "Session",
+    "SessionTokens",
+    "StoredLogin",
+    "StoredSessionCredential",
     "SyncPager",
     "User",
     "__version__",

@@ -35,6 +35,17 @@ PUBLIC_NAMES = {
     "RunToolsError",
     "SyncPager",
     "User",
+    "AsyncDeviceLogin",
+    "DeviceApproval",
+    "DeviceAuthorization",
+    "DeviceLogin",
+    "DeviceLoginError",
+    "LoginStore",
+    "LoginStoreError",
+    "Session",
+    "SessionTokens",
+    "StoredLogin",
+    "StoredSessionCredential",
     "__version__",
 }
 
