@@ -68,10 +68,14 @@ def when(value: datetime | None, *, empty: str = "-") -> str:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    grid = Table(*columns, box=None, pad_edge=False, header_style="bold")
+    """Columns for people; ids are never cut short (they are there to be copied)."""
+    grid = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*row)
-    Console(soft_wrap=True).print(grid)
+    # Piped output has no width to fit; do not squeeze it into 80 columns.
+    Console(width=None if sys.stdout.isatty() else 250).print(grid)
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> None:
