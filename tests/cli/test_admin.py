@@ -197,3 +197,20 @@ def test_password_from_stdin_is_stored_hashed(server_env: dict[str, str]) -> Non
         check=False,
     )
     assert short.returncode == 1 and "12-1024 characters" in short.stderr
+
+
+def test_rotating_the_signing_key_publishes_both_keys(
+    server_env: dict[str, str], live_server: Any
+) -> None:
+    import httpx
+
+    live_server.start()
+    before = {
+        k["kid"] for k in httpx.get(f"{live_server.url}/.well-known/jwks.json").json()["keys"]
+    }
+    rotated = json.loads(runtools("admin", "rotate-signing-key", "--json", env=server_env).stdout)
+    assert rotated["kid"] not in before
+    live_server.stop()
+    live_server.start()
+    after = {k["kid"] for k in httpx.get(f"{live_server.url}/.well-known/jwks.json").json()["keys"]}
+    assert after == before | {rotated["kid"]}

@@ -43,6 +43,7 @@ class LiveServer:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -60,6 +61,7 @@ class LiveServer:
                 str(self.port),
                 "--log-level",
                 "debug",
+                *self.extra_args,
             ],
             env=self.env,
             stdout=log,

@@ -203,3 +203,50 @@ def create_key(
         },
         human,
     )
+
+
+@app.command("rotate-signing-key")
+def rotate_signing_key(as_json: JsonFlag = False) -> None:
+    """Start signing access tokens with a new key.
+
+    The old key keeps verifying the tokens it signed until they expire, so
+    nobody is signed out. Running services start signing with the new key
+    within 30 seconds, and accept tokens signed with it at once.
+
+    Example:
+
+        runtools admin rotate-signing-key
+    """
+    with _runtime(as_json) as runtime:
+        kid = runtime.keyring.rotate()
+    _report(
+        as_json,
+        {"kid": kid},
+        lambda: typer.echo(f"Signing access tokens with new key {kid}"),
+    )
+
+
+@app.command("set-plan")
+def set_plan(
+    org: Annotated[str, typer.Argument(help="Organization name")],
+    plan: Annotated[str, typer.Argument(help="free, pro or enterprise")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Set an organization's plan, which sets its keys' default rate limits.
+
+    free: 60, pro: 300, enterprise: 1000 requests per minute per key
+    (rt_test_ keys: 20, 60, 200). A key's own rateLimit may only be lower.
+
+    Example:
+
+        runtools admin set-plan acme pro
+    """
+    from runtools.server.services import operator
+
+    with _runtime(as_json) as runtime:
+        row = operator.set_plan(runtime, org, plan)
+    _report(
+        as_json,
+        {"id": row.id, "name": row.name, "plan": row.plan},
+        lambda: typer.echo(f"Organization {row.name} is now on the {row.plan} plan"),
+    )

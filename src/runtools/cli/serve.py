@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -18,6 +17,12 @@ Examples:
     runtools serve --host 0.0.0.0 --port 8700
 
     RUNTOOLS_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/runtools runtools serve
+
+Several worker processes (PostgreSQL only; add RUNTOOLS_REDIS_URL for shared
+rate limits and the fastest revocation broadcast):
+
+    RUNTOOLS_DATABASE_URL=postgresql://… RUNTOOLS_REDIS_URL=redis://127.0.0.1:6379/0 \
+        runtools serve --workers 4
 """
 
 
@@ -29,6 +34,9 @@ def serve(
         int | None, typer.Option(help="Port to bind [default: RUNTOOLS_PORT or 8700]")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (more than 1 needs PostgreSQL)")
+    ] = 1,
 ) -> None:
     try:
         import uvicorn
@@ -39,13 +47,36 @@ def serve(
 
         fail(f"the server is not installed ({exc.name}); pip install 'runtools-platform[server]'")
     settings = Settings()
-    logging.basicConfig(level=log_level.upper(), format="%(message)s")
+    if workers > 1 and settings.is_sqlite:
+        from runtools.cli.output import fail
+
+        fail(
+            "--workers above 1 needs RUNTOOLS_DATABASE_URL=postgresql://…: "
+            "SQLite serves one process",
+            code=2,
+        )
+    # Given to uvicorn (not applied here) so that every worker process logs alike.
+    log_config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"message": {"format": "%(message)s"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "message",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": log_level.upper(), "handlers": ["stderr"]},
+    }
     uvicorn.run(
         "runtools.server.app:create_app_from_env",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        workers=workers,
         log_level=log_level,
+        log_config=log_config,
         access_log=False,  # our own access log names routes, never raw paths
         server_header=False,
         proxy_headers=False,

@@ -36,7 +36,7 @@ class Sessions(SyncResource):
 
     def revoke_others(self) -> int:
         """End every session of yours except this one; returns how many ended."""
-        return _revoked(self._client._request("POST", f"{_PATH}/revoke-others").data)
+        return _revoked(self._client._request("DELETE", _PATH).data)
 
 
 class AsyncSessions(AsyncResource):
@@ -56,4 +56,4 @@ class AsyncSessions(AsyncResource):
 
     async def revoke_others(self) -> int:
         """End every session of yours except this one; returns how many ended."""
-        return _revoked((await self._client._request("POST", f"{_PATH}/revoke-others")).data)
+        return _revoked((await self._client._request("DELETE", _PATH)).data)

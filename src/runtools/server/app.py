@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from runtools.server.api import api_keys, audit_logs, auth, health, jwks, me, oauth, web
+from runtools.server.api import api_keys, audit_logs, auth, health, jwks, me, metrics, oauth, web
 from runtools.server.api.errors import install_error_handlers
 from runtools.server.api.middleware import WireMiddleware
 from runtools.server.api.route_table import iter_routes, route_guard
@@ -47,13 +47,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         generate_unique_id_function=_operation_id,
     )
     app.state.runtime = runtime
-    for module in (health, jwks, me, auth, oauth, api_keys, audit_logs, web):
+    for module in (health, jwks, me, auth, oauth, api_keys, audit_logs, metrics, web):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(
         WireMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
+        observe=runtime.metrics.observe_response,
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

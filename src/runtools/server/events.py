@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 logger = logging.getLogger("runtools.events")
 
@@ -20,6 +21,7 @@ class EventKind(StrEnum):
     KEY_CHANGED = "key_changed"
     MEMBER_CHANGED = "member_changed"
     SESSION_REVOKED = "session_revoked"
+    ORG_CHANGED = "org_changed"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,14 @@ class CredentialEvent:
 
 
 Subscriber = Callable[[CredentialEvent], None]
+
+
+class EventBus(Protocol):
+    """What services publish to and caches subscribe to, whatever the transport."""
+
+    def subscribe(self, subscriber: Subscriber) -> None: ...
+
+    def publish(self, event: CredentialEvent) -> None: ...
 
 
 class InProcessEventBus:

@@ -15,8 +15,12 @@ from runtools.server.auth.authenticator import Authenticator, Verified
 from runtools.server.auth.cache import VerificationCache
 from runtools.server.auth.external import ExternalIssuer
 from runtools.server.auth.signing import Keyring
+from runtools.server.broadcast import BroadcastEventBus, build_event_bus
 from runtools.server.clock import Clock, SystemClock
 from runtools.server.events import InProcessEventBus
+from runtools.server.observability.metrics import Metrics
+from runtools.server.observability.security_log import SecurityEvents
+from runtools.server.ratelimit import RateLimiter, build_rate_limiter
 from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
 from runtools.server.services.device import DeviceService
@@ -36,7 +40,7 @@ class Runtime:
     settings: Settings
     clock: Clock
     database: Database
-    bus: InProcessEventBus
+    bus: InProcessEventBus | BroadcastEventBus
     audit: AuditWriter
     usage: UsageRecorder
     authenticator: Authenticator
@@ -45,6 +49,8 @@ class Runtime:
     keyring: Keyring
     sessions: SessionService
     devices: DeviceService
+    rate_limiter: RateLimiter
+    metrics: Metrics
     idempotency: IdempotencyService
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
@@ -58,6 +64,8 @@ class Runtime:
         if self._flusher is not None:
             return
         self._stop.clear()
+        if isinstance(self.bus, BroadcastEventBus):
+            self.bus.start()
         self._flusher = threading.Thread(
             target=self._run_flusher, name="runtools-flush", daemon=True
         )
@@ -65,6 +73,8 @@ class Runtime:
 
     def stop_background(self) -> None:
         self._stop.set()
+        if isinstance(self.bus, BroadcastEventBus):
+            self.bus.stop()
         if self._flusher is not None:
             self._flusher.join(timeout=10)
             self._flusher = None
@@ -93,7 +103,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
     database = Database(settings)
     migrate.upgrade(database)
-    bus = InProcessEventBus()
+    bus = build_event_bus(settings)
     audit = AuditWriter(database, clock)
     usage = UsageRecorder(database)
     cache: VerificationCache[Verified] = VerificationCache(
@@ -120,6 +130,20 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         external=external,
     )
     bus.subscribe(authenticator.forget)
+    metrics = Metrics(
+        cache_counts=lambda: (cache.hits, cache.misses, len(cache)),
+        event_link_up=lambda: not isinstance(bus, BroadcastEventBus) or bus.connected,
+    )
+    security = SecurityEvents(metrics)
+    audit.observers.append(security.on_audit)
+    bus.subscribe(security.on_credential_event)
+    if isinstance(bus, BroadcastEventBus):
+        # Events may be missed while the link is down: trust the cache only briefly.
+        degraded = settings.auth_cache_degraded_ttl_seconds
+        bus.watch(lambda connected: cache.limit_ttl(None if connected else degraded))
+    rate_limiter = build_rate_limiter(
+        settings, on_refusal=lambda limited: metrics.rate_limited.labels(limited).inc()
+    )
     return Runtime(
         settings=settings,
         clock=clock,
@@ -133,6 +157,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         keyring=keyring,
         sessions=sessions,
         devices=DeviceService(database, clock, settings, sessions),
+        rate_limiter=rate_limiter,
+        metrics=metrics,
         idempotency=IdempotencyService(
             database, clock, service_secret(database, clock, "idempotency")
         ),

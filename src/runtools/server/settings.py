@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 8700
@@ -99,6 +99,29 @@ class Settings(BaseSettings):
     oidc_jwks_min_refresh_seconds: float = 60.0
     """An unknown key id refetches the issuer's JWKS at most this often."""
 
+    # -- scale-out (see docs/configuration.md, "Many nodes") --------------------
+
+    redis_url: str | None = None
+    """``redis://…``: shared rate-limit counters and the revocation broadcast."""
+
+    namespace: str = Field(default="runtools", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    """Names this deployment's shared state: Redis keys and the event channel."""
+
+    auth_cache_degraded_ttl_seconds: float = 2.0
+    """Longest a cached verification is trusted while the event connection is down."""
+
+    rate_limits: bool = True
+    """Enforce per-credential and per-address request limits."""
+
+    ip_rate_limit_per_minute: int = Field(default=60, ge=1)
+    """Requests per minute per client address on rate-limited public routes."""
+
+    metrics: Literal["off", "on"] = "off"
+    """Serve Prometheus metrics at ``/metrics``."""
+
+    metrics_token: SecretStr | None = None
+    """When set, ``/metrics`` demands ``Authorization: Bearer <token>``."""
+
     @field_validator("home", mode="before")
     @classmethod
     def _expand_home(cls, value: object) -> object:
@@ -124,6 +147,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("redis_url", "metrics_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str | None) -> str | None:
+        if value is not None and value.split(":", 1)[0] not in {"redis", "rediss", "unix"}:
+            raise ValueError("RUNTOOLS_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        return value
+
     @property
     def sqlite_path(self) -> Path:
         return self.home / "runtools.db"
@@ -141,3 +176,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def libpq_database_url(self) -> str | None:
+        """The PostgreSQL URL as libpq (psycopg) spells it; None on SQLite."""
+        if self.is_sqlite:
+            return None
+        return "postgresql://" + self.effective_database_url.split("://", 1)[1]

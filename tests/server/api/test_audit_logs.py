@@ -67,3 +67,11 @@ def test_members_and_other_orgs_cannot_read_the_log(
 def test_bad_filters_are_400s(admin: Member) -> None:
     assert admin.get("/v1/audit-logs", params={"since": "yesterday"}).status_code == 400
     assert admin.get("/v1/audit-logs", params={"cursor": "%%%"}).status_code == 400
+
+
+def test_since_and_until_must_be_iso_8601_not_unix_time(admin: Any) -> None:
+    for bad in ("0.0", "1700000000", "-5"):
+        response = admin.get("/v1/audit-logs", params={"since": bad})
+        assert response.status_code == 400, bad
+        assert "ISO 8601" in response.json()["error"]["message"]
+    assert admin.get("/v1/audit-logs", params={"since": "2026-01-15T12:00:00Z"}).status_code == 200

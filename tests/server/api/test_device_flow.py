@@ -288,3 +288,10 @@ def test_the_browser_pages_sign_in_and_approve_with_csrf(
     tokens = poll(client, grant)
     assert tokens.status_code == 400  # polled too soon after the last poll
     assert tokens.json()["error"] == "slow_down"
+
+
+def test_malformed_oauth_requests_get_oauth_errors(client: TestClient) -> None:
+    response = client.post("/v1/auth/token", data={"grant_type": "x" * 600})
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert set(response.json()) == {"error", "error_description"}

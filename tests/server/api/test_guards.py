@@ -69,3 +69,12 @@ def test_key_management_requires_full_scope_and_audit_logs_admin(app: FastAPI) -
     assert requirements[("/v1/auth/sessions", "GET")] == (
         "any valid credential and a session credential"
     )
+
+
+def test_metrics_are_guarded_by_the_metrics_switch_and_token(app: FastAPI) -> None:
+    route = next(r for r in iter_routes(app) if getattr(r, "path", None) == "/metrics")
+    assert isinstance(route, APIRoute)
+    guard = route_guard(route)
+    assert guard is not None
+    assert not guard.requirement.public
+    assert guard.requirement.describe() == "metrics enabled, and the metrics token if one is set"

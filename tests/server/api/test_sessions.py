@@ -281,7 +281,7 @@ def test_revoking_one_session_leaves_the_others_working(
     assert response.status_code == 200
     assert client.get("/v1/me", headers=bearer(phone["accessToken"])).status_code == 401
     assert client.get("/v1/me", headers=bearer(laptop["accessToken"])).status_code == 200
-    others = client.post("/v1/auth/sessions/revoke-others", headers=bearer(laptop["accessToken"]))
+    others = client.delete("/v1/auth/sessions", headers=bearer(laptop["accessToken"]))
     assert others.json()["data"]["revoked"] == 1
     assert client.get("/v1/me", headers=bearer(desk["accessToken"])).status_code == 401
     assert client.get("/v1/me", headers=bearer(laptop["accessToken"])).status_code == 200
@@ -413,3 +413,20 @@ def test_bad_bodies_get_the_envelope(client: TestClient) -> None:
         assert response.json()["error"]["code"] == "validation_error"
     garbage = client.post("/v1/auth/refresh", json={"refreshToken": "rtr_nothing"})
     assert garbage.status_code == 401
+
+
+def test_refresh_can_move_the_session_to_another_org(
+    ada: Member, tenants: Tenants, client: TestClient, secret_registry: Any
+) -> None:
+    tenants.member("globex", "ada@example.com", "member")
+    tokens = sign_in(client, secret_registry)
+    moved = client.post(
+        "/v1/auth/refresh", json={"refreshToken": tokens["refreshToken"], "org": "globex"}
+    )
+    assert moved.status_code == 200
+    data = moved.json()["data"]
+    secret_registry.add(data["accessToken"])
+    secret_registry.add(data["refreshToken"])
+    assert data["org"]["name"] == "globex"
+    me = client.get("/v1/me", headers=bearer(data["accessToken"])).json()["data"]
+    assert me["organization"]["name"] == "globex"

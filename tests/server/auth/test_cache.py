@@ -41,3 +41,32 @@ def test_discard_where_drops_matching_positive_entries() -> None:
     assert cache.discard_where(lambda v: v == "key_1") == 1
     assert cache.get("a") == (False, None)
     assert cache.get("b") == (True, "key_2")
+
+
+def test_a_fill_that_raced_an_invalidation_is_not_stored() -> None:
+    cache: VerificationCache[str] = VerificationCache(max_entries=10, ttl=30, negative_ttl=5)
+    epoch = cache.epoch  # a request starts reading the store...
+    cache.discard_where(lambda v: v == "key_1")  # ...the key is revoked meanwhile
+    cache.put("a", "key_1", epoch=epoch)
+    assert cache.get("a") == (False, None)
+    cache.put("a", "key_1", epoch=cache.epoch)
+    assert cache.get("a") == (True, "key_1")
+
+
+def test_limited_trust_forgets_everything_and_shortens_lifetimes_until_lifted() -> None:
+    tick = Ticker()
+    cache: VerificationCache[str] = VerificationCache(
+        max_entries=10, ttl=30, negative_ttl=5, monotonic=tick
+    )
+    cache.put("old", "principal")
+    cache.limit_ttl(2)
+    assert cache.get("old") == (False, None)
+    cache.put("new", "principal")
+    tick.now = 2.5
+    assert cache.get("new") == (False, None)
+    cache.put("new", "principal")
+    cache.limit_ttl(None)
+    assert cache.get("new") == (False, None)  # reconnection forgets what may be stale
+    cache.put("new", "principal")
+    tick.now = 30
+    assert cache.get("new") == (True, "principal")

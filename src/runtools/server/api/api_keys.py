@@ -51,6 +51,12 @@ ExpiresIn = Annotated[
 ]
 
 
+RateLimit = Annotated[
+    int | None,
+    Field(ge=1, le=1_000_000, description="Requests per minute, at most the plan's; null: plan"),
+]
+
+
 class ApiKeyOut(WireModel):
     id: str
     name: str
@@ -68,6 +74,9 @@ class ApiKeyOut(WireModel):
     owner_email: str
     rotated_from_id: str | None
     rotated_to_id: str | None
+    rate_limit: int | None = Field(
+        description="Requests per minute; null means the organization plan's default."
+    )
 
     @classmethod
     def of(cls, view: ApiKeyView) -> ApiKeyOut:
@@ -97,6 +106,7 @@ class CreateApiKey(RequestModel):
     expires_in: ExpiresIn = None
     is_test: bool = False
     project_id: str | None = None
+    rate_limit: RateLimit = None
 
     _check_project = field_validator("project_id")(_project_id)
 
@@ -105,6 +115,7 @@ class UpdateApiKey(RequestModel):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     scopes: list[Scope] | None = Field(default=None, max_length=64)
     project_id: str | None = None
+    rate_limit: RateLimit = None
 
     _check_project = field_validator("project_id")(_project_id)
 
@@ -148,6 +159,7 @@ async def create_api_key(
                 is_test=body.is_test,
                 project_id=body.project_id,
                 context=request_context(request),
+                rate_limit=body.rate_limit,
             )
         )
         return CreatedEnvelope(
@@ -203,6 +215,7 @@ async def update_api_key(
             scopes=body.scopes if "scopes" in fields else UNSET,
             project_id=body.project_id if "project_id" in fields else UNSET,
             context=request_context(request),
+            rate_limit=body.rate_limit if "rate_limit" in fields else UNSET,
         )
     )
     return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))

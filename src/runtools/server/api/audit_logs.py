@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
 from starlette.requests import Request
 
 from runtools.server.api.context import request_id_of
@@ -16,6 +17,16 @@ from runtools.server.auth.principal import Principal
 from runtools.server.clock import as_utc
 from runtools.server.services.audit import AuditLogService
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+def _iso_8601_only(value: object) -> object:
+    # Pydantic would read "0.0" as Unix time; the documented (and schema) form is ISO 8601.
+    if isinstance(value, str) and value.replace(".", "", 1).lstrip("-").isdigit():
+        raise ValueError("must be an ISO 8601 timestamp such as 2026-01-15T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
 router = APIRouter(prefix="/v1/audit-logs", tags=["audit-logs"], responses=ERROR_RESPONSES)
 
@@ -42,8 +53,8 @@ async def list_audit_logs(
     request: Request,
     principal: Annotated[Principal, requires(scope="org:read", role="admin")],
     action: Annotated[str | None, Query(max_length=64, examples=["auth.failed"])] = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601, inclusive")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    since: Annotated[Timestamp | None, Query(description="ISO 8601, inclusive")] = None,
+    until: Annotated[Timestamp | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ListEnvelope[AuditEventOut]:

@@ -25,7 +25,7 @@ from runtools.server.api.envelope import (
     RequestModel,
     WireModel,
 )
-from runtools.server.api.guards import PUBLIC, requires
+from runtools.server.api.guards import PUBLIC_RATE_LIMITED, requires
 from runtools.server.auth.principal import Principal
 from runtools.server.runtime import Runtime
 from runtools.server.services.sessions import TokenPair
@@ -136,7 +136,7 @@ def _no_store(response: Response) -> None:
 
 @router.post("/login", name="login")
 async def login(
-    request: Request, response: Response, body: Login, _: Annotated[None, PUBLIC]
+    request: Request, response: Response, body: Login, _: Annotated[None, PUBLIC_RATE_LIMITED]
 ) -> Envelope[Tokens]:
     """Sign in with email and password; ``org`` picks the organization (default: the first)."""
     context = request_context(request)
@@ -151,7 +151,7 @@ async def login(
 
 @router.post("/signup", name="signup", status_code=201)
 async def signup(
-    request: Request, response: Response, body: Signup, _: Annotated[None, PUBLIC]
+    request: Request, response: Response, body: Signup, _: Annotated[None, PUBLIC_RATE_LIMITED]
 ) -> Envelope[Tokens]:
     """Create a user and their first organization (only when sign-up is open)."""
     context = request_context(request)
@@ -166,7 +166,7 @@ async def signup(
 
 @router.post("/refresh", name="refresh")
 async def refresh(
-    request: Request, response: Response, body: Refresh, _: Annotated[None, PUBLIC]
+    request: Request, response: Response, body: Refresh, _: Annotated[None, PUBLIC_RATE_LIMITED]
 ) -> Envelope[Tokens]:
     """Trade a refresh token (once) for a new pair. A reused token ends the session."""
     context = request_context(request)
@@ -237,9 +237,9 @@ async def revoke_session(
     return Envelope(data=Revoked(revoked=1), meta=_meta(request))
 
 
-@router.post("/sessions/revoke-others", name="revoke-other-sessions")
+@router.delete("/sessions", name="revoke-other-sessions")
 async def revoke_other_sessions(request: Request, principal: SignedIn) -> Envelope[Revoked]:
-    """End every session of yours except this one."""
+    """End every session of yours except the one making this call."""
     context = request_context(request)
     count = await anyio.to_thread.run_sync(
         lambda: _runtime(request).sessions.revoke_others(principal, context)

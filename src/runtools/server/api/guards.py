@@ -1,9 +1,11 @@
 """What each route requires, declared in its signature.
 
-Every route takes exactly one guard: ``Public`` or an ``Authenticated``
-built with ``requires(scope=..., role=...)``. A test walks the route table
-and fails on any route without one. Missing scope or role is a 403 that
-names what is missing; the denial is audited.
+Every route takes exactly one guard: ``PUBLIC`` (or ``PUBLIC_RATE_LIMITED``,
+counted per client address) or an ``Authenticated`` built with
+``requires(scope=..., role=...)``. A test walks the route table and fails on
+any route without one. Authenticated requests count against the
+credential's rate limit before authorization. Missing scope or role is a
+403 that names what is missing; the denial is audited.
 
     @router.get("/v1/things")
     async def list_things(principal: Annotated[Principal, requires(scope="thing:read")]): ...
@@ -29,10 +31,14 @@ class Requirement:
     role: str | None = None
     credential: str | None = None
     public: bool = False
+    limited_per_address: bool = False
+    metrics_token: bool = False
 
     def describe(self) -> str:
+        if self.metrics_token:
+            return "metrics enabled, and the metrics token if one is set"
         if self.public:
-            return "public"
+            return "public, rate limited per address" if self.limited_per_address else "public"
         parts = [f"scope {self.scope}"] if self.scope else ["any valid credential"]
         if self.role:
             parts.append(f"role {self.role}")
@@ -49,11 +55,17 @@ class Guard:
 
     async def __call__(self, request: Request) -> Principal | None:
         if self.requirement.public:
+            if self.requirement.limited_per_address:
+                runtime = request.app.state.runtime
+                await runtime.rate_limiter.admit_address(
+                    request_context(request).ip, request.scope["state"]
+                )
             return None
         runtime = request.app.state.runtime
         context = request_context(request)
         principal: Principal = await runtime.authenticator.authenticate(request.headers, context)
         request.scope["state"]["principal"] = principal
+        await runtime.rate_limiter.admit_principal(principal, request.scope["state"])
         missing = self._missing(principal)
         if missing is not None:
             runtime.audit.enqueue(
@@ -90,3 +102,6 @@ def requires(
 
 #: The guard of routes anyone may call.
 PUBLIC: Any = Depends(Guard(Requirement(public=True)))
+
+#: The guard of public routes a caller could abuse (sign-in, sign-up): limited per address.
+PUBLIC_RATE_LIMITED: Any = Depends(Guard(Requirement(public=True, limited_per_address=True)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -38,10 +39,19 @@ async def send_error(send: Send, status: int, code: str, message: str, request_i
 
 
 class WireMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        observe: Callable[[Scope, int, float], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
+        # Called once per response with (scope, status, seconds): the metrics hook.
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,6 +99,9 @@ class WireMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                rate_limit = state.get("rate_limit")
+                if rate_limit is not None:
+                    message["headers"] = [*message.get("headers", ()), *rate_limit.headers()]
             await send(message)
 
         try:
@@ -97,6 +110,8 @@ class WireMiddleware:
             self._log(scope, status, started)
 
     def _log(self, scope: Scope, status: int, started: float) -> None:
+        if self.observe is not None:
+            self.observe(scope, status, time.perf_counter() - started)
         if not access_log.isEnabledFor(logging.INFO):
             return
         state = scope.get("state", {})

@@ -7,21 +7,41 @@ requests, snake_case JSON, and OAuth error bodies
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Form
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from runtools.server.api.context import request_context
-from runtools.server.api.guards import PUBLIC
+from runtools.server.api.errors import describe_validation
+from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.errors import OAuthError, Unauthorized
 from runtools.server.runtime import Runtime
 from runtools.server.services.device import GRANT_TYPE
 
-router = APIRouter(prefix="/v1/auth", tags=["oauth"])
+
+class OAuthRoute(APIRoute):
+    """A route whose malformed requests are OAuth ``invalid_request`` errors, not the envelope."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                raise OAuthError("invalid_request", describe_validation(exc)) from exc
+
+        return handle
+
+
+router = APIRouter(prefix="/v1/auth", tags=["oauth"], route_class=OAuthRoute)
 
 OptionalField = Annotated[str | None, Form(max_length=512)]
 
@@ -75,7 +95,7 @@ def _no_store(response: Response) -> None:
 async def device_authorization(
     request: Request,
     response: Response,
-    _: Annotated[None, PUBLIC],
+    _: Annotated[None, PUBLIC_RATE_LIMITED],
     client_id: OptionalField = None,
     scope: OptionalField = None,
 ) -> DeviceAuthorizationResponse:
@@ -100,7 +120,7 @@ async def device_authorization(
 async def token(
     request: Request,
     response: Response,
-    _: Annotated[None, PUBLIC],
+    _: Annotated[None, PUBLIC_RATE_LIMITED],
     grant_type: OptionalField = None,
     device_code: OptionalField = None,
     client_id: OptionalField = None,

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from runtools.server.api.context import request_context
-from runtools.server.api.guards import PUBLIC
+from runtools.server.api.guards import PUBLIC, PUBLIC_RATE_LIMITED
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import NotFound, RateLimited, ServiceError, Unauthorized
 from runtools.server.runtime import Runtime
@@ -168,7 +168,7 @@ async def login_page(
 @router.post("/login", name="login-submit")
 async def login_submit(
     request: Request,
-    _: Annotated[None, PUBLIC],
+    _: Annotated[None, PUBLIC_RATE_LIMITED],
     email: FormField = "",
     password: FormField = "",
     org: FormField = "",
@@ -219,18 +219,29 @@ async def device_page(
     return cookies.apply(_page("Sign in a device", _code_form(csrf, user_code[:16])))
 
 
-@router.post("/device", name="device-confirm")
-async def device_confirm(
-    request: Request, _: Annotated[None, PUBLIC], user_code: FormField = "", csrf: FormField = ""
-) -> Response:
-    cookies = _cookies(request)
-    principal = await _signed_in(request, cookies)
+def _refuse_device_form(
+    request: Request, cookies: _Cookies, principal: Principal | None, csrf: str, user_code: str
+) -> Response | None:
+    """The answer to a device form posted without a session or a valid CSRF token."""
     if principal is None:
         return cookies.apply(RedirectResponse("/login?next=/device", status_code=303))
     if not _csrf_ok(request, csrf):
         token = _csrf(request, cookies)
         form = _code_form(token, user_code[:16], "Your form expired; please try again.")
         return cookies.apply(_page("Sign in a device", form, 403))
+    return None
+
+
+@router.post("/device", name="device-confirm")
+async def device_confirm(
+    request: Request, _: Annotated[None, PUBLIC], user_code: FormField = "", csrf: FormField = ""
+) -> Response:
+    cookies = _cookies(request)
+    principal = await _signed_in(request, cookies)
+    refusal = _refuse_device_form(request, cookies, principal, csrf, user_code)
+    if refusal is not None:
+        return refusal
+    assert principal is not None
     runtime = _runtime(request)
     context = request_context(request)
     try:
@@ -265,12 +276,10 @@ async def device_decision(
 ) -> Response:
     cookies = _cookies(request)
     principal = await _signed_in(request, cookies)
-    if principal is None:
-        return cookies.apply(RedirectResponse("/login?next=/device", status_code=303))
-    if not _csrf_ok(request, csrf):
-        token = _csrf(request, cookies)
-        form = _code_form(token, user_code[:16], "Your form expired; please try again.")
-        return cookies.apply(_page("Sign in a device", form, 403))
+    refusal = _refuse_device_form(request, cookies, principal, csrf, user_code)
+    if refusal is not None:
+        return refusal
+    assert principal is not None
     runtime = _runtime(request)
     context = request_context(request)
     try:

@@ -103,6 +103,8 @@ def _key_principal(record: KeyRecord) -> Principal | None:
         expires_at=record.expires_at,
         revokes_at=record.revoked_at,
         is_test=record.is_test,
+        plan=record.org_plan,
+        rate_limit=record.rate_limit,
     )
 
 
@@ -168,8 +170,9 @@ class Authenticator:
         digest = hash_key(token)
         found, verified = self._cache.get(digest)
         if not found:
+            epoch = self._cache.epoch  # a revocation landing mid-read must not be cached over
             verified = await anyio.to_thread.run_sync(self._load_key, digest)
-            self._cache.put(digest, verified)
+            self._cache.put(digest, verified, epoch=epoch)
         if not isinstance(verified, VerifiedKey):
             self._fail("unknown", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
         record = verified.record
@@ -199,12 +202,13 @@ class Authenticator:
         if found and verified is None:
             self._fail("invalid_token", context, actor_type="session")
         if not isinstance(verified, VerifiedToken):
+            epoch = self._cache.epoch  # a logout landing mid-read must not be cached over
             outcome = await anyio.to_thread.run_sync(self._verify_token, token)
             if isinstance(outcome, str):
-                self._cache.put(digest, None)
+                self._cache.put(digest, None, epoch=epoch)
                 self._fail(outcome, context, actor_type="session")
             verified = outcome
-            self._cache.put(digest, verified)
+            self._cache.put(digest, verified, epoch=epoch)
         if verified.expires_at <= self._clock.now():
             self._fail("expired", context, actor_type="session")
         return verified.principal
@@ -270,6 +274,8 @@ class Authenticator:
             self._cache.discard_where(lambda v: v.credential_id == event.key_id)
         elif event.kind is EventKind.SESSION_REVOKED:
             self._cache.discard_where(lambda v: v.credential_id == event.session_id)
+        elif event.kind is EventKind.ORG_CHANGED:
+            self._cache.discard_where(lambda v: v.org_id == event.org_id)
         elif event.kind is EventKind.MEMBER_CHANGED:
             self._cache.discard_where(
                 lambda v: v.org_id == event.org_id and v.user_id == event.user_id

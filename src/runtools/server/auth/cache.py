@@ -5,6 +5,11 @@ and the cache never holds a secret. Entries live at most ``ttl`` seconds
 (``negative_ttl`` for misses) as a safety net; revocation events drop them
 at once. Misses are cached so a flood of well-formed but unknown keys cannot
 hammer the store, and the LRU bound keeps that flood from growing memory.
+
+Two guards keep revocation exact across nodes: ``epoch`` moves on every
+invalidation, so a fill that read the store before a revocation landed is
+not stored (``put(..., epoch=...)``); and ``limit_ttl`` shortens every
+entry's life while revocation events may be missed (event link down).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class VerificationCache(Generic[V]):
         self._negative_ttl = negative_ttl
         self._monotonic = monotonic
         self._lock = threading.Lock()
+        self._full_ttl = (ttl, negative_ttl)
+        self.epoch = 0
         self.hits = 0
         self.misses = 0
 
@@ -52,9 +59,12 @@ class VerificationCache(Generic[V]):
         self.hits += 1
         return True, entry.value
 
-    def put(self, digest: str, value: V | None) -> None:
+    def put(self, digest: str, value: V | None, *, epoch: int | None = None) -> None:
+        """Store a verification; skipped if anything was invalidated since ``epoch``."""
         ttl = self._ttl if value is not None else self._negative_ttl
         with self._lock:
+            if epoch is not None and epoch != self.epoch:
+                return
             self._entries[digest] = _Entry(value, self._monotonic() + ttl)
             self._entries.move_to_end(digest)
             while len(self._entries) > self._max:
@@ -70,11 +80,24 @@ class VerificationCache(Generic[V]):
             ]
             for digest in doomed:
                 del self._entries[digest]
+            self.epoch += 1
         return len(doomed)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self.epoch += 1
+
+    def limit_ttl(self, seconds: float | None) -> None:
+        """Cap entry lifetimes at ``seconds`` (None: back to full), forgetting every entry."""
+        ttl, negative_ttl = self._full_ttl
+        with self._lock:
+            if seconds is None:
+                self._ttl, self._negative_ttl = ttl, negative_ttl
+            else:
+                self._ttl, self._negative_ttl = min(ttl, seconds), min(negative_ttl, seconds)
+            self._entries.clear()
+            self.epoch += 1
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from runtools.server.auth.principal import Principal
 from runtools.server.auth.roles import Role
-from runtools.server.auth.signing import InvalidToken
+from runtools.server.auth.signing import InvalidToken, decode_verified
 from runtools.server.clock import Clock
 from runtools.server.ids import new_id
 from runtools.server.services import organizations
@@ -111,32 +111,15 @@ class ExternalIssuer:
         if algorithm not in ALLOWED_ALGORITHMS:
             raise InvalidToken("wrong_algorithm")
         key = self._key(str(header.get("kid", "")))
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[str(algorithm)],
-                audience=self._audience,
-                issuer=self.issuer,
-                options={
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "require": ["exp", "sub"],
-                },
-            )
-        except jwt.InvalidAudienceError as exc:
-            raise InvalidToken("wrong_audience") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise InvalidToken("wrong_issuer") from exc
-        except jwt.PyJWTError as exc:
-            raise InvalidToken("invalid_signature_or_claims") from exc
-        now = self._clock.now().timestamp()
-        if not isinstance(claims["exp"], int | float) or claims["exp"] <= now:
-            raise InvalidToken("expired")
-        nbf = claims.get("nbf")
-        if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + 5):
-            raise InvalidToken("not_yet_valid")
+        claims = decode_verified(
+            token,
+            key,
+            algorithm=str(algorithm),
+            audience=self._audience,
+            issuer=self.issuer,
+            require=["exp", "sub"],
+            now=self._clock.now().timestamp(),
+        )
         if not isinstance(claims.get(self._settings.oidc_org_claim), str):
             raise InvalidToken("missing_org_claim")
         return claims
@@ -164,6 +147,7 @@ class ExternalIssuer:
                 scopes=("*",),
                 expires_at=datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo),
                 revokes_at=None,
+                plan=org.plan,
             )
 
     def _user(self, session: Session, claims: dict[str, Any]) -> User:

@@ -26,6 +26,9 @@ class Principal:
     # A future revocation: the credential was rotated and is in its grace period.
     revokes_at: datetime | None
     is_test: bool = False
+    # Rate limiting: the organization's plan and the credential's own limit, if set.
+    plan: str = "free"
+    rate_limit: int | None = None
 
     def allows(self, scope: str) -> bool:
         return covers(self.scopes, scope) and role_permits(self.role, scope)

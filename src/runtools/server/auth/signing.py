@@ -28,6 +28,8 @@ from runtools.server.store.models import SigningKey
 ALGORITHM = "EdDSA"
 #: How often an unknown ``kid`` may trigger a reload of keys from the store.
 RELOAD_INTERVAL = 30.0
+#: Seconds a token's ``nbf`` may lie ahead of our clock (other nodes' clocks drift).
+CLOCK_SKEW = 5
 
 
 class InvalidToken(Exception):
@@ -114,6 +116,10 @@ class Keyring:
     # -- tokens ----------------------------------------------------------------
 
     def sign(self, claims: dict[str, Any]) -> str:
+        # Another process may have rotated: re-read now and then, so no node
+        # keeps signing with a retired key (signing is not on the hot path).
+        if time.monotonic() - self._last_reload > RELOAD_INTERVAL:
+            self.load()
         with self._lock:
             active = [k for k in self._keys.values() if k.retired_at is None and k.private]
         if not active:
@@ -131,33 +137,15 @@ class Keyring:
         if header.get("alg") != ALGORITHM:
             raise InvalidToken("wrong_algorithm")
         key = self._key(str(header.get("kid", "")))
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.public,
-                algorithms=[ALGORITHM],
-                audience=audience,
-                issuer=issuer,
-                # Time is checked below against the injectable clock.
-                options={
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "require": ["exp", "iat", "nbf", "sub", "sid", "org", "jti"],
-                },
-            )
-        except jwt.InvalidAudienceError as exc:
-            raise InvalidToken("wrong_audience") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise InvalidToken("wrong_issuer") from exc
-        except jwt.PyJWTError as exc:
-            raise InvalidToken("invalid_signature_or_claims") from exc
-        now = self._clock.now().timestamp()
-        if not isinstance(claims["exp"], int | float) or claims["exp"] <= now:
-            raise InvalidToken("expired")
-        if not isinstance(claims["nbf"], int | float) or claims["nbf"] > now + 5:
-            raise InvalidToken("not_yet_valid")
-        return claims
+        return decode_verified(
+            token,
+            key.public,
+            algorithm=ALGORITHM,
+            audience=audience,
+            issuer=issuer,
+            require=["exp", "iat", "nbf", "sub", "sid", "org", "jti"],
+            now=self._clock.now().timestamp(),
+        )
 
     def _key(self, kid: str) -> _Key:
         with self._lock:
@@ -170,6 +158,45 @@ class Keyring:
         if key is None:
             raise InvalidToken("unknown_kid")
         return key
+
+
+def decode_verified(
+    token: str,
+    key: Any,
+    *,
+    algorithm: str,
+    audience: str,
+    issuer: str,
+    require: list[str],
+    now: float,
+) -> dict[str, Any]:
+    """Signature, issuer and audience by PyJWT; time against the caller's clock."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "require": require,
+            },
+        )
+    except jwt.InvalidAudienceError as exc:
+        raise InvalidToken("wrong_audience") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise InvalidToken("wrong_issuer") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("invalid_signature_or_claims") from exc
+    if not isinstance(claims["exp"], int | float) or claims["exp"] <= now:
+        raise InvalidToken("expired")
+    nbf = claims.get("nbf")
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + CLOCK_SKEW):
+        raise InvalidToken("not_yet_valid")
+    return claims
 
 
 def _from_row(row: SigningKey) -> _Key:

@@ -24,8 +24,9 @@ from runtools.server.auth.roles import role_permits
 from runtools.server.auth.scopes import UnknownScopeError, normalize
 from runtools.server.clock import Clock, as_utc
 from runtools.server.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from runtools.server.events import CredentialEvent, EventKind, InProcessEventBus
+from runtools.server.events import CredentialEvent, EventBus, EventKind
 from runtools.server.ids import new_id
+from runtools.server.ratelimit.policy import plan_limits
 from runtools.server.services import audit
 from runtools.server.services.audit import AuditRecord, RequestContext
 from runtools.server.services.durations import DurationError, parse_duration
@@ -68,6 +69,7 @@ class ApiKeyView:
     owner_email: str
     rotated_from_id: str | None
     rotated_to_id: str | None
+    rate_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def _view(key: ApiKey, owner: User, now: datetime) -> ApiKeyView:
         owner_email=owner.email,
         rotated_from_id=key.rotated_from_id,
         rotated_to_id=key.rotated_to_id,
+        rate_limit=key.rate_limit,
     )
 
 
@@ -134,6 +137,16 @@ def _expiry(expires_in: str | None, now: datetime) -> datetime | None:
         raise InvalidRequest(f"expiresIn: {exc}") from exc
 
 
+def _validated_rate_limit(rate_limit: int | None, plan: str) -> int | None:
+    """A key may be slower than its organization's plan allows, never faster."""
+    ceiling = plan_limits(plan).live
+    if rate_limit is not None and not 1 <= rate_limit <= ceiling:
+        raise InvalidRequest(
+            f"rateLimit must be between 1 and {ceiling} (the {plan} plan's requests per minute)"
+        )
+    return rate_limit
+
+
 def check_grant(caller: Principal | None, owner_role: str, scopes: list[str]) -> None:
     """Refuse scopes the owner's role cannot hold or the caller cannot use itself."""
     beyond_role = [s for s in scopes if not role_permits(owner_role, s)]
@@ -151,7 +164,7 @@ def check_grant(caller: Principal | None, owner_role: str, scopes: list[str]) ->
 
 
 class ApiKeyService:
-    def __init__(self, database: Database, clock: Clock, bus: InProcessEventBus) -> None:
+    def __init__(self, database: Database, clock: Clock, bus: EventBus) -> None:
         self._database = database
         self._clock = clock
         self._bus = bus
@@ -168,6 +181,7 @@ class ApiKeyService:
         is_test: bool,
         project_id: str | None,
         context: RequestContext,
+        rate_limit: int | None = None,
     ) -> IssuedKey:
         now = self._clock.now()
         name = _validated_name(name)
@@ -176,6 +190,8 @@ class ApiKeyService:
         check_grant(caller, caller.role, normalized)
         with self._database.session() as session:
             owner = session.get_one(User, caller.user_id)
+            org = session.get_one(Organization, caller.org_id)
+            rate_limit = _validated_rate_limit(rate_limit, org.plan)
             issued = self._mint(
                 session,
                 org_id=caller.org_id,
@@ -186,6 +202,7 @@ class ApiKeyService:
                 is_test=is_test,
                 project_id=project_id,
                 rotated_from_id=None,
+                rate_limit=rate_limit,
             )
             self._audit(session, caller, "api_key.created", issued.view, context)
             session.commit()
@@ -254,6 +271,7 @@ class ApiKeyService:
         is_test: bool,
         project_id: str | None,
         rotated_from_id: str | None,
+        rate_limit: int | None = None,
     ) -> IssuedKey:
         now = self._clock.now()
         generated = generate_key(is_test=is_test)
@@ -273,6 +291,7 @@ class ApiKeyService:
             rotated_from_id=rotated_from_id,
             rotated_to_id=None,
             created_at=now,
+            rate_limit=rate_limit,
         )
         session.add(key)
         session.flush()
@@ -311,6 +330,7 @@ class ApiKeyService:
         scopes: list[str] | Unset | None = UNSET,
         project_id: str | Unset | None = UNSET,
         context: RequestContext,
+        rate_limit: int | Unset | None = UNSET,
     ) -> ApiKeyView:
         with self._database.session() as session:
             key, owner = self._visible(session, caller, key_id)
@@ -330,10 +350,14 @@ class ApiKeyService:
             if not isinstance(project_id, Unset):
                 key.project_id = project_id
                 changed.append("projectId")
+            if not isinstance(rate_limit, Unset):
+                org = session.get_one(Organization, key.org_id)
+                key.rate_limit = _validated_rate_limit(rate_limit, org.plan)
+                changed.append("rateLimit")
             view = _view(key, owner, now)
             self._audit(session, caller, "api_key.updated", view, context, {"changed": changed})
             session.commit()
-        if "scopes" in changed:
+        if {"scopes", "rateLimit"} & set(changed):
             self._bus.publish(CredentialEvent(EventKind.KEY_CHANGED, key.org_id, key_id=key.id))
         return view
 
@@ -384,6 +408,7 @@ class ApiKeyService:
                 is_test=old.is_test,
                 project_id=old.project_id,
                 rotated_from_id=old.id,
+                rate_limit=old.rate_limit,
             )
             old.revoked_at = now + grace
             old.rotated_to_id = issued.view.id

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -106,8 +107,12 @@ class AuditWriter:
         self._queue: queue.Queue[AuditEvent] = queue.Queue(maxsize=capacity)
         self._lock = threading.Lock()
         self.dropped = 0
+        # Called with each queued record (security log lines and metrics).
+        self.observers: list[Callable[[AuditRecord], None]] = []
 
     def enqueue(self, event: AuditRecord) -> None:
+        for observe in self.observers:
+            observe(event)
         try:
             self._queue.put_nowait(event.to_row(self._clock.now()))
         except queue.Full:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtools.server.errors import Conflict, NotFound
+from runtools.server.errors import Conflict, InvalidRequest, NotFound
 from runtools.server.runtime import Runtime
 from runtools.server.services import organizations
 from runtools.server.services.api_keys import IssuedKey
@@ -87,3 +87,18 @@ def create_key(
         org, user, role, name=name, scopes=scopes, expires_in=expires_in, is_test=is_test
     )
     return issued, org, user
+
+
+def set_plan(runtime: Runtime, org_name: str, plan: str) -> Organization:
+    """Change an organization's plan (its default rate limits); caches drop its credentials."""
+    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.ratelimit.policy import PLANS
+
+    if plan not in PLANS:
+        raise InvalidRequest(f"unknown plan {plan!r}: use one of {', '.join(PLANS)}")
+    with runtime.database.session() as session:
+        org = organizations.org_by_name(session, org_name)
+        org.plan = plan
+        session.commit()
+    runtime.bus.publish(CredentialEvent(EventKind.ORG_CHANGED, org.id))
+    return org

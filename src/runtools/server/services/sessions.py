@@ -38,7 +38,7 @@ from runtools.server.errors import (
     SignInFailed,
     Unauthorized,
 )
-from runtools.server.events import CredentialEvent, EventKind, InProcessEventBus
+from runtools.server.events import CredentialEvent, EventBus, EventKind
 from runtools.server.ids import new_id
 from runtools.server.services import audit, organizations
 from runtools.server.services.audit import AuditRecord, RequestContext
@@ -94,7 +94,7 @@ class SessionService:
         self,
         database: Database,
         clock: Clock,
-        bus: InProcessEventBus,
+        bus: EventBus,
         keyring: Keyring,
         settings: Settings,
     ) -> None:
@@ -427,6 +427,7 @@ class SessionService:
                     scopes=("*",),
                     expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo),
                     revokes_at=None,
+                    plan=org.plan,
                 ),
                 None,
             )

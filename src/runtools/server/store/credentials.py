@@ -30,6 +30,8 @@ class KeyRecord:
     owner_display_name: str | None
     # None when the owner is no longer a member of the key's organization.
     owner_role: str | None
+    org_plan: str = "free"
+    rate_limit: int | None = None
 
 
 def load_key_record(session: Session, key_hash: str) -> KeyRecord | None:
@@ -60,4 +62,6 @@ def load_key_record(session: Session, key_hash: str) -> KeyRecord | None:
         owner_email=user.email,
         owner_display_name=user.display_name,
         owner_role=role,
+        org_plan=org.plan,
+        rate_limit=key.rate_limit,
     )

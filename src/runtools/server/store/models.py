@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -73,6 +74,8 @@ class ApiKey(Base):
     rotated_from_id: Mapped[str | None] = mapped_column(String(40))
     rotated_to_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
+    # Requests per minute; None means the organization plan's default.
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuditEvent(Base):

@@ -1,0 +1,282 @@
+"""Benchmarks (not tests): one command, one table.
+
+    .venv/bin/python bench/run.py            # everything (needs wrk; PostgreSQL + Redis for row 3)
+    .venv/bin/python bench/run.py --quick    # shorter runs
+
+1. HTTP: requests/s, p50, p99 of ``GET /v1/me`` with an API key against
+   ``GET /healthz`` (no auth) on the same server, runs interleaved; the ratio
+   is the headline. Load from ``wrk`` (``apt-get install wrk``).
+2. Verification cost in process, cached and uncached, with 1k and 1M keys stored.
+3. Revocation propagation between two server processes (Redis; LISTEN/NOTIFY):
+   time from the revoking response on node A to the first 401 on node B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from runtools.server.auth.keys import generate_key  # noqa: E402
+from runtools.server.runtime import build_runtime  # noqa: E402
+from runtools.server.services import operator  # noqa: E402
+from runtools.server.services.audit import RequestContext  # noqa: E402
+from runtools.server.settings import Settings  # noqa: E402
+from support.live_server import LiveServer  # noqa: E402
+
+UNLIMITED = 1_000_000_000
+
+
+def bootstrap(settings: Settings, *, unlimited: bool = True) -> str:
+    """An org, an admin and a '*' key; the key's limit lifted so load tests measure, not 429."""
+    runtime = build_runtime(settings)
+    try:
+        operator.create_org(runtime, "bench")
+        operator.create_user(
+            runtime, "bench@example.com", org_name="bench", role="admin", password=None,
+            display_name=None,
+        )  # fmt: skip
+        issued, _, _ = operator.create_key(
+            runtime, org_name="bench", email="bench@example.com", name="bench", scopes=["*"],
+            expires_in=None, is_test=False,
+        )  # fmt: skip
+        if unlimited:
+            with runtime.database.session() as session:
+                # Past the API's plan cap on purpose: an operator's benchmark key.
+                session.execute(text("UPDATE api_keys SET rate_limit = :n"), {"n": UNLIMITED})
+                session.commit()
+        return issued.secret
+    finally:
+        runtime.close()
+
+
+# -- 1. HTTP ---------------------------------------------------------------------
+
+
+def wrk(url: str, seconds: float, headers: dict[str, str]) -> dict[str, float]:
+    args = ["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", url]
+    for name, value in headers.items():
+        args[1:1] = ["-H", f"{name}: {value}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"{url}: {non2xx.group(1)} non-2xx responses; the benchmark is invalid")
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
+
+
+def bench_http(rounds: int, seconds: float) -> list[list[str]]:
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk not found: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk"
+        )
+    home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
+    env["RUNTOOLS_HOME"] = str(home)
+    key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
+    # The last --log-level wins: warning, so no per-request log line skews the comparison.
+    quiet = ("--log-level", "warning")
+    server = LiveServer(env=env, log_path=home / "server.log", extra_args=quiet).start()
+    results: dict[str, list[dict[str, float]]] = {"healthz": [], "me": []}
+    try:
+        wrk(f"{server.url}/v1/me", 1, {"X-API-Key": key})  # warm up
+        for _ in range(rounds):
+            results["healthz"].append(wrk(f"{server.url}/healthz", seconds, {}))
+            results["me"].append(wrk(f"{server.url}/v1/me", seconds, {"X-API-Key": key}))
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+    def med(name: str, field: str) -> float:
+        return statistics.median(r[field] for r in results[name])
+
+    ratio = med("me", "rps") / med("healthz", "rps")
+    return [
+        ["GET /healthz (no auth)", f"{med('healthz', 'rps'):,.0f} req/s",
+         f"p50 {med('healthz', 'p50'):.2f} ms", f"p99 {med('healthz', 'p99'):.2f} ms"],
+        ["GET /v1/me (API key)", f"{med('me', 'rps'):,.0f} req/s",
+         f"p50 {med('me', 'p50'):.2f} ms", f"p99 {med('me', 'p99'):.2f} ms"],
+        ["  ratio /v1/me : /healthz", f"{ratio:.3f}", f"({(1 - ratio) * 100:+.1f}% cost)", ""],
+    ]  # fmt: skip
+
+
+# -- 2. Verification cost vs stored keys -----------------------------------------
+
+
+def fill_keys(settings: Settings, total: int) -> list[str]:
+    """``total`` stored keys; returns 1000 plaintexts among them for lookups."""
+    runtime = build_runtime(settings)
+    try:
+        operator.create_org(runtime, "fill")
+        joined = operator.create_user(
+            runtime, "fill@example.com", org_name="fill", role="admin", password=None,
+            display_name=None,
+        )  # fmt: skip
+        with runtime.database.session() as session:
+            org_id = session.execute(text("SELECT id FROM organizations")).scalar_one()
+        sample = [generate_key(is_test=False) for _ in range(1000)]
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = (
+            (f"key_f{i:09d}", org_id, joined.user.id, "fill",
+             hashlib.sha256(os.urandom(16)).hexdigest(), "rt_live_fill", '["*"]', False, now)
+            for i in range(total - len(sample))
+        )  # fmt: skip
+        chosen = (
+            (f"key_s{i:09d}", org_id, joined.user.id, "sample", g.key_hash, g.display_prefix,
+             '["*"]', False, now)
+            for i, g in enumerate(sample)
+        )  # fmt: skip
+        raw = runtime.database.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            sql = (
+                "INSERT INTO api_keys (id, org_id, owner_user_id, name, key_hash, key_prefix, "
+                "scopes, is_test, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
+            for batch in (rows, chosen):
+                cursor.executemany(sql, batch)
+            raw.commit()
+        finally:
+            raw.close()
+        return [g.plaintext for g in sample]
+    finally:
+        runtime.close()
+
+
+def verify_cost(total: int) -> tuple[float, float]:
+    home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
+    settings = Settings(home=home, _env_file=None, auth_cache_size=2000)  # type: ignore[call-arg]
+    try:
+        keys = fill_keys(settings, total)
+        runtime = build_runtime(settings)
+        auth, context = runtime.authenticator, RequestContext()
+
+        async def measure() -> tuple[float, float]:
+            started = time.perf_counter()
+            for key in keys:  # cold: one indexed lookup each
+                await auth.authenticate({"x-api-key": key}, context)
+            cold = (time.perf_counter() - started) / len(keys)
+            started = time.perf_counter()
+            for _ in range(50):
+                for key in keys:
+                    await auth.authenticate({"x-api-key": key}, context)
+            hot = (time.perf_counter() - started) / (50 * len(keys))
+            return hot, cold
+
+        try:
+            return asyncio.run(measure())
+        finally:
+            runtime.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def bench_verify(sizes: list[int]) -> list[list[str]]:
+    rows = []
+    for size in sizes:
+        hot, cold = verify_cost(size)
+        rows.append([f"verify, {size:,} keys stored", f"cached {hot * 1e6:.1f} µs",
+                     f"uncached {cold * 1e6:.0f} µs", ""])  # fmt: skip
+    return rows
+
+
+# -- 3. Revocation propagation ----------------------------------------------------
+
+
+def bench_propagation(postgres: str, redis_url: str | None, count: int) -> list[str]:
+    schema = f"bench_{os.urandom(4).hex()}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
+    url = f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
+    env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_DATABASE_URL": url,
+            "RUNTOOLS_NAMESPACE": schema}  # fmt: skip
+    if redis_url:
+        env["RUNTOOLS_REDIS_URL"] = redis_url
+    settings = Settings(home=home, database_url=url, _env_file=None)  # type: ignore[call-arg]
+    admin = bootstrap(settings)
+    a = LiveServer(env=env, log_path=home / "a.log", extra_args=("--log-level", "warning"))
+    b = LiveServer(env=env, log_path=home / "b.log", extra_args=("--log-level", "warning"))
+    delays = []
+    try:
+        a.start()
+        b.start()
+        with httpx.Client(timeout=10) as http:
+            for i in range(count):
+                made = http.post(f"{a.url}/v1/api-keys", headers={"X-API-Key": admin},
+                                 json={"name": f"p{i}"}).json()["data"]  # fmt: skip
+                assert (
+                    http.get(f"{b.url}/v1/me", headers={"X-API-Key": made["key"]}).status_code
+                    == 200
+                )
+                http.delete(f"{a.url}/v1/api-keys/{made['id']}", headers={"X-API-Key": admin})
+                revoked_at = time.perf_counter()
+                while (
+                    http.get(f"{b.url}/v1/me", headers={"X-API-Key": made["key"]}).status_code
+                    != 401
+                ):
+                    pass
+                delays.append(time.perf_counter() - revoked_at)
+    finally:
+        a.stop()
+        b.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    via = "Redis pub/sub" if redis_url else "PostgreSQL LISTEN/NOTIFY"
+    return [f"revocation A→B via {via} (n={count})",
+            f"median {statistics.median(delays) * 1000:.1f} ms",
+            f"max {max(delays) * 1000:.1f} ms", ""]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short runs, 100k instead of 1M keys")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["http", "verify", "revocation"]
+    )
+    args = parser.parse_args()
+    rows: list[list[str]] = []
+    if "http" not in args.skip:
+        rows += bench_http(rounds=3 if args.quick else 5, seconds=3 if args.quick else 5)
+    if "verify" not in args.skip:
+        rows += bench_verify([1_000, 100_000 if args.quick else 1_000_000])
+    if "revocation" not in args.skip:
+        count = 20 if args.quick else 100
+        rows.append(bench_propagation(args.postgres, args.redis, count))
+        rows.append(bench_propagation(args.postgres, None, count))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print(f"runtools benchmarks — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""``GET /metrics``: Prometheus exposition, off unless ``RUNTOOLS_METRICS=on``.
+
+Off, the route answers exactly as an unknown route does (404). On with
+``RUNTOOLS_METRICS_TOKEN`` set, it demands ``Authorization: Bearer <token>``
+(compared in constant time) and answers anything else with the usual 401.
+Left out of the OpenAPI document: it is for operators' scrapers, not API users.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import Response
+
+from runtools.server.api.guards import Guard, Requirement
+from runtools.server.errors import NotFound, Unauthorized
+from runtools.server.observability.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter(tags=["metrics"])
+
+
+class MetricsGuard(Guard):
+    async def __call__(self, request: Request) -> None:
+        settings = request.app.state.runtime.settings
+        if settings.metrics != "on":
+            raise NotFound("No such route")
+        token = settings.metrics_token
+        if token is None:
+            return
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), expected
+        ):
+            raise Unauthorized()
+
+
+METRICS_SCRAPER: Any = Depends(MetricsGuard(Requirement(metrics_token=True)))
+
+
+@router.get("/metrics", name="scrape", include_in_schema=False)
+async def scrape(request: Request, _: Annotated[None, METRICS_SCRAPER]) -> Response:
+    return Response(request.app.state.runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)

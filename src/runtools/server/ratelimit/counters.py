@@ -1,0 +1,145 @@
+"""Fixed-window request counters: in process, in Redis, and Redis with a local fallback.
+
+A counter answers one question: "count one more request in window ``key``;
+how many so far?" Redis counts atomically for every node (one round trip:
+a Lua INCR that sets the expiry on first use). When Redis cannot answer,
+``FailoverCounter`` counts in this process (limits then hold per node) and
+tries Redis again after ``retry_seconds``: recovery needs no restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Protocol
+
+logger = logging.getLogger("runtools.ratelimit")
+
+
+class CounterUnavailable(Exception):
+    """The shared counter store did not answer."""
+
+
+class Counter(Protocol):
+    async def increment(self, key: str, window_start: int, ttl: int) -> int: ...
+
+
+class LocalCounter:
+    """Per-process counts; memory bounded by evicting past windows first, then everything."""
+
+    def __init__(self, *, max_keys: int = 100_000) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._max = max_keys
+        self._lock = threading.Lock()
+
+    async def increment(self, key: str, window_start: int, ttl: int) -> int:
+        return self.increment_now(key, window_start)
+
+    def increment_now(self, key: str, window_start: int) -> int:
+        with self._lock:
+            start, count = self._counts.get(key, (window_start, 0))
+            if start != window_start:
+                count = 0
+            count += 1
+            self._counts[key] = (window_start, count)
+            if len(self._counts) > self._max:
+                self._evict(window_start)
+            return count
+
+    def _evict(self, window_start: int) -> None:
+        stale = [k for k, (start, _) in self._counts.items() if start != window_start]
+        for key in stale:
+            del self._counts[key]
+        if len(self._counts) > self._max:
+            self._counts.clear()
+
+
+_INCREMENT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
+class RedisCounter:
+    """Counts shared by every node. One client per event loop (clients bind to their loop)."""
+
+    def __init__(self, url: str, prefix: str, *, timeout: float = 0.25) -> None:
+        self._url = url
+        self._prefix = prefix
+        self._timeout = timeout
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _script(self) -> object:
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        script = self._clients.get(loop)
+        if script is None:
+            # Blocking pool: a burst beyond the pool waits (briefly) instead of failing over.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=64,
+                timeout=self._timeout,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
+            script = client.register_script(_INCREMENT)
+            self._clients[loop] = script
+        return script
+
+    async def increment(self, key: str, window_start: int, ttl: int) -> int:
+        import redis
+
+        script = self._script()
+        try:
+            redis_key = f"{self._prefix}:rl:{key}:{window_start}"
+            count = await script(keys=[redis_key], args=[ttl])  # type: ignore[operator]
+        except (TimeoutError, redis.RedisError, OSError) as exc:
+            raise CounterUnavailable(type(exc).__name__) from exc
+        return int(count)
+
+
+class FailoverCounter:
+    def __init__(
+        self,
+        shared: Counter,
+        local: LocalCounter,
+        *,
+        retry_seconds: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._shared = shared
+        self._local = local
+        self._retry = retry_seconds
+        self._monotonic = monotonic
+        self._shared_down_until: float | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self._shared_down_until is not None
+
+    async def increment(self, key: str, window_start: int, ttl: int) -> int:
+        down_until = self._shared_down_until
+        if down_until is None or self._monotonic() >= down_until:
+            try:
+                count = await self._shared.increment(key, window_start, ttl)
+            except CounterUnavailable as exc:
+                if down_until is None:
+                    logger.warning(
+                        "shared rate-limit counters unavailable (%s); counting per node", exc
+                    )
+                self._shared_down_until = self._monotonic() + self._retry
+            else:
+                if down_until is not None:
+                    logger.warning("shared rate-limit counters are back")
+                    self._shared_down_until = None
+                return count
+        return self._local.increment_now(key, window_start)

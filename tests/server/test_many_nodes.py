@@ -1,0 +1,114 @@
+"""Several server processes on one PostgreSQL (and Redis): one service to the caller.
+
+A key created on node A works on node B; revoked on A, it is refused by B
+within the bound; rate-limit counters are shared. Runs on the PostgreSQL
+pass of the suite (``RUNTOOLS_TEST_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.live_server import LiveServer, runtools
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+BOUND_SECONDS = 0.1
+
+
+@pytest.fixture
+def cluster_env(server_env: dict[str, str], database_url: str | None) -> dict[str, str]:
+    if database_url is None:
+        pytest.skip("many nodes need PostgreSQL: set RUNTOOLS_TEST_DATABASE_URL")
+    # A namespace of its own: parallel runs on the same Redis never meet.
+    return {**server_env, "RUNTOOLS_NAMESPACE": f"t_{secrets.token_hex(6)}"}
+
+
+def _bootstrap(env: dict[str, str], registry: Any) -> str:
+    runtools("admin", "create-org", "acme", env=env)
+    runtools("admin", "create-user", "ada@example.com", "--org", "acme", "--role", "admin", env=env)
+    runtools("admin", "set-plan", "acme", "enterprise", env=env)
+    out = runtools(
+        "admin", "create-key", "--org", "acme", "--user", "ada@example.com", "--name", "boot",
+        "--json", env=env,
+    )  # fmt: skip
+    return str(registry.add(json.loads(out.stdout)["key"]))
+
+
+@pytest.fixture
+def nodes(
+    request: pytest.FixtureRequest, cluster_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    env = dict(cluster_env)
+    if request.param == "redis":
+        env["RUNTOOLS_REDIS_URL"] = LOCAL_REDIS
+    a = LiveServer(env=env, log_path=tmp_path / "a.log")
+    b = LiveServer(env=env, log_path=tmp_path / "b.log", extra_args=("--workers", "2"))
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def _me(node: LiveServer, key: str) -> httpx.Response:
+    return httpx.get(f"{node.url}/v1/me", headers={"X-API-Key": key}, timeout=5)
+
+
+def _refused_after(node: LiveServer, key: str, timeout: float = 5.0) -> float:
+    started = time.perf_counter()
+    while _me(node, key).status_code != 401:
+        assert time.perf_counter() - started < timeout, "revocation never reached the node"
+    return time.perf_counter() - started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nodes", ["redis", "postgres"], indirect=True)
+def test_a_key_made_on_one_node_works_on_the_other_and_revocation_reaches_it_at_once(
+    nodes: tuple[LiveServer, LiveServer], cluster_env: dict[str, str], secret_registry: Any
+) -> None:
+    a, b = nodes
+    admin_key = _bootstrap(cluster_env, secret_registry)
+    a.start()
+    b.start()
+    headers = {"X-API-Key": admin_key}
+    delays = []
+    for i in range(5):
+        made = httpx.post(f"{a.url}/v1/api-keys", headers=headers, json={"name": f"k{i}"})
+        key = secret_registry.add(made.json()["data"]["key"])
+        for _ in range(4):  # both of B's workers verify and cache it
+            assert _me(b, key).status_code == 200
+        revoked = httpx.delete(f"{a.url}/v1/api-keys/{made.json()['data']['id']}", headers=headers)
+        assert revoked.status_code == 200
+        assert _me(a, key).status_code == 401  # the revoking node: the very next request
+        delays.append(_refused_after(b, key))
+        for _ in range(4):
+            assert _me(b, key).status_code == 401
+    assert statistics.median(delays) < BOUND_SECONDS, delays
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nodes", ["redis"], indirect=True)
+def test_rate_limit_counters_are_shared_by_every_node(
+    nodes: tuple[LiveServer, LiveServer], cluster_env: dict[str, str], secret_registry: Any
+) -> None:
+    a, b = nodes
+    admin_key = _bootstrap(cluster_env, secret_registry)
+    a.start()
+    b.start()
+    made = httpx.post(
+        f"{a.url}/v1/api-keys",
+        headers={"X-API-Key": admin_key},
+        json={"name": "slow", "rateLimit": 4},
+    )
+    key = secret_registry.add(made.json()["data"]["key"])
+    answers = [_me(node, key) for node in (a, b, a, b, a, b)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 429, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers[:4]] == ["3", "2", "1", "0"]
+    assert len({r.headers["X-RateLimit-Reset"] for r in answers}) <= 2  # one window (or a flip)
