@@ -4,7 +4,7 @@ The Python SDK::
 
     from runtools import RunTools
 
-    rt = RunTools()   # reads RUNTOOLS_API_KEY
+    rt = RunTools()   # RUNTOOLS_API_KEY, else the login stored by `runtools login`
     rt.me()
 
 Importing this package never imports the API service's dependencies; those
@@ -12,7 +12,12 @@ live under ``runtools.server`` and need the ``server`` extra.
 """
 
 from runtools._client import AsyncRunTools, RunTools
-from runtools._credentials import AccessTokenCredential, ApiKeyCredential
+from runtools._credentials import (
+    AccessTokenCredential,
+    ApiKeyCredential,
+    StoredSessionCredential,
+)
+from runtools._device_login import AsyncDeviceLogin, DeviceLogin
 from runtools._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -21,19 +26,24 @@ from runtools._exceptions import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    DeviceLoginError,
     ExecStreamError,
     InternalServerError,
+    LoginStoreError,
     MissingCredentialsError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
     RunToolsError,
 )
+from runtools._login_store import LoginStore, StoredLogin
 from runtools._models import (
     ApiKey,
     AuditLogEntry,
     CreatedApiKey,
     CurrentCredential,
+    DeviceApproval,
+    DeviceAuthorization,
     ExecChunk,
     ExecExit,
     ExecResult,
@@ -42,6 +52,8 @@ from runtools._models import (
     Organization,
     RotatedApiKey,
     SandboxResources,
+    Session,
+    SessionTokens,
     User,
 )
 from runtools._pagination import AsyncPager, CursorPage, SyncPager
@@ -58,6 +70,7 @@ __all__ = [
     "AccessTokenCredential",
     "ApiKey",
     "ApiKeyCredential",
+    "AsyncDeviceLogin",
     "AsyncPager",
     "AsyncRunTools",
     "AsyncSandbox",
@@ -68,12 +81,18 @@ __all__ = [
     "CreatedApiKey",
     "CurrentCredential",
     "CursorPage",
+    "DeviceApproval",
+    "DeviceAuthorization",
+    "DeviceLogin",
+    "DeviceLoginError",
     "ExecChunk",
     "ExecExit",
     "ExecResult",
     "ExecStreamError",
     "FileEntry",
     "InternalServerError",
+    "LoginStore",
+    "LoginStoreError",
     "Me",
     "MissingCredentialsError",
     "NotFoundError",
@@ -86,6 +105,10 @@ __all__ = [
     "RunToolsError",
     "Sandbox",
     "SandboxResources",
+    "Session",
+    "SessionTokens",
+    "StoredLogin",
+    "StoredSessionCredential",
     "SyncPager",
     "User",
     "__version__",

@@ -19,14 +19,16 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 
-from runtools._credentials import Credential, resolve_credential
+from runtools._credentials import Credential, StoredSessionCredential, resolve_credential
 from runtools._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    MissingCredentialsError,
     make_status_error,
 )
+from runtools._login_store import LockedStore, StoredLogin
 from runtools._models import RunToolsModel
 from runtools._pagination import CursorPage
 from runtools._retry import (
@@ -211,11 +213,38 @@ class BaseClient:
         return self._credential
 
     def _default_headers(self) -> dict[str, str]:
-        return {
-            "Accept": "application/json",
-            "User-Agent": f"runtools-python/{__version__}",
-            **self._credential.auth_headers(),
-        }
+        return {**self._anonymous_headers(), **self._credential.auth_headers()}
+
+    @staticmethod
+    def _anonymous_headers() -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": f"runtools-python/{__version__}"}
+
+    def _stored_session(self) -> StoredSessionCredential | None:
+        credential = self._credential
+        return credential if isinstance(credential, StoredSessionCredential) else None
+
+    @staticmethod
+    def _bearer_of(request: httpx.Request) -> str:
+        header: str = request.headers.get("authorization", "")
+        return header.removeprefix("Bearer ")
+
+    @staticmethod
+    def _login_to_refresh(
+        credential: StoredSessionCredential, store: LockedStore, stale_token: str
+    ) -> StoredLogin | None:
+        """Under the store's lock: the login to refresh, or None if another process just did.
+
+        A login that vanished from the store was signed out (``runtools logout``).
+        """
+        from runtools._session_refresh import needs_refresh
+
+        current = store.get(credential.login.api_url)
+        if current is None or current.type != "session":
+            raise MissingCredentialsError()
+        if current.access_token != stale_token and not needs_refresh(current):
+            credential.adopt(current)
+            return None
+        return current
 
     def _build_request(
         self,

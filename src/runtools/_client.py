@@ -24,12 +24,23 @@ from runtools._base_client import (
     parse_envelope,
     status_error,
 )
+from runtools._credentials import StoredSessionCredential
 from runtools._events import EVENT_STREAM, EventParser
+from runtools._file_lock import LockTimeout
+from runtools._login_store import LoginStoreError
 from runtools._models import Me
 from runtools._retry import DEFAULT_MAX_RETRIES
+from runtools._session_refresh import (
+    login_ended_error,
+    needs_refresh,
+    refresh_request,
+    refreshed_login,
+)
 from runtools.resources.api_keys import ApiKeys, AsyncApiKeys
 from runtools.resources.audit_logs import AsyncAuditLogs, AuditLogs
+from runtools.resources.auth import AsyncAuth, Auth
 from runtools.resources.sandboxes import AsyncSandboxes, Sandboxes
+from runtools.resources.sessions import AsyncSessions, Sessions
 
 __all__ = ["AsyncRunTools", "RunTools"]
 
@@ -97,9 +108,42 @@ class RunTools(BaseClient):
     def sandbox(self) -> Sandboxes:
         return Sandboxes(self)
 
+    @cached_property
+    def sessions(self) -> Sessions:
+        return Sessions(self)
+
+    @cached_property
+    def auth(self) -> Auth:
+        return Auth(self)
+
     def me(self) -> Me:
         """Who this client is: organization, user, credential and effective scopes."""
         return self._request("GET", "/me").model(Me)
+
+    def _refresh_session(self, credential: StoredSessionCredential, *, stale_token: str) -> None:
+        """Trade the stored refresh token for a new pair, under the store's lock."""
+        with credential.store.locked() as store:
+            login = self._login_to_refresh(credential, store, stale_token)
+            if login is None:
+                return
+            request = refresh_request(
+                self._http,
+                self.auth_url,
+                login,
+                headers=self._anonymous_headers(),
+                timeout=self.timeout,
+            )
+            try:
+                response = self._http.send(request)
+            except httpx.RequestError as exc:
+                raise connection_error(request, exc) from exc
+            if response.status_code in (400, 401):
+                raise login_ended_error(response, login.api_url)
+            if not response.is_success:
+                raise status_error(response)
+            renewed = refreshed_login(login, parse_envelope(response))
+            store.save(renewed)
+            credential.adopt(renewed)
 
     def close(self) -> None:
         """Close the connection pool, unless the caller passed its own ``http_client``."""
@@ -154,6 +198,9 @@ class RunTools(BaseClient):
         ``retry=False`` for calls that must not run twice (commands) or whose
         refusals are final (a conflict that waiting will not fix).
         """
+        session = self._stored_session()
+        if session is not None and needs_refresh(session.login):
+            self._refresh_session(session, stale_token=session.access_token)
         request = self._build_request(
             self._http,
             method,
@@ -164,6 +211,7 @@ class RunTools(BaseClient):
             idempotency_key=idempotency_key,
         )
         retries_taken = 0
+        refreshed_after_401 = False
         while True:
             try:
                 response = self._http.send(request)
@@ -175,6 +223,14 @@ class RunTools(BaseClient):
             else:
                 if response.is_success:
                     return response
+                if response.status_code == 401 and session is not None and not refreshed_after_401:
+                    # The token may have been ended early or have expired in flight:
+                    # one refresh, then the same request (and idempotency key) again.
+                    response.close()
+                    self._refresh_session(session, stale_token=self._bearer_of(request))
+                    request.headers.update(session.auth_headers())
+                    refreshed_after_401 = True
+                    continue
                 delay = (
                     self._delay_after_status(request, response, retries_taken) if retry else None
                 )
@@ -258,9 +314,52 @@ class AsyncRunTools(BaseClient):
     def sandbox(self) -> AsyncSandboxes:
         return AsyncSandboxes(self)
 
+    @cached_property
+    def sessions(self) -> AsyncSessions:
+        return AsyncSessions(self)
+
+    @cached_property
+    def auth(self) -> AsyncAuth:
+        return AsyncAuth(self)
+
     async def me(self) -> Me:
         """Who this client is: organization, user, credential and effective scopes."""
         return (await self._request("GET", "/me")).model(Me)
+
+    async def _refresh_session(
+        self, credential: StoredSessionCredential, *, stale_token: str
+    ) -> None:
+        """Trade the stored refresh token for a new pair, under the store's lock."""
+        lock = credential.store.lock()
+        try:
+            await lock.acquire_async()
+        except LockTimeout as exc:
+            raise LoginStoreError(f"Another runtools process holds {lock.path}") from exc
+        try:
+            store = credential.store.locked_view()
+            login = self._login_to_refresh(credential, store, stale_token)
+            if login is None:
+                return
+            request = refresh_request(
+                self._http,
+                self.auth_url,
+                login,
+                headers=self._anonymous_headers(),
+                timeout=self.timeout,
+            )
+            try:
+                response = await self._http.send(request)
+            except httpx.RequestError as exc:
+                raise connection_error(request, exc) from exc
+            if response.status_code in (400, 401):
+                raise login_ended_error(response, login.api_url)
+            if not response.is_success:
+                raise status_error(response)
+            renewed = refreshed_login(login, parse_envelope(response))
+            store.save(renewed)
+            credential.adopt(renewed)
+        finally:
+            lock.release()
 
     async def close(self) -> None:
         """Close the connection pool, unless the caller passed its own ``http_client``."""
@@ -311,6 +410,9 @@ class AsyncRunTools(BaseClient):
         retry: bool = True,
     ) -> httpx.Response:
         """Send with retries; a 2xx response, read, or the status error."""
+        session = self._stored_session()
+        if session is not None and needs_refresh(session.login):
+            await self._refresh_session(session, stale_token=session.access_token)
         request = self._build_request(
             self._http,
             method,
@@ -321,6 +423,7 @@ class AsyncRunTools(BaseClient):
             idempotency_key=idempotency_key,
         )
         retries_taken = 0
+        refreshed_after_401 = False
         while True:
             try:
                 response = await self._http.send(request)
@@ -332,6 +435,14 @@ class AsyncRunTools(BaseClient):
             else:
                 if response.is_success:
                     return response
+                if response.status_code == 401 and session is not None and not refreshed_after_401:
+                    # The token may have been ended early or have expired in flight:
+                    # one refresh, then the same request (and idempotency key) again.
+                    await response.aclose()
+                    await self._refresh_session(session, stale_token=self._bearer_of(request))
+                    request.headers.update(session.auth_headers())
+                    refreshed_after_401 = True
+                    continue
                 delay = (
                     self._delay_after_status(request, response, retries_taken) if retry else None
                 )

@@ -12,16 +12,24 @@ A credential's secret never appears in its ``repr``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from runtools._exceptions import MissingCredentialsError
+from runtools._login_store import LoginStore, StoredLogin
 
 __all__ = [
     "AccessTokenCredential",
     "ApiKeyCredential",
     "Credential",
+    "StoredSessionCredential",
     "resolve_credential",
 ]
+
+#: Where a credential came from, as ``runtools auth status`` reports it.
+FROM_ARGUMENT = "argument"
+FROM_ENVIRONMENT = "environment"
+FROM_STORED_LOGIN = "stored login"
 
 API_KEY_ENV = "RUNTOOLS_API_KEY"
 
@@ -38,6 +46,8 @@ class ApiKeyCredential:
     """An ``rt_live_`` / ``rt_test_`` key, sent as ``X-API-Key``."""
 
     key: str
+    source: str = field(default=FROM_ARGUMENT, compare=False)
+    """``"argument"``, ``"environment"`` (``RUNTOOLS_API_KEY``) or ``"stored login"``."""
 
     def auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.key}
@@ -51,6 +61,7 @@ class AccessTokenCredential:
     """A session access token, sent as ``Authorization: Bearer``."""
 
     token: str
+    source: str = field(default=FROM_ARGUMENT, compare=False)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -59,7 +70,39 @@ class AccessTokenCredential:
         return f"AccessTokenCredential({_mask(self.token)!r})"
 
 
-Credential = ApiKeyCredential | AccessTokenCredential
+class StoredSessionCredential:
+    """A session stored by ``runtools login``, refreshed by the client as it nears expiry.
+
+    The client swaps in each new token pair (:meth:`adopt`) after saving it
+    to the store, so every process sharing the login sees the latest pair.
+    """
+
+    source = FROM_STORED_LOGIN
+
+    def __init__(self, login: StoredLogin, store: LoginStore) -> None:
+        self.login = login
+        self.store = store
+
+    @property
+    def access_token(self) -> str:
+        assert self.login.access_token is not None
+        return self.login.access_token
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return self.login.expires_at
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    def adopt(self, login: StoredLogin) -> None:
+        self.login = login
+
+    def __repr__(self) -> str:
+        return f"StoredSessionCredential({self.login.api_url!r}, {_mask(self.access_token)!r})"
+
+
+Credential = ApiKeyCredential | AccessTokenCredential | StoredSessionCredential
 
 
 def _checked(secret: str, source: str) -> str:
@@ -76,13 +119,15 @@ def _checked(secret: str, source: str) -> str:
     return secret
 
 
-def _load_stored_credentials(api_url: str) -> Credential | None:
-    """The login ``runtools login`` saved for ``api_url``, if any.
-
-    The login store does not exist yet, so nothing is ever found. When it
-    lands, this is the single place that reads it.
-    """
-    return None
+def _load_stored_credentials(api_url: str, environ: Mapping[str, str]) -> Credential | None:
+    """The login ``runtools login`` (or ``runtools auth set-key``) saved for ``api_url``."""
+    store = LoginStore.from_environ(environ)
+    login = store.get(api_url)
+    if login is None:
+        return None
+    if login.type == "api_key" and login.api_key:
+        return ApiKeyCredential(_checked(login.api_key, str(store.path)), source=FROM_STORED_LOGIN)
+    return StoredSessionCredential(login, store)
 
 
 def resolve_credential(
@@ -105,8 +150,8 @@ def resolve_credential(
         return AccessTokenCredential(_checked(access_token, "access_token="))
     env_key = environ.get(API_KEY_ENV)
     if env_key:
-        return ApiKeyCredential(_checked(env_key, API_KEY_ENV))
-    stored = _load_stored_credentials(api_url)
+        return ApiKeyCredential(_checked(env_key, API_KEY_ENV), source=FROM_ENVIRONMENT)
+    stored = _load_stored_credentials(api_url, environ)
     if stored is not None:
         return stored
     raise MissingCredentialsError()

@@ -2,6 +2,8 @@
 
     RunToolsError
     ├── MissingCredentialsError      no API key, access token or stored login
+    ├── LoginStoreError              the stored-login file cannot be read or written
+    ├── DeviceLoginError             a device sign-in ended without tokens (``error``)
     ├── APIConnectionError           the request did not get an HTTP answer
     │   └── APITimeoutError
     ├── APIResponseValidationError   a 2xx answer that is not the wire contract
@@ -33,8 +35,10 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "DeviceLoginError",
     "ExecStreamError",
     "InternalServerError",
+    "LoginStoreError",
     "MissingCredentialsError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -57,6 +61,29 @@ class MissingCredentialsError(RunToolsError):
             "pass api_key= or set the RUNTOOLS_API_KEY environment variable; "
             "pass access_token=; or run `runtools login`."
         )
+
+
+class LoginStoreError(RunToolsError):
+    """The stored logins cannot be read or written (a broken file, a permission)."""
+
+
+class DeviceLoginError(RunToolsError):
+    """The device sign-in ended without tokens.
+
+    ``error`` is the OAuth code: ``access_denied`` (the person said no),
+    ``expired_token`` (nobody approved in time), ``invalid_grant`` (already used).
+    """
+
+    def __init__(self, error: str, description: str | None) -> None:
+        messages = {
+            "access_denied": "The sign-in was denied",
+            "expired_token": "The code expired before anyone approved it; sign in again",
+            "invalid_grant": "This sign-in was already completed or is unknown",
+        }
+        message = description or messages.get(error) or f"Device sign-in failed ({error})"
+        super().__init__(message)
+        self.error = error
+        self.message = message
 
 
 class APIConnectionError(RunToolsError):

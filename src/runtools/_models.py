@@ -20,6 +20,8 @@ __all__ = [
     "AuditLogEntry",
     "CreatedApiKey",
     "CurrentCredential",
+    "DeviceApproval",
+    "DeviceAuthorization",
     "ExecChunk",
     "ExecExit",
     "ExecResult",
@@ -30,6 +32,8 @@ __all__ = [
     "RunToolsModel",
     "SandboxInfo",
     "SandboxResources",
+    "Session",
+    "SessionTokens",
     "User",
 ]
 
@@ -206,3 +210,61 @@ class FileEntry(RunToolsModel):
     """``file``, ``directory``, ``symlink`` or ``other``."""
     size: int = 0
     modified_at: datetime | None = None
+
+
+def _hide(names: set[str], args: Any) -> Any:
+    for name, value in args:
+        yield name, ("**********" if name in names and value else value)
+
+
+class Session(RunToolsModel):
+    """One signed-in session of yours (``rt.sessions.list()``)."""
+
+    id: str
+    client_name: str | None = None
+    org: Organization | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    expires_at: datetime | None = None
+    current: bool = False
+    """True for the session making the request."""
+
+
+class SessionTokens(RunToolsModel):
+    """An access token and its single-use refresh token, from a sign-in."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int = 0
+    """Seconds until the access token expires."""
+
+    def __repr_args__(self) -> Any:
+        return _hide({"access_token", "refresh_token"}, super().__repr_args__())
+
+
+class DeviceAuthorization(RunToolsModel):
+    """A started device sign-in: show ``user_code`` and ``verification_uri`` to the person."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None = None
+    expires_in: int = 300
+    interval: int = 5
+    """Seconds to wait between polls."""
+
+    def __repr_args__(self) -> Any:
+        return _hide({"device_code"}, super().__repr_args__())
+
+
+class DeviceApproval(RunToolsModel):
+    """The device sign-in you approved or denied."""
+
+    user_code: str
+    client_id: str | None = None
+    ip: str | None = None
+    status: str | None = None
+    """``"approved"`` or ``"denied"``."""

@@ -76,7 +76,7 @@ def test_create_exec_files_and_destroy_by_name(user_env: dict[str, str], tmp_pat
     refused = runtools("sandbox", "exec", "my-env", "true", env=user_env, check=False)
     assert refused.returncode == 1
     line = refused.stderr.strip()
-    assert "\n" not in line and "resume it first" in line and "(request id req_" in line
+    assert "\n" not in line and "resume it first" in line and "(request req_" in line
     runtools("sandbox", "resume", "my-env", env=user_env)
     gone = json.loads(runtools("sandbox", "destroy", "my-env", "--json", env=user_env).stdout)
     assert gone["status"] == "destroyed"
@@ -100,13 +100,13 @@ def test_exec_streams_output_live(user_env: dict[str, str]) -> None:
 
 def test_errors_are_one_line_and_json_errors_are_json(user_env: dict[str, str]) -> None:
     missing = runtools("sandbox", "get", "nope", env=user_env, check=False)
-    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
-    assert missing.stderr.startswith("error: No sandbox 'nope' (request id req_")
+    assert missing.returncode == 6 and missing.stderr.count("\n") == 1  # not found
+    assert missing.stderr.startswith("error: No sandbox 'nope' (request req_")
     as_json = runtools("sandbox", "get", "nope", "--json", env=user_env, check=False)
     assert json.loads(as_json.stdout)["error"]["code"] == "not_found"
     no_key = {k: v for k, v in user_env.items() if k != "RUNTOOLS_API_KEY"}
     unauthenticated = runtools("sandbox", "list", env=no_key, check=False)
-    assert unauthenticated.returncode == 1 and "RUNTOOLS_API_KEY" in unauthenticated.stderr
+    assert unauthenticated.returncode == 4 and "RUNTOOLS_API_KEY" in unauthenticated.stderr
     flag = runtools("sandbox", "list", "--api-key", user_env["RUNTOOLS_API_KEY"], env=no_key)
     assert flag.returncode == 0
     down = dict(user_env, RUNTOOLS_API_URL="http://127.0.0.1:9")

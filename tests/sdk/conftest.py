@@ -33,10 +33,11 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's own settings must not leak into what the tests see.
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    # A developer's own settings and stored logins must not leak into what the tests see.
     for name in ("RUNTOOLS_API_KEY", "RUNTOOLS_API_URL", "RUNTOOLS_AUTH_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RUNTOOLS_CONFIG_DIR", str(tmp_path / "config"))
 
 
 @pytest.fixture

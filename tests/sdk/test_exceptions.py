@@ -129,7 +129,7 @@ def test_every_sdk_error_is_a_runtools_error() -> None:
         for name in runtools.__all__
         if isinstance(obj := getattr(runtools, name), type) and issubclass(obj, Exception)
     ]
-    assert len(errors) == 14
+    assert len(errors) == 16
     assert all(issubclass(e, RunToolsError) for e in errors)
 
 

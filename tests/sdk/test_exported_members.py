@@ -43,6 +43,17 @@ PUBLIC_NAMES = {
     "RunToolsError",
     "SyncPager",
     "User",
+    "AsyncDeviceLogin",
+    "DeviceApproval",
+    "DeviceAuthorization",
+    "DeviceLogin",
+    "DeviceLoginError",
+    "LoginStore",
+    "LoginStoreError",
+    "Session",
+    "SessionTokens",
+    "StoredLogin",
+    "StoredSessionCredential",
     "__version__",
 }
 

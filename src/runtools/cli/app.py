@@ -1,15 +1,19 @@
-"""The root of the command tree: ``runtools serve``, ``runtools admin …``."""
+"""The root of the command tree: global options, login and logout, auth, serve, admin."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from runtools.cli import admin, sandbox, serve
+from runtools.cli import admin, auth, login, sandbox, serve
+from runtools.cli.context import Globals
 
 app = typer.Typer(
     name="runtools",
     help=(
         "RunTools: API keys, sessions and sandboxes, self-hosted.\n\n"
+        "Sign in with `runtools login`; manage keys with `runtools auth keys …`. "
         "Start the service with `runtools serve`; bootstrap the first organization, user "
         "and key with `runtools admin …`."
     ),
@@ -17,6 +21,34 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            help="The server [default: RUNTOOLS_API_URL or http://127.0.0.1:8700]",
+            show_default=False,
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="An API key; wins over RUNTOOLS_API_KEY and the stored login",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = Globals(api_url=api_url, api_key=api_key)
+
+
+app.command("login")(login.login)
+app.command("logout")(login.logout)
+app.add_typer(auth.app, name="auth")
 app.command("serve", help=serve.HELP)(serve.serve)
 app.add_typer(admin.app, name="admin")
 app.add_typer(sandbox.app, name="sandbox")

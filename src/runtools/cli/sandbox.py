@@ -66,6 +66,7 @@ def _show(sandbox: Sandbox, as_json: bool) -> None:
 
 @app.command("create")
 def create(
+    ctx: typer.Context,
     name: Annotated[str | None, typer.Option(help="Friendly name, unique in the org")] = None,
     template: Annotated[str | None, typer.Option(help="Userland [default: base-ubuntu]")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable)")] = None,
@@ -89,7 +90,7 @@ def create(
     resources = {
         k: v for k, v in (("vcpus", vcpus), ("memory", memory), ("disk", disk)) if v is not None
     }
-    with api_client(api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
         sandbox = rt.sandbox.create(
             name=name,
             template=template,
@@ -103,6 +104,7 @@ def create(
 
 @app.command("list")
 def list_sandboxes(
+    ctx: typer.Context,
     status: Annotated[str | None, typer.Option(help="Comma-separated statuses")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Must have this tag (repeatable)")] = None,
     template: Annotated[str | None, typer.Option(help="Only this template")] = None,
@@ -119,7 +121,7 @@ def list_sandboxes(
 
         runtools sandbox list --status running,paused --tag ci --json
     """
-    with api_client(api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
         found = list(rt.sandbox.list(status=status, tags=tag, template=template, all=all_))
     if as_json:
         emit_json({"data": [_record(s) for s in found]})
@@ -130,6 +132,7 @@ def list_sandboxes(
 
 @app.command("get")
 def get(
+    ctx: typer.Context,
     sandbox: SandboxArg,
     api_key: ApiKeyOption = None,
     api_url: ApiUrlOption = None,
@@ -141,13 +144,14 @@ def get(
 
         runtools sandbox get my-env --json
     """
-    with api_client(api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
         found = rt.sandbox.get(sandbox)
     _show(found, as_json)
 
 
 @app.command("exec")
 def exec_command(
+    ctx: typer.Context,
     sandbox: SandboxArg,
     command: Annotated[str, typer.Argument(help="Shell command (run with /bin/sh -c)")],
     timeout: Annotated[int | None, typer.Option(help="Milliseconds [default: 30000]")] = None,
@@ -171,7 +175,7 @@ def exec_command(
         runtools sandbox exec my-env "ls -la" --json
     """
     variables = _env(env, as_json=as_json)
-    with api_client(api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
         if as_json:
             result = rt.sandbox.exec(sandbox, command, timeout=timeout, cwd=cwd, env=variables)
             emit_json(result.model_dump(mode="json", by_alias=True))
@@ -198,12 +202,13 @@ def exec_command(
 
 def _lifecycle(verb: str, example: str) -> Any:
     def command(
+        ctx: typer.Context,
         sandbox: SandboxArg,
         api_key: ApiKeyOption = None,
         api_url: ApiUrlOption = None,
         as_json: JsonFlag = False,
     ) -> None:
-        with api_client(api_key, api_url, as_json=as_json) as rt:
+        with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
             changed = getattr(rt.sandbox, verb)(sandbox)
         _show(changed, as_json)
 
@@ -234,6 +239,7 @@ app.command("destroy")(
 
 @files_app.command("put")
 def put_file(
+    ctx: typer.Context,
     sandbox: SandboxArg,
     local: Annotated[Path, typer.Argument(help="Local file, or - for stdin")],
     remote: Annotated[str, typer.Argument(help="Path in the sandbox (relative: /workspace)")],
@@ -253,7 +259,7 @@ def put_file(
         data = sys.stdin.buffer.read() if str(local) == "-" else local.read_bytes()
     except OSError as exc:
         fail(f"cannot read {local}: {exc.strerror}", as_json=as_json)
-    with api_client(api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
         rt.sandbox.write_file(sandbox, remote, data)
     if as_json:
         emit_json({"path": remote, "size": len(data)})
@@ -263,6 +269,7 @@ def put_file(
 
 @files_app.command("get")
 def get_file(
+    ctx: typer.Context,
     sandbox: SandboxArg,
     remote: Annotated[str, typer.Argument(help="Path in the sandbox")],
     local: Annotated[Path | None, typer.Argument(help="Where to save [default: stdout]")] = None,
@@ -278,7 +285,7 @@ def get_file(
 
         runtools sandbox files get my-env /tmp/log.txt | tail
     """
-    with api_client(api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
         data = rt.sandbox.read_file(sandbox, remote)
     if local is None:
         sys.stdout.buffer.write(data)
@@ -294,6 +301,7 @@ def get_file(
 
 @files_app.command("ls")
 def list_files(
+    ctx: typer.Context,
     sandbox: SandboxArg,
     path: Annotated[str, typer.Argument(help="Directory in the sandbox")] = "/workspace",
     api_key: ApiKeyOption = None,
@@ -306,7 +314,7 @@ def list_files(
 
         runtools sandbox files ls my-env /workspace/src
     """
-    with api_client(api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
         entries = rt.sandbox.list_files(sandbox, path)
     if as_json:
         emit_json({"data": [e.model_dump(mode="json", by_alias=True) for e in entries]})

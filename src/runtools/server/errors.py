@@ -16,6 +16,7 @@ boundary with ``raise ... from exc``; nothing else reaches a client.
     ├── NotFound                      404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
     ├── Conflict                      409 conflict
+    ├── IdempotencyKeyReused          422 idempotency_key_reused
     ├── PayloadTooLarge               413 payload_too_large
     ├── RateLimited                   429 rate_limited
     ├── ServiceUnavailable            503 service_unavailable
@@ -32,6 +33,7 @@ from __future__ import annotations
 __all__ = [
     "Conflict",
     "Forbidden",
+    "IdempotencyKeyReused",
     "InvalidRequest",
     "MethodNotAllowed",
     "NotFound",
@@ -149,6 +151,17 @@ class Conflict(ServiceError):
     status_code = 409
     code = "conflict"
     default_message = "Conflict"
+
+
+class IdempotencyKeyReused(ServiceError):
+    """An ``Idempotency-Key`` sent again with a different request: never replayed."""
+
+    status_code = 422
+    code = "idempotency_key_reused"
+    default_message = (
+        "This Idempotency-Key was already used with a different request; "
+        "use a new key for a new request"
+    )
 
 
 class PayloadTooLarge(ServiceError):

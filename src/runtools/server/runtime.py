@@ -25,6 +25,7 @@ from runtools.server.sandbox import LocalSandboxDriver
 from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
 from runtools.server.services.device import DeviceService
+from runtools.server.services.idempotency import IdempotencyService
 from runtools.server.services.sandbox_upkeep import SandboxUpkeep
 from runtools.server.services.sandboxes import SandboxService
 from runtools.server.services.sessions import SessionService
@@ -32,6 +33,7 @@ from runtools.server.services.usage import UsageRecorder
 from runtools.server.settings import Settings
 from runtools.server.store import migrate
 from runtools.server.store.database import Database
+from runtools.server.store.service_secrets import service_secret
 
 logger = logging.getLogger("runtools.runtime")
 
@@ -54,6 +56,7 @@ class Runtime:
     metrics: Metrics
     sandboxes: SandboxService
     sandbox_upkeep: SandboxUpkeep
+    idempotency: IdempotencyService
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
 
@@ -162,6 +165,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         devices=DeviceService(database, clock, settings, sessions),
         rate_limiter=rate_limiter,
         metrics=metrics,
+        idempotency=IdempotencyService(
+            database, clock, service_secret(database, clock, "idempotency")
+        ),
         sandboxes=sandboxes,
         sandbox_upkeep=SandboxUpkeep(
             sandboxes, database, clock, idle_check_seconds=settings.sandbox_idle_check_seconds

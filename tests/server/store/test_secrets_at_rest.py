@@ -39,10 +39,23 @@ def test_the_database_holds_no_secret(
     rotated = admin.post(f"/v1/api-keys/{created['id']}/rotate", json={"gracePeriod": "1h"})
     successor = secret_registry.add(rotated.json()["data"]["key"])
     admin.http.get("/v1/me", headers={"X-API-Key": created["key"][:-1] + "x"})
-    secrets = [admin.key, created["key"], successor]
+    # A retried create: its response (with the secret) is kept for replay, sealed.
+    idempotency_key = "retry-me-0123456789abcdef"
+    retried = [
+        admin.http.post(
+            "/v1/api-keys",
+            json={"name": "retried"},
+            headers={**admin.headers(), "Idempotency-Key": idempotency_key},
+        )
+        for _ in range(2)
+    ]
+    assert retried[0].json() == retried[1].json()
+    replayed = secret_registry.add(retried[1].json()["data"]["key"])
+    secrets = [admin.key, created["key"], successor, replayed]
 
     stored = _stored_bytes(settings, runtime)
     assert created["keyPrefix"].encode() in stored  # the dump really holds our rows
+    assert idempotency_key.encode() not in stored
     for secret in secrets:
         assert secret.encode() not in stored
         assert secret[12:].encode() not in stored  # nor the secret part on its own

@@ -14,6 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Query
 from pydantic import Field, field_validator
 from starlette.requests import Request
+from starlette.responses import Response
 
 from runtools.server.api.context import request_context, request_id_of
 from runtools.server.api.envelope import (
@@ -27,6 +28,7 @@ from runtools.server.api.envelope import (
     WireModel,
 )
 from runtools.server.api.guards import requires
+from runtools.server.api.idempotency import IdempotencyKeyHeader, idempotent
 from runtools.server.auth.principal import Principal
 from runtools.server.auth.scopes import CATALOG
 from runtools.server.errors import InvalidRequest
@@ -138,26 +140,33 @@ def _meta(request: Request) -> Meta:
     return Meta(request_id=request_id_of(request))
 
 
-@router.post("", name="create", status_code=201)
+@router.post("", name="create", status_code=201, response_model=CreatedEnvelope[IssuedApiKeyOut])
 async def create_api_key(
-    request: Request, body: CreateApiKey, principal: KeyManager
-) -> CreatedEnvelope[IssuedApiKeyOut]:
+    request: Request,
+    body: CreateApiKey,
+    principal: KeyManager,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Mint a key. The secret is in this response and nowhere else, ever."""
-    issued = await anyio.to_thread.run_sync(
-        lambda: _service(request).create(
-            principal,
-            name=body.name,
-            scopes=body.scopes,
-            expires_in=body.expires_in,
-            is_test=body.is_test,
-            project_id=body.project_id,
-            context=request_context(request),
-            rate_limit=body.rate_limit,
+
+    async def create() -> CreatedEnvelope[IssuedApiKeyOut]:
+        issued = await anyio.to_thread.run_sync(
+            lambda: _service(request).create(
+                principal,
+                name=body.name,
+                scopes=body.scopes,
+                expires_in=body.expires_in,
+                is_test=body.is_test,
+                project_id=body.project_id,
+                context=request_context(request),
+                rate_limit=body.rate_limit,
+            )
         )
-    )
-    return CreatedEnvelope(
-        data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
-    )
+        return CreatedEnvelope(
+            data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
+        )
+
+    return await idempotent(request, principal, idempotency_key, body, 201, create)
 
 
 @router.get("", name="list")
@@ -223,21 +232,34 @@ async def revoke_api_key(
     return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))
 
 
-@router.post("/{key_id}/rotate", name="rotate", status_code=201)
+@router.post(
+    "/{key_id}/rotate",
+    name="rotate",
+    status_code=201,
+    response_model=CreatedEnvelope[IssuedApiKeyOut],
+)
 async def rotate_api_key(
-    request: Request, key_id: KeyId, body: RotateApiKey, principal: KeyManager
-) -> CreatedEnvelope[IssuedApiKeyOut]:
+    request: Request,
+    key_id: KeyId,
+    body: RotateApiKey,
+    principal: KeyManager,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
     """Mint a successor and revoke this key, now or when ``gracePeriod`` ends."""
-    issued = await anyio.to_thread.run_sync(
-        lambda: _service(request).rotate(
-            principal,
-            key_id,
-            name=body.name,
-            expires_in=body.expires_in,
-            grace_period=body.grace_period,
-            context=request_context(request),
+
+    async def rotate() -> CreatedEnvelope[IssuedApiKeyOut]:
+        issued = await anyio.to_thread.run_sync(
+            lambda: _service(request).rotate(
+                principal,
+                key_id,
+                name=body.name,
+                expires_in=body.expires_in,
+                grace_period=body.grace_period,
+                context=request_context(request),
+            )
         )
-    )
-    return CreatedEnvelope(
-        data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
-    )
+        return CreatedEnvelope(
+            data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
+        )
+
+    return await idempotent(request, principal, idempotency_key, body, 201, rotate)

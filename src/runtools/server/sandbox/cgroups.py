@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -320,8 +321,9 @@ class CgroupHost:
                 if self.version == 2:
                     self._delegate_v2(base)
                 base.mkdir(parents=True, exist_ok=True)
-                probe = base / f"probe-{os.getpid()}"
-                probe.mkdir(exist_ok=True)
+                # A name of its own per call: concurrent creates probe at once.
+                probe = base / f"probe-{os.getpid()}-{secrets.token_hex(6)}"
+                probe.mkdir()
                 probe.rmdir()
             except SandboxUnavailable:
                 raise

@@ -49,11 +49,11 @@ from runtools.server.store.models import (
     Membership,
     Organization,
     RefreshToken,
-    ServiceSecret,
     User,
     UserSession,
 )
 from runtools.server.store.pagination import Page, paginate
+from runtools.server.store.service_secrets import service_secret
 
 
 @dataclass(frozen=True)
@@ -592,16 +592,4 @@ class SessionService:
         )
 
     def _service_secret(self, name: str) -> bytes:
-        with self._database.session() as session:
-            row = session.get(ServiceSecret, name)
-            if row is None:
-                row = ServiceSecret(
-                    name=name, value=secrets.token_urlsafe(32), created_at=self._clock.now()
-                )
-                session.add(row)
-                try:
-                    session.commit()
-                except Exception:  # another process created it first
-                    session.rollback()
-                    row = session.get_one(ServiceSecret, name)
-            return row.value.encode()
+        return service_secret(self._database, self._clock, name)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -260,3 +261,24 @@ class SandboxTag(Base):
         ForeignKey("sandboxes.id", ondelete="CASCADE"), primary_key=True
     )
     tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class IdempotencyRecord(Base):
+    """The outcome of one create call, kept so a retry gets the same answer.
+
+    ``lookup_hash`` is SHA-256 of the caller's credential id and the
+    ``Idempotency-Key``; ``sealed_response`` is the response encrypted under
+    a key derived from the ``Idempotency-Key`` itself, which is never stored,
+    so this table alone cannot reveal a secret the response carried.
+    """
+
+    __tablename__ = "idempotency_records"
+
+    lookup_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # in_flight -> done; a failed call deletes its record so a retry runs again.
+    state: Mapped[str] = mapped_column(String(16))
+    response_status: Mapped[int | None]
+    sealed_response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,255 @@
+"""``runtools auth keys …``: create, list, inspect, change, rotate and revoke API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from runtools import ApiKey, CreatedApiKey
+from runtools._types import NOT_GIVEN
+from runtools.cli.context import api_errors, client
+from runtools.cli.output import EXIT_USAGE, emit_json, fail, fields, note, table, when
+
+app = typer.Typer(
+    help="Create, list, inspect, change, rotate and revoke API keys.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")]
+KeyId = Annotated[str, typer.Argument(help="The key's id (key_…)")]
+ScopesOption = Annotated[
+    str | None, typer.Option("--scopes", help='Comma-separated scopes, e.g. "sandbox:*,files:read"')
+]
+ScopeOption = Annotated[
+    list[str] | None, typer.Option("--scope", help="One scope; repeat for more")
+]
+
+
+def _wire(model: Any) -> dict[str, Any]:
+    data: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
+    return data
+
+
+def _scopes(scopes: str | None, scope: list[str] | None) -> list[str] | None:
+    if scopes is None and not scope:
+        return None
+    chosen = [s.strip() for s in (scopes or "").split(",") if s.strip()]
+    chosen += [s.strip() for s in scope or [] if s.strip()]
+    return chosen
+
+
+def _show(key: ApiKey) -> None:
+    fields(
+        [
+            ("ID", key.id),
+            ("Name", key.name),
+            ("Prefix", f"{key.key_prefix}…"),
+            ("Scopes", " ".join(key.scopes)),
+            ("Status", key.status or "-"),
+            ("Test key", "yes" if key.is_test else "no"),
+            ("Project", key.project_id or "-"),
+            ("Owner", key.owner_email or "-"),
+            ("Created", when(key.created_at)),
+            ("Expires", when(key.expires_at, empty="never")),
+            ("Last used", when(key.last_used_at, empty="never")),
+            ("Revoked", when(key.revoked_at)),
+        ]
+    )
+
+
+def _issued(created: CreatedApiKey, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(_wire(created))
+        return
+    # The key alone on stdout, so `KEY=$(runtools auth keys create ci)` works.
+    typer.echo(created.key)
+    note(
+        f"{verb} key {created.name} ({created.id}), scopes {' '.join(created.scopes)}"
+        + (f", expires {when(created.expires_at)}" if created.expires_at else "")
+    )
+    note(
+        "warning: this is the only time the key is shown. Store it now in a secret "
+        "manager or environment variable; it is not saved anywhere."
+    )
+
+
+@app.command("list")
+def list_keys(
+    ctx: typer.Context,
+    all_keys: Annotated[
+        bool, typer.Option("--all", help="Every key in the organization (admins)")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Page size", min=1, max=100)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """List your API keys (or, with --all, the organization's), newest first.
+
+    Examples:
+
+        runtools auth keys list
+
+        runtools auth keys list --all --json
+    """
+    with api_errors(as_json), client(ctx, as_json=as_json) as rt:
+        keys = list(rt.api_keys.list(limit=limit, all=all_keys))
+    if as_json:
+        emit_json({"data": [_wire(k) for k in keys]})
+        return
+    if not keys:
+        note("No API keys.")
+        return
+    table(
+        ["ID", "NAME", "PREFIX", "SCOPES", "STATUS", "EXPIRES", "LAST USED"],
+        [
+            [
+                k.id,
+                k.name,
+                f"{k.key_prefix}…",
+                " ".join(k.scopes),
+                k.status or "-",
+                when(k.expires_at, empty="never"),
+                when(k.last_used_at, empty="never"),
+            ]
+            for k in keys
+        ],
+    )
+
+
+@app.command("get")
+def get_key(ctx: typer.Context, key_id: KeyId, as_json: JsonFlag = False) -> None:
+    """Show one API key (never its secret).
+
+    Example:
+
+        runtools auth keys get key_2bKx7TgQ
+    """
+    with api_errors(as_json), client(ctx, as_json=as_json) as rt:
+        key = rt.api_keys.get(key_id)
+    emit_json(_wire(key)) if as_json else _show(key)
+
+
+@app.command("create")
+def create_key(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A name to tell the key apart")],
+    scopes: ScopesOption = None,
+    scope: ScopeOption = None,
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Lifetime such as 30d, 90d, 12h or 1y")
+    ] = None,
+    test: Annotated[bool, typer.Option("--test", help="Mint an rt_test_ key")] = False,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Project id (UUID) to attach it to")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an API key and print it once.
+
+    The key goes to stdout alone (details and a reminder to stderr); it is
+    never written to disk. Without scopes the key gets "*" (everything you
+    can do yourself).
+
+    Examples:
+
+        runtools auth keys create "ci-production" --scopes "*"
+
+        runtools auth keys create ci --scope sandbox:read --scope sandbox:exec --expires-in 90d
+
+        KEY=$(runtools auth keys create deploy --scopes "sandbox:*" --test)
+    """
+    chosen = _scopes(scopes, scope)
+    with api_errors(as_json), client(ctx, as_json=as_json) as rt:
+        created = rt.api_keys.create(
+            name, scopes=chosen, expires_in=expires_in, is_test=test or None, project_id=project
+        )
+    _issued(created, as_json, "Created")
+
+
+@app.command("update")
+def update_key(
+    ctx: typer.Context,
+    key_id: KeyId,
+    name: Annotated[str | None, typer.Option("--name", help="New name")] = None,
+    scopes: ScopesOption = None,
+    scope: ScopeOption = None,
+    project: Annotated[str | None, typer.Option("--project", help="Attach to a project")] = None,
+    no_project: Annotated[
+        bool, typer.Option("--no-project", help="Detach from its project")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Rename a key, change its scopes (never beyond your own) or its project.
+
+    Examples:
+
+        runtools auth keys update key_2bKx7TgQ --name "ci-staging"
+
+        runtools auth keys update key_2bKx7TgQ --scope sandbox:read --no-project
+    """
+    chosen = _scopes(scopes, scope)
+    if project is not None and no_project:
+        fail("--project and --no-project contradict each other", code=EXIT_USAGE, as_json=as_json)
+    if name is None and chosen is None and project is None and not no_project:
+        fail(
+            "nothing to change: give --name, --scopes, --project or --no-project",
+            code=EXIT_USAGE,
+            as_json=as_json,
+        )
+    with api_errors(as_json), client(ctx, as_json=as_json) as rt:
+        key = rt.api_keys.update(
+            key_id,
+            name=name if name is not None else NOT_GIVEN,
+            scopes=chosen if chosen is not None else NOT_GIVEN,
+            project_id=None if no_project else (project if project is not None else NOT_GIVEN),
+        )
+    emit_json(_wire(key)) if as_json else _show(key)
+
+
+@app.command("revoke")
+def revoke_key(ctx: typer.Context, key_id: KeyId, as_json: JsonFlag = False) -> None:
+    """Revoke a key now: the next request made with it fails.
+
+    Example:
+
+        runtools auth keys revoke key_2bKx7TgQ
+    """
+    with api_errors(as_json), client(ctx, as_json=as_json) as rt:
+        key = rt.api_keys.revoke(key_id)
+    if as_json:
+        emit_json(_wire(key))
+    else:
+        typer.echo(f"Revoked key {key.name} ({key.id}).")
+
+
+@app.command("rotate")
+def rotate_key(
+    ctx: typer.Context,
+    key_id: KeyId,
+    name: Annotated[str | None, typer.Option("--name", help="Name of the new key")] = None,
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Lifetime of the new key, e.g. 90d")
+    ] = None,
+    grace_period: Annotated[
+        str | None,
+        typer.Option("--grace-period", help="Keep the old key working this long: 1h, 24h…"),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace a key with a new one and print the new key once.
+
+    The old key stops working now, or when the grace period ends, so a
+    deploy can switch over without downtime.
+
+    Examples:
+
+        runtools auth keys rotate key_2bKx7TgQ --name "ci-production-2"
+
+        runtools auth keys rotate key_2bKx7TgQ --grace-period 1h --json
+    """
+    with api_errors(as_json), client(ctx, as_json=as_json) as rt:
+        rotated = rt.api_keys.rotate(
+            key_id, name=name, expires_in=expires_in, grace_period=grace_period
+        )
+    _issued(rotated, as_json, "Rotated to")

@@ -1,0 +1,149 @@
+"""``runtools login`` and ``runtools logout``: a session for this machine, stored per API URL."""
+
+from __future__ import annotations
+
+import os
+import sys
+import webbrowser
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from runtools import (
+    AuthenticationError,
+    DeviceLogin,
+    MissingCredentialsError,
+    RunTools,
+    RunToolsError,
+)
+from runtools._login_store import LoginStore, StoredLogin
+from runtools.cli.context import api_errors, api_url_of, login_store, stored_login_client
+from runtools.cli.output import EXIT_UNAVAILABLE, emit_json, note
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")]
+
+
+def _can_open_browser() -> bool:
+    if sys.platform.startswith("linux") or "SSH_CONNECTION" in os.environ:
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def end_stored_session(api_url: str, login: StoredLogin | None, store: LoginStore) -> bool:
+    """Revoke a stored session on the server; True if it is over (or there was none)."""
+    if login is None or login.type != "session":
+        return True
+    try:
+        with stored_login_client(api_url, login, store) as rt:
+            rt.auth.logout()
+    except (AuthenticationError, MissingCredentialsError):
+        return True  # already ended
+    except RunToolsError:
+        return False
+    return True
+
+
+def login(
+    ctx: typer.Context,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Only print the URL; do not open a browser")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Sign in from this terminal with a one-time code (OAuth device flow).
+
+    Prints a URL and a code, opens your browser when there is one, and waits
+    while you approve the code there (or with `runtools auth approve CODE`
+    in a terminal that is signed in). The session is stored for this API URL
+    in your config directory (RUNTOOLS_CONFIG_DIR), readable only by you, and
+    refreshed automatically.
+
+    Examples:
+
+        runtools login
+
+        runtools --api-url https://runtools.example.com login --no-browser
+    """
+    api_url = api_url_of(ctx, as_json=as_json)
+    store = login_store()
+    with api_errors(as_json):
+        with DeviceLogin(base_url=api_url) as device:
+            grant = device.start()
+            url = grant.verification_uri_complete or grant.verification_uri
+            note(f"To sign in, open {grant.verification_uri}")
+            note(f"and enter the code: {grant.user_code}")
+            if not no_browser and _can_open_browser():
+                try:
+                    if webbrowser.open(url):
+                        note("(opened in your browser)")
+                except webbrowser.Error:
+                    pass
+            console = Console(stderr=True)
+            with console.status("Waiting for approval…", spinner="dots"):
+                tokens = device.wait(grant)
+        expires_at = datetime.now(UTC) + timedelta(seconds=tokens.expires_in)
+        with RunTools(access_token=tokens.access_token, base_url=api_url) as rt:
+            me = rt.me()
+        previous = store.get(api_url)
+        end_stored_session(api_url, previous, store)
+        store.save(
+            StoredLogin(
+                api_url=api_url,
+                type="session",
+                access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token,
+                expires_at=expires_at,
+                session_id=me.credential.id,
+                org_id=me.organization.id,
+                org_name=me.organization.name,
+                user_email=me.user.email if me.user else None,
+            )
+        )
+    user = me.user
+    if as_json:
+        emit_json(
+            {
+                "apiUrl": api_url,
+                "user": {"id": user.id, "email": user.email, "role": user.role} if user else None,
+                "organization": {"id": me.organization.id, "name": me.organization.name},
+                "sessionId": me.credential.id,
+                "credentialFile": str(store.path),
+            }
+        )
+        return
+    who = f"{user.email} ({user.role})" if user else "?"
+    typer.echo(f"Signed in to {api_url} as {who} in {me.organization.name}.")
+
+
+def logout(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Sign out: end the stored session on the server and forget it here.
+
+    A stored API key (from `runtools auth set-key`) is only forgotten here;
+    it keeps working until revoked with `runtools auth keys revoke`.
+
+    Examples:
+
+        runtools logout
+
+        runtools --api-url https://runtools.example.com logout --json
+    """
+    api_url = api_url_of(ctx, as_json=as_json)
+    store = login_store()
+    with api_errors(as_json):
+        login = store.get(api_url)
+        ended = end_stored_session(api_url, login, store)
+        forgotten = store.delete(api_url) if login is not None else False
+    if as_json:
+        emit_json({"apiUrl": api_url, "signedOut": forgotten, "sessionEnded": ended})
+    elif login is None:
+        typer.echo(f"Not signed in to {api_url}.")
+    else:
+        typer.echo(f"Signed out of {api_url}.")
+    if not ended:
+        note(
+            "warning: could not reach the server to end the session; it ends by itself "
+            "when idle, or end it from another device with `runtools auth sessions revoke`"
+        )
+        raise typer.Exit(EXIT_UNAVAILABLE)

@@ -1,0 +1,52 @@
+"""``rt.auth``: what a signed-in session does about signing in: approve devices, sign out.
+
+Starting a sign-in needs no credential at all; that is
+:class:`runtools.DeviceLogin`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from runtools._models import DeviceApproval
+from runtools._resource import AsyncResource, SyncResource
+
+__all__ = ["AsyncAuth", "Auth"]
+
+
+def _decision(user_code: str, action: Literal["approve", "deny"]) -> dict[str, str]:
+    if not user_code.strip():
+        raise ValueError("user_code must be a non-empty string")
+    return {"userCode": user_code.strip(), "action": action}
+
+
+class Auth(SyncResource):
+    def approve_device(self, user_code: str) -> DeviceApproval:
+        """Let the device showing ``user_code`` sign in as you, in your current organization."""
+        body = _decision(user_code, "approve")
+        return self._client._request("POST", "/auth/device/verify", json=body).model(DeviceApproval)
+
+    def deny_device(self, user_code: str) -> DeviceApproval:
+        body = _decision(user_code, "deny")
+        return self._client._request("POST", "/auth/device/verify", json=body).model(DeviceApproval)
+
+    def logout(self) -> None:
+        """End this session on the server: its tokens stop working at once."""
+        self._client._request("POST", "/auth/logout")
+
+
+class AsyncAuth(AsyncResource):
+    async def approve_device(self, user_code: str) -> DeviceApproval:
+        """Let the device showing ``user_code`` sign in as you, in your current organization."""
+        body = _decision(user_code, "approve")
+        envelope = await self._client._request("POST", "/auth/device/verify", json=body)
+        return envelope.model(DeviceApproval)
+
+    async def deny_device(self, user_code: str) -> DeviceApproval:
+        body = _decision(user_code, "deny")
+        envelope = await self._client._request("POST", "/auth/device/verify", json=body)
+        return envelope.model(DeviceApproval)
+
+    async def logout(self) -> None:
+        """End this session on the server: its tokens stop working at once."""
+        await self._client._request("POST", "/auth/logout")

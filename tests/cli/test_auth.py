@@ -1,0 +1,298 @@
+"""``runtools login``, ``auth …`` and ``logout`` driven as a user would, against a live server."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtools import LoginStore, StoredLogin
+from support.live_server import LiveServer, runtools
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def server(live_server: LiveServer, server_env: dict[str, str]) -> LiveServer:
+    runtools("admin", "create-org", "acme", env=server_env)
+    runtools(
+        "admin",
+        "create-user",
+        "ada@example.com",
+        "--org",
+        "acme",
+        "--role",
+        "admin",
+        "--password-stdin",
+        env=server_env,
+        stdin=PASSWORD,
+    )
+    live_server.env["RUNTOOLS_DEVICE_POLL_INTERVAL_SECONDS"] = "1"
+    return live_server.start()
+
+
+def user_env(server: LiveServer, config: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
+    env.pop("DISPLAY", None)
+    env.update(RUNTOOLS_API_URL=server.url, RUNTOOLS_CONFIG_DIR=str(config))
+    return env
+
+
+def signed_in_elsewhere(server: LiveServer, config: Path, registry: Any) -> None:
+    """A second terminal with its own config dir, signed in with a password."""
+    response = httpx.post(
+        f"{server.url}/v1/auth/login",
+        json={"email": "ada@example.com", "password": PASSWORD, "clientName": "laptop"},
+    )
+    data = response.json()["data"]
+    registry.add(data["accessToken"])
+    registry.add(data["refreshToken"])
+    LoginStore(config).save(
+        StoredLogin(
+            api_url=server.url,
+            type="session",
+            access_token=data["accessToken"],
+            refresh_token=data["refreshToken"],
+            expires_at=datetime.now(UTC) + timedelta(seconds=data["expiresIn"]),
+            session_id=data["sessionId"],
+        )
+    )
+
+
+def device_login(env: dict[str, str], approver_env: dict[str, str]) -> dict[str, Any]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtools", "login", "--no-browser", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    code = None
+    deadline = time.monotonic() + 30
+    shown = ""
+    while code is None and time.monotonic() < deadline:
+        line = process.stderr.readline()
+        shown += line
+        found = re.search(r"code: ([A-Z]{4}-[A-Z]{4})", line)
+        code = found.group(1) if found else None
+    assert code, shown
+    approved = runtools("auth", "approve", code, env=approver_env)
+    assert f"Approved sign-in {code}" in approved.stdout
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    result: dict[str, Any] = json.loads(stdout)
+    result["_stderr"] = shown + stderr
+    return result
+
+
+def test_login_status_keys_and_logout(
+    server: LiveServer, tmp_path: Path, secret_registry: Any
+) -> None:
+    env = user_env(server, tmp_path / "cli")
+    approver = user_env(server, tmp_path / "laptop")
+    signed_in_elsewhere(server, tmp_path / "laptop", secret_registry)
+
+    login = device_login(env, approver)
+    assert login["user"]["email"] == "ada@example.com"
+    assert login["organization"]["name"] == "acme"
+    store = LoginStore(tmp_path / "cli")
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
+    saved = store.get(server.url)
+    assert saved is not None and saved.type == "session"
+    secret_registry.add(saved.access_token or "")
+    secret_registry.add(saved.refresh_token or "")
+    assert saved.refresh_token not in login["_stderr"]
+
+    status = json.loads(runtools("auth", "status", "--json", env=env).stdout)
+    assert status["source"] == "stored" and status["credential"]["type"] == "session"
+    assert status["user"]["email"] == "ada@example.com" and status["apiUrl"] == server.url
+    human = runtools("auth", "status", env=env).stdout
+    assert "session from the stored login" in human and "ada@example.com (admin)" in human
+
+    sessions = json.loads(runtools("auth", "sessions", "list", "--json", env=env).stdout)
+    assert {s["clientName"] for s in sessions["data"]} == {"laptop", "runtools-cli"}
+
+    created = runtools("auth", "keys", "create", "ci-production", "--scopes", "*", env=env)
+    key = secret_registry.add(created.stdout.strip())
+    assert key.startswith("rt_live_") and "\n" not in key
+    assert "only time the key is shown" in created.stderr and key not in created.stderr
+
+    narrow = json.loads(
+        runtools(
+            "auth",
+            "keys",
+            "create",
+            "ci",
+            "--scope",
+            "sandbox:read",
+            "--scope",
+            "sandbox:exec",
+            "--expires-in",
+            "30d",
+            "--test",
+            "--json",
+            env=env,
+        ).stdout
+    )
+    secret_registry.add(narrow["key"])
+    assert narrow["scopes"] == ["sandbox:exec", "sandbox:read"] and narrow["isTest"]
+
+    listed = json.loads(runtools("auth", "keys", "list", "--json", env=env).stdout)["data"]
+    assert [k["name"] for k in listed] == ["ci", "ci-production"]
+    assert all("key" not in k for k in listed)
+    table = runtools("auth", "keys", "list", env=env).stdout
+    assert "ci-production" in table and narrow["keyPrefix"] in table
+
+    got = json.loads(runtools("auth", "keys", "get", narrow["id"], "--json", env=env).stdout)
+    assert got["name"] == "ci"
+    updated = json.loads(
+        runtools("auth", "keys", "update", narrow["id"], "--name", "ci-2", "--json", env=env).stdout
+    )
+    assert updated["name"] == "ci-2"
+    rotated = json.loads(
+        runtools(
+            "auth",
+            "keys",
+            "rotate",
+            narrow["id"],
+            "--name",
+            "ci-3",
+            "--grace-period",
+            "1h",
+            "--json",
+            env=env,
+        ).stdout
+    )
+    secret_registry.add(rotated["key"])
+    assert rotated["rotatedFromId"] == narrow["id"] and rotated["name"] == "ci-3"
+    revoked = json.loads(
+        runtools("auth", "keys", "revoke", rotated["id"], "--json", env=env).stdout
+    )
+    assert revoked["status"] == "revoked"
+
+    out = runtools("logout", env=env)
+    assert "Signed out" in out.stdout and store.get(server.url) is None
+    after = runtools("auth", "status", env=env, check=False)
+    assert after.returncode == 4 and "runtools login" in after.stderr
+    # The session ended on the server too: its refresh token no longer works.
+    refused = httpx.post(
+        f"{server.url}/v1/auth/refresh", json={"refreshToken": saved.refresh_token}
+    )
+    assert refused.status_code == 401
+
+
+def test_precedence_flag_then_environment_then_stored_login(
+    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: Any
+) -> None:
+    def mint(name: str) -> str:
+        result = runtools(
+            "admin",
+            "create-key",
+            "--org",
+            "acme",
+            "--user",
+            "ada@example.com",
+            "--name",
+            name,
+            env=server_env,
+        )
+        return secret_registry.add(result.stdout.strip())
+
+    stored_key, env_key, flag_key = mint("stored"), mint("env"), mint("flag")
+    env = user_env(server, tmp_path / "cli")
+    set_key = runtools("auth", "set-key", env=env, stdin=stored_key + "\n")
+    assert "Stored key stored" in set_key.stdout and stored_key not in set_key.stdout
+    assert stat.S_IMODE(LoginStore(tmp_path / "cli").path.stat().st_mode) == 0o600
+
+    def status(*args: str, **extra: str) -> dict[str, Any]:
+        result = runtools(*args, "auth", "status", "--json", env={**env, **extra})
+        assert stored_key not in result.stderr and env_key not in result.stderr
+        parsed: dict[str, Any] = json.loads(result.stdout)
+        return parsed
+
+    assert (status()["source"], status()["credential"]["name"]) == ("stored", "stored")
+    from_env = status(RUNTOOLS_API_KEY=env_key)
+    assert (from_env["source"], from_env["credential"]["name"]) == ("environment", "env")
+    from_flag = status("--api-key", flag_key, RUNTOOLS_API_KEY=env_key)
+    assert (from_flag["source"], from_flag["credential"]["name"]) == ("flag", "flag")
+    human = runtools("auth", "status", env={**env, "RUNTOOLS_API_KEY": env_key}).stdout
+    assert "RUNTOOLS_API_KEY environment variable" in human and "Scopes:" in human
+
+
+def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
+    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: Any
+) -> None:
+    key = secret_registry.add(
+        runtools(
+            "admin",
+            "create-key",
+            "--org",
+            "acme",
+            "--user",
+            "ada@example.com",
+            "--name",
+            "narrow",
+            "--scopes",
+            "sandbox:read",
+            env=server_env,
+        ).stdout.strip()
+    )
+    admin_key = secret_registry.add(
+        runtools(
+            "admin",
+            "create-key",
+            "--org",
+            "acme",
+            "--user",
+            "ada@example.com",
+            "--name",
+            "full",
+            env=server_env,
+        ).stdout.strip()
+    )
+    env = user_env(server, tmp_path / "cli")
+    cases = [
+        (("auth", "status"), {}, 4, "not signed in"),
+        (("--api-key", "rt_live_" + "x" * 38, "auth", "status"), {}, 4, "Invalid or missing"),
+        (("--api-key", key, "auth", "keys", "list"), {}, 5, "requires scope *"),
+        (("--api-key", admin_key, "auth", "sessions", "list"), {}, 5, "signed-in session"),
+        (("--api-key", admin_key, "auth", "keys", "get", "key_nope"), {}, 6, "No API key"),
+        (
+            ("--api-key", admin_key, "auth", "keys", "create", "x", "--scopes", "nope:nope"),
+            {},
+            1,
+            "nope:nope",
+        ),
+        (("auth", "keys", "create"), {}, 2, "Missing argument"),
+        (
+            ("--api-key", admin_key, "auth", "status"),
+            {"RUNTOOLS_API_URL": "http://127.0.0.1:1"},
+            3,
+            "cannot reach",
+        ),
+    ]
+    for args, extra, code, message in cases:
+        result = runtools(*args, env={**env, **extra}, check=False)
+        assert result.returncode == code, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        if code in (1, 4, 5, 6) and "not signed in" not in message:
+            assert re.search(r"^error: .*\(request req_\w+\)$", result.stderr.strip()), (
+                result.stderr
+            )
+        if code != 2:
+            as_json = runtools(*args, "--json", env={**env, **extra}, check=False)
+            assert as_json.returncode == code
+            assert message in json.loads(as_json.stdout)["error"]["message"]
