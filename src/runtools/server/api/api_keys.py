@@ -29,13 +29,19 @@ from runtools.server.api.envelope import (
 )
 from runtools.server.api.guards import requires
 from runtools.server.api.idempotency import IdempotencyKeyHeader, idempotent
+from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
 from runtools.server.auth.scopes import CATALOG
 from runtools.server.errors import InvalidRequest
 from runtools.server.services.api_keys import UNSET, ApiKeyService, ApiKeyView, IssuedKey
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/api-keys",
+    tags=["api-keys"],
+    responses=ERROR_RESPONSES,
+    generate_unique_id_function=operation_id,
+)
 
 KeyManager = Annotated[Principal, requires(scope="*")]
 KeyId = Annotated[str, Field(min_length=1, max_length=64)]

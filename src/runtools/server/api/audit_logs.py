@@ -13,6 +13,7 @@ from starlette.requests import Request
 from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import ERROR_RESPONSES, ListEnvelope, ListMeta, WireModel
 from runtools.server.api.guards import requires
+from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
 from runtools.server.clock import as_utc
 from runtools.server.services.audit import AuditLogService
@@ -28,7 +29,12 @@ def _iso_8601_only(value: object) -> object:
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
-router = APIRouter(prefix="/v1/audit-logs", tags=["audit-logs"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/audit-logs",
+    tags=["audit-logs"],
+    responses=ERROR_RESPONSES,
+    generate_unique_id_function=operation_id,
+)
 
 
 class AuditEventOut(WireModel):

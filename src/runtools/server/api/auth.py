@@ -26,12 +26,18 @@ from runtools.server.api.envelope import (
     WireModel,
 )
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED, requires
+from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
 from runtools.server.runtime import Runtime
 from runtools.server.services.sessions import TokenPair
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/auth",
+    tags=["auth"],
+    responses=ERROR_RESPONSES,
+    generate_unique_id_function=operation_id,
+)
 
 SignedIn = Annotated[Principal, requires(credential="session")]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]

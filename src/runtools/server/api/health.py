@@ -11,9 +11,12 @@ from starlette.requests import Request
 from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, Meta, WireModel
 from runtools.server.api.guards import PUBLIC
+from runtools.server.api.route_table import operation_id
 from runtools.server.errors import ServiceUnavailable
 
-router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    tags=["health"], responses=ERROR_RESPONSES, generate_unique_id_function=operation_id
+)
 
 
 class Health(WireModel):

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
 from runtools.server.api.guards import PUBLIC
+from runtools.server.api.route_table import operation_id
 
-router = APIRouter(tags=["jwks"])
+router = APIRouter(tags=["jwks"], generate_unique_id_function=operation_id)
 
 
 class JsonWebKeySet(BaseModel):

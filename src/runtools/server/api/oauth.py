@@ -21,6 +21,7 @@ from starlette.responses import Response
 from runtools.server.api.context import request_context
 from runtools.server.api.errors import describe_validation
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
+from runtools.server.api.route_table import operation_id
 from runtools.server.errors import OAuthError, Unauthorized
 from runtools.server.runtime import Runtime
 from runtools.server.services.device import GRANT_TYPE
@@ -41,7 +42,12 @@ class OAuthRoute(APIRoute):
         return handle
 
 
-router = APIRouter(prefix="/v1/auth", tags=["oauth"], route_class=OAuthRoute)
+router = APIRouter(
+    prefix="/v1/auth",
+    tags=["oauth"],
+    route_class=OAuthRoute,
+    generate_unique_id_function=operation_id,
+)
 
 OptionalField = Annotated[str | None, Form(max_length=512)]
 

@@ -12,6 +12,11 @@ from starlette.types import Scope
 from runtools.server.api.guards import Guard
 
 
+def operation_id(route: APIRoute) -> str:
+    """Stable OpenAPI operation ids, ``<tag>-<name>`` (``api-keys-create``)."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
 def iter_routes(app: FastAPI) -> Iterator[BaseRoute]:
     """Every route the app serves, included routers flattened."""
     try:

@@ -36,13 +36,19 @@ from runtools.server.api.envelope import (
     error_body,
 )
 from runtools.server.api.guards import requires
+from runtools.server.api.route_table import operation_id
 from runtools.server.api.sandboxes import Env, SandboxRef, meta, sandbox_service
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import ServiceError
 from runtools.server.sandbox.driver import ExecChunk, ExecEvent
 from runtools.server.services.sandboxes import ExecRequest
 
-router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/sandboxes",
+    tags=["sandboxes"],
+    responses=ERROR_RESPONSES,
+    generate_unique_id_function=operation_id,
+)
 logger = logging.getLogger("runtools.sandboxes")
 
 EVENT_STREAM = "text/event-stream"

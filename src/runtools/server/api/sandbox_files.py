@@ -20,12 +20,18 @@ from starlette.responses import Response
 from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, WireModel
 from runtools.server.api.guards import requires
 from runtools.server.api.middleware import BodyLimit
+from runtools.server.api.route_table import operation_id
 from runtools.server.api.sandboxes import SandboxRef, meta, sandbox_service
 from runtools.server.auth.principal import Principal
 from runtools.server.sandbox.driver import FileEntry
 from runtools.server.settings import Settings
 
-router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/sandboxes",
+    tags=["sandboxes"],
+    responses=ERROR_RESPONSES,
+    generate_unique_id_function=operation_id,
+)
 
 FileUser = Annotated[Principal, requires(scope="sandbox:exec")]
 FilePath = Annotated[str, Query(min_length=1, max_length=4096, examples=["/workspace/main.py"])]

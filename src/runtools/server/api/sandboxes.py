@@ -26,6 +26,7 @@ from runtools.server.api.envelope import (
     WireModel,
 )
 from runtools.server.api.guards import requires
+from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
 from runtools.server.services.sandboxes import (
     NewSandbox,
@@ -35,7 +36,12 @@ from runtools.server.services.sandboxes import (
 )
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
-router = APIRouter(prefix="/v1/sandboxes", tags=["sandboxes"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/sandboxes",
+    tags=["sandboxes"],
+    responses=ERROR_RESPONSES,
+    generate_unique_id_function=operation_id,
+)
 
 SandboxRef = Annotated[
     str,
