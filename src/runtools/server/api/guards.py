@@ -14,6 +14,7 @@ credential's rate limit before authorization. Missing scope or role is a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import Depends
@@ -62,8 +63,9 @@ class Guard:
                 )
             return None
         runtime = request.app.state.runtime
-        context = request_context(request)
-        principal: Principal = await runtime.authenticator.authenticate(request.headers, context)
+        principal: Principal = await runtime.authenticator.authenticate(
+            request.headers, partial(request_context, request)
+        )
         request.scope["state"]["principal"] = principal
         await runtime.rate_limiter.admit_principal(principal, request.scope["state"])
         missing = self._missing(principal)
@@ -76,7 +78,7 @@ class Guard:
                     org_id=principal.org_id,
                     actor_type=principal.credential_type,
                     actor_id=principal.credential_id,
-                    context=context,
+                    context=request_context(request),
                     details={"route": getattr(request.scope.get("route"), "path", None)},
                 )
             )

@@ -21,12 +21,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from runtools.server.api.context import request_context
 from runtools.server.api.guards import PUBLIC, PUBLIC_RATE_LIMITED
+from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import NotFound, RateLimited, ServiceError, Unauthorized
 from runtools.server.runtime import Runtime
 from runtools.server.services.sessions import TokenPair
 
-router = APIRouter(tags=["web"], include_in_schema=False)
+router = APIRouter(tags=["web"], include_in_schema=False, generate_unique_id_function=operation_id)
 
 ACCESS_COOKIE = "rt_access"
 REFRESH_COOKIE = "rt_refresh"
@@ -98,7 +99,7 @@ async def _signed_in(request: Request, cookies: _Cookies) -> Principal | None:
     if access:
         try:
             return await runtime.authenticator.authenticate(
-                {"authorization": f"Bearer {access}"}, context
+                {"authorization": f"Bearer {access}"}, lambda: context
             )
         except Unauthorized:
             pass
@@ -114,7 +115,7 @@ async def _signed_in(request: Request, cookies: _Cookies) -> Principal | None:
         return None
     _keep_session(cookies, pair, runtime)
     return await runtime.authenticator.authenticate(
-        {"authorization": f"Bearer {pair.access_token}"}, context
+        {"authorization": f"Bearer {pair.access_token}"}, lambda: context
     )
 
 

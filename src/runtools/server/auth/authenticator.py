@@ -9,12 +9,14 @@ no credential at all is not audited.
 
 Steady state costs one SHA-256 and one dict lookup: verified credentials are
 cached by digest (misses too), so neither a database round trip nor a
-signature check happens per request.
+signature check happens per request. The caller's ``RequestContext`` is
+asked for only when a failure is audited: a successful request never builds
+one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
@@ -43,6 +45,9 @@ from runtools.server.services.usage import UsageRecorder
 from runtools.server.settings import Settings
 from runtools.server.store.credentials import KeyRecord, load_key_record
 from runtools.server.store.database import Database, unavailable
+
+#: Where the request came from, built on demand (only failures are audited here).
+ContextSource = Callable[[], RequestContext]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +155,7 @@ class Authenticator:
         self._sessions = sessions
         self._external = external
 
-    async def authenticate(self, headers: Mapping[str, str], context: RequestContext) -> Principal:
+    async def authenticate(self, headers: Mapping[str, str], context: ContextSource) -> Principal:
         token = presented_credential(headers)
         if token is None:
             raise Unauthorized()
@@ -164,12 +169,13 @@ class Authenticator:
 
     # -- API keys --------------------------------------------------------------
 
-    async def _api_key(self, token: str, context: RequestContext) -> Principal:
-        if not is_well_formed(token):
-            self._fail("malformed", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
+    async def _api_key(self, token: str, context: ContextSource) -> Principal:
         digest = hash_key(token)
         found, verified = self._cache.get(digest)
         if not found:
+            # Only well-formed keys are ever cached, so a hit needs no shape or checksum check.
+            if not is_well_formed(token):
+                self._fail("malformed", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
             epoch = self._cache.epoch  # a revocation landing mid-read must not be cached over
             verified = await anyio.to_thread.run_sync(self._load_key, digest)
             self._cache.put(digest, verified, epoch=epoch)
@@ -196,7 +202,7 @@ class Authenticator:
 
     # -- access tokens -----------------------------------------------------------
 
-    async def _jwt(self, token: str, context: RequestContext) -> Principal:
+    async def _jwt(self, token: str, context: ContextSource) -> Principal:
         digest = hash_key(token)
         found, verified = self._cache.get(digest)
         if found and verified is None:
@@ -245,7 +251,7 @@ class Authenticator:
     def _fail(
         self,
         reason: str,
-        context: RequestContext,
+        context: ContextSource,
         *,
         record: KeyRecord | None = None,
         prefix: str | None = None,
@@ -262,7 +268,7 @@ class Authenticator:
                 actor_id=record.key_id if record else None,
                 target_type="api_key" if record else None,
                 target_id=record.key_id if record else None,
-                context=context,
+                context=context(),
                 details={"keyPrefix": key_prefix} if key_prefix else {},
             )
         )
