@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import RateLimited
@@ -23,8 +22,10 @@ WINDOW_SECONDS = 60
 STATE_KEY = "rate_limit"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One request's verdict. A tuple: built on every authenticated request,
+    and a frozen dataclass costs three times as much to make."""
+
     limit: int
     remaining: int
     reset: int
@@ -73,11 +74,7 @@ class RateLimiter:
         reset = start + WINDOW_SECONDS
         count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1)
         return Decision(
-            limit=limit,
-            remaining=max(0, limit - count),
-            reset=reset,
-            retry_after=max(1, math.ceil(reset - now)),
-            allowed=count <= limit,
+            limit, max(0, limit - count), reset, max(1, math.ceil(reset - now)), count <= limit
         )
 
     async def _admit(
