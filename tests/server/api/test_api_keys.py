@@ -370,6 +370,7 @@ def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime:
     from runtools.server.store.models import Membership
 
     assert admin.get("/v1/audit-logs").status_code == 200
+    assert admin.get("/v1/me").json()["data"]["user"]["role"] == "admin"  # its body now cached
     with runtime.database.session() as session:
         session.execute(
             update(Membership).where(Membership.user_id == admin.user_id).values(role="member")
@@ -381,7 +382,8 @@ def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime:
     denied = admin.get("/v1/audit-logs")
     assert denied.status_code == 403
     assert denied.json()["error"]["message"] == "This call requires role admin"
-    assert "*" not in admin.get("/v1/me").json()["data"]["effectiveScopes"]
+    me = admin.get("/v1/me").json()["data"]
+    assert me["user"]["role"] == "member" and "*" not in me["effectiveScopes"]
 
 
 def test_pagination_walks_every_key_once(admin: Member, secret_registry: Any) -> None:

@@ -63,11 +63,16 @@ class Guard:
                 )
             return None
         runtime = request.app.state.runtime
-        principal: Principal = await runtime.authenticator.authenticate(
-            request.headers, partial(request_context, request)
-        )
-        request.scope["state"]["principal"] = principal
-        await runtime.rate_limiter.admit_principal(principal, request.scope["state"])
+        scope = request.scope
+        principal: Principal | None = runtime.authenticator.cached(scope["headers"])
+        if principal is None:
+            principal = await runtime.authenticator.authenticate(
+                request.headers, partial(request_context, request)
+            )
+        state = scope["state"]
+        state["principal"] = principal
+        if not runtime.rate_limiter.admit_here(principal, state):
+            await runtime.rate_limiter.admit_principal(principal, state)
         missing = self._missing(principal)
         if missing is not None:
             runtime.audit.enqueue(

@@ -56,13 +56,13 @@ async def get_me(request: Request, principal: Annotated[Principal, requires()]) 
     """The calling credential, its organization, its owner and its effective scopes."""
     meta = json.dumps({"requestId": request_id_of(request)}, separators=(",", ":"))
     return Response(
-        b'{"data":' + _me_json(principal) + b',"meta":' + meta.encode() + b"}",
+        b'{"data":' + me_json(principal) + b',"meta":' + meta.encode() + b"}",
         media_type="application/json",
     )
 
 
 @lru_cache(maxsize=4096)
-def _me_json(principal: Principal) -> bytes:
+def me_json(principal: Principal) -> bytes:
     """The ``data`` of ``GET /v1/me``: a pure function of the (immutable) principal.
 
     Verified principals are cached, so this is too: the busiest "who am I"

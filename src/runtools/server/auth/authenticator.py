@@ -9,14 +9,17 @@ no credential at all is not audited.
 
 Steady state costs one SHA-256 and one dict lookup: verified credentials are
 cached by digest (misses too), so neither a database round trip nor a
-signature check happens per request. The caller's ``RequestContext`` is
+signature check happens per request. ``cached()`` is that steady state on
+its own, straight from the raw request headers; whatever it does not
+vouch for (any failure, any unusual form) goes through ``authenticate()``,
+which decides and audits. The caller's ``RequestContext`` is
 asked for only when a failure is audited: a successful request never builds
 one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
@@ -32,6 +35,7 @@ from runtools.server.auth.keys import (
     hash_key,
     is_well_formed,
     looks_like_api_key,
+    sha256_hex,
 )
 from runtools.server.auth.principal import Principal
 from runtools.server.auth.signing import InvalidToken, Keyring
@@ -55,6 +59,13 @@ class VerifiedKey:
     record: KeyRecord
     # Built once per cache fill; None when the owner has left the organization.
     principal: Principal | None
+    # When the key stops working: its expiry or its scheduled revocation, whichever is first.
+    ends_at: datetime | None
+
+    @classmethod
+    def of(cls, record: KeyRecord) -> VerifiedKey:
+        ends = [t for t in (record.expires_at, record.revoked_at) if t is not None]
+        return cls(record, _key_principal(record), min(ends) if ends else None)
 
     @property
     def credential_id(self) -> str:
@@ -155,12 +166,54 @@ class Authenticator:
         self._sessions = sessions
         self._external = external
 
+    def cached(self, raw_headers: Iterable[tuple[bytes, bytes]]) -> Principal | None:
+        """The principal of a cached, currently valid credential, or None.
+
+        The hot path, kept to a handful of steps: one credential header, sent
+        as ``X-API-Key: <key>`` or ``Authorization: Bearer <token>``, whose
+        exact bytes hash to a verified cache entry that has not ended. None
+        means only "not vouched for here": ``authenticate()`` then decides,
+        and audits any failure.
+        """
+        presented: bytes | None = None
+        for name, value in raw_headers:
+            if name == b"x-api-key":
+                token = value
+            elif name == b"authorization" and value.startswith(b"Bearer "):
+                token = value[7:]
+            elif name == b"authorization":
+                return None
+            else:
+                continue
+            if presented is not None:
+                return None
+            presented = token
+        if presented is None:
+            return None
+        verified = self._cache.peek(sha256_hex(presented))
+        if type(verified) is VerifiedKey:
+            now = self._clock.now()
+            if verified.principal is None or (
+                verified.ends_at is not None and verified.ends_at <= now
+            ):
+                return None
+            self._usage.touch(verified.record.key_id, now)
+            return verified.principal
+        if type(verified) is VerifiedToken and verified.expires_at > self._clock.now():
+            return verified.principal
+        return None
+
     async def authenticate(self, headers: Mapping[str, str], context: ContextSource) -> Principal:
         token = presented_credential(headers)
         if token is None:
             raise Unauthorized()
         if looks_like_api_key(token):
-            return await self._api_key(token, context)
+            # The steady state, inline: one SHA-256, one dict lookup, no await.
+            digest = hash_key(token)
+            found, verified = self._cache.get(digest)
+            if not found:
+                verified = await self._fill_key(token, digest, context)
+            return self._key_principal(verified, token, context)
         if looks_like_refresh_token(token):
             self._fail("refresh_token_as_access_token", context, actor_type="session")
         if token.count(".") == 2:
@@ -169,16 +222,18 @@ class Authenticator:
 
     # -- API keys --------------------------------------------------------------
 
-    async def _api_key(self, token: str, context: ContextSource) -> Principal:
-        digest = hash_key(token)
-        found, verified = self._cache.get(digest)
-        if not found:
-            # Only well-formed keys are ever cached, so a hit needs no shape or checksum check.
-            if not is_well_formed(token):
-                self._fail("malformed", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
-            epoch = self._cache.epoch  # a revocation landing mid-read must not be cached over
-            verified = await anyio.to_thread.run_sync(self._load_key, digest)
-            self._cache.put(digest, verified, epoch=epoch)
+    async def _fill_key(self, token: str, digest: str, context: ContextSource) -> Verified | None:
+        # Only well-formed keys are ever cached, so a hit needs no shape or checksum check.
+        if not is_well_formed(token):
+            self._fail("malformed", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
+        epoch = self._cache.epoch  # a revocation landing mid-read must not be cached over
+        verified = await anyio.to_thread.run_sync(self._load_key, digest)
+        self._cache.put(digest, verified, epoch=epoch)
+        return verified
+
+    def _key_principal(
+        self, verified: Verified | None, token: str, context: ContextSource
+    ) -> Principal:
         if not isinstance(verified, VerifiedKey):
             self._fail("unknown", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
         record = verified.record
@@ -198,7 +253,7 @@ class Authenticator:
                 record = load_key_record(session, digest)
         except SQLAlchemyError as exc:
             raise unavailable(exc) from exc
-        return VerifiedKey(record, _key_principal(record)) if record is not None else None
+        return VerifiedKey.of(record) if record is not None else None
 
     # -- access tokens -----------------------------------------------------------
 

@@ -59,6 +59,15 @@ class VerificationCache(Generic[V]):
         self.hits += 1
         return True, entry.value
 
+    def peek(self, digest: str) -> V | None:
+        """The live value for ``digest``, else None. Counts hits only: a caller
+        that finds nothing here goes on to ``get``, which counts the miss."""
+        entry = self._entries.get(digest)
+        if entry is None or entry.expires <= self._monotonic():
+            return None
+        self.hits += 1
+        return entry.value
+
     def put(self, digest: str, value: V | None, *, epoch: int | None = None) -> None:
         """Store a verification; skipped if anything was invalidated since ``epoch``."""
         ttl = self._ttl if value is not None else self._negative_ttl

@@ -32,7 +32,7 @@ class LocalCounter:
     """Per-process counts; memory bounded by evicting past windows first, then everything."""
 
     def __init__(self, *, max_keys: int = 100_000) -> None:
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._counts: dict[str, list[int]] = {}  # key -> [window start, count]
         self._max = max_keys
         self._lock = threading.Lock()
 
@@ -41,14 +41,13 @@ class LocalCounter:
 
     def increment_now(self, key: str, window_start: int) -> int:
         with self._lock:
-            start, count = self._counts.get(key, (window_start, 0))
-            if start != window_start:
-                count = 0
-            count += 1
-            self._counts[key] = (window_start, count)
-            if len(self._counts) > self._max:
-                self._evict(window_start)
-            return count
+            slot = self._counts.get(key)
+            if slot is None or slot[0] != window_start:
+                slot = self._counts[key] = [window_start, 0]
+                if len(self._counts) > self._max:
+                    self._evict(window_start)
+            slot[1] += 1
+            return slot[1]
 
     def _evict(self, window_start: int) -> None:
         stale = [k for k, (start, _) in self._counts.items() if start != window_start]

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import RateLimited
-from runtools.server.ratelimit.counters import Counter
+from runtools.server.ratelimit.counters import Counter, LocalCounter
 from runtools.server.ratelimit.policy import credential_bucket, per_minute
 
 WINDOW_SECONDS = 60
@@ -51,42 +51,60 @@ class RateLimiter:
         on_refusal: Callable[[str], None] | None = None,
     ) -> None:
         self._counter = counter
+        self._local = counter if isinstance(counter, LocalCounter) else None
         self._address_limit = address_limit
         self._enabled = enabled
         self._time = wall_clock
         self._on_refusal = on_refusal
 
+    def admit_here(self, principal: Principal, state: MutableMapping[str, Any]) -> bool:
+        """``admit_principal`` without an await when counts live in this process.
+
+        False when the count is shared (Redis): then ``admit_principal`` must run.
+        """
+        if not self._enabled:
+            return True
+        if self._local is None:
+            return False
+        limit = per_minute(principal)
+        now = self._time()
+        start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+        count = self._local.increment_now(credential_bucket(principal), start)
+        self._settle(_decision(count, limit, start, now), state, "credential")
+        return True
+
     async def admit_principal(self, principal: Principal, state: MutableMapping[str, Any]) -> None:
         """Count a request by an authenticated caller; 429 past its limit."""
-        if self._enabled:
-            await self._admit(
-                credential_bucket(principal), per_minute(principal), state, "credential"
-            )
+        if not self.admit_here(principal, state):
+            decision = await self.check(credential_bucket(principal), per_minute(principal))
+            self._settle(decision, state, "credential")
 
     async def admit_address(self, address: str | None, state: MutableMapping[str, Any]) -> None:
         """Count an unauthenticated request by client address; 429 past the limit."""
         if self._enabled:
-            await self._admit(f"ip:{address or 'unknown'}", self._address_limit, state, "address")
+            limit = self._address_limit
+            self._settle(await self.check(f"ip:{address or 'unknown'}", limit), state, "address")
 
     async def check(self, bucket: str, limit: int) -> Decision:
         now = self._time()
         start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
-        reset = start + WINDOW_SECONDS
         count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1)
-        return Decision(
-            limit, max(0, limit - count), reset, max(1, math.ceil(reset - now)), count <= limit
-        )
+        return _decision(count, limit, start, now)
 
-    async def _admit(
-        self, bucket: str, limit: int, state: MutableMapping[str, Any], kind: str
-    ) -> None:
-        decision = await self.check(bucket, limit)
+    def _settle(self, decision: Decision, state: MutableMapping[str, Any], kind: str) -> None:
         state[STATE_KEY] = decision
         if not decision.allowed:
             if self._on_refusal is not None:
                 self._on_refusal(kind)
             raise RateLimited(
-                f"Rate limit of {limit} requests per minute exceeded; "
+                f"Rate limit of {decision.limit} requests per minute exceeded; "
                 f"retry in {decision.retry_after}s",
                 retry_after=decision.retry_after,
             )
+
+
+def _decision(count: int, limit: int, window_start: int, now: float) -> Decision:
+    reset = window_start + WINDOW_SECONDS
+    return Decision(
+        limit, max(0, limit - count), reset, max(1, math.ceil(reset - now)), count <= limit
+    )
