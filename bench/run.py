@@ -3,9 +3,10 @@
     .venv/bin/python bench/run.py            # everything (needs wrk; PostgreSQL + Redis for row 3)
     .venv/bin/python bench/run.py --quick    # shorter runs
 
-1. HTTP: requests/s, p50, p99 of ``GET /v1/me`` with an API key against
-   ``GET /healthz`` (no auth) on the same server, runs interleaved; the ratio
-   is the headline. Load from ``wrk`` (``apt-get install wrk``).
+1. HTTP: requests/s, p50, p99 of ``GET /v1/me`` with an API key and with a
+   session token, against its unauthenticated twin (same body, same handler
+   code, ``bench/server.py``) and against ``GET /healthz``; one server, runs
+   interleaved. The ratios are the headline. Load from ``wrk``.
 2. Verification cost in process, cached and uncached, with 1k and 1M keys stored.
 3. Revocation propagation between two server processes (Redis; LISTEN/NOTIFY):
    time from the revoking response on node A to the first 401 on node B.
@@ -39,22 +40,24 @@ from runtools.server.runtime import build_runtime  # noqa: E402
 from runtools.server.services import operator  # noqa: E402
 from runtools.server.services.audit import RequestContext  # noqa: E402
 from runtools.server.settings import Settings  # noqa: E402
-from support.live_server import LiveServer  # noqa: E402
+from support.live_server import LiveServer, free_port  # noqa: E402
 
 UNLIMITED = 1_000_000_000
+BENCH_EMAIL = "bench@example.com"
+BENCH_PASSWORD = "bench-password-0123"
 
 
 def bootstrap(settings: Settings, *, unlimited: bool = True) -> str:
-    """An org, an admin and a '*' key; the key's limit lifted so load tests measure, not 429."""
+    """An org, an admin (password ``BENCH_PASSWORD``) and a '*' key, whose limit is lifted."""
     runtime = build_runtime(settings)
     try:
         operator.create_org(runtime, "bench")
         operator.create_user(
-            runtime, "bench@example.com", org_name="bench", role="admin", password=None,
+            runtime, BENCH_EMAIL, org_name="bench", role="admin", password=BENCH_PASSWORD,
             display_name=None,
         )  # fmt: skip
         issued, _, _ = operator.create_key(
-            runtime, org_name="bench", email="bench@example.com", name="bench", scopes=["*"],
+            runtime, org_name="bench", email=BENCH_EMAIL, name="bench", scopes=["*"],
             expires_in=None, is_test=False,
         )  # fmt: skip
         if unlimited:
@@ -87,6 +90,35 @@ def wrk(url: str, seconds: float, headers: dict[str, str]) -> dict[str, float]:
     return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
 
 
+class BenchServer:
+    """``bench/server.py``: the real app plus a same-body unauthenticated twin of /v1/me."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("ab")
+        self._process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "server.py"), "--port", str(self.port)],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise SystemExit(f"bench server exited: {log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise SystemExit(f"bench server did not start: {log_path.read_text()}")
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=30)
+        self._log.close()
+
+
 def bench_http(rounds: int, seconds: float) -> list[list[str]]:
     if shutil.which("wrk") is None:
         raise SystemExit(
@@ -94,17 +126,29 @@ def bench_http(rounds: int, seconds: float) -> list[list[str]]:
         )
     home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
-    env["RUNTOOLS_HOME"] = str(home)
+    env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_ACCESS_TOKEN_TTL_SECONDS": "3600"}
+    env |= {k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_RUNTOOLS_")}
     key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
-    # The last --log-level wins: warning, so no per-request log line skews the comparison.
-    quiet = ("--log-level", "warning")
-    server = LiveServer(env=env, log_path=home / "server.log", extra_args=quiet).start()
-    results: dict[str, list[dict[str, float]]] = {"healthz": [], "me": []}
+    server = BenchServer(env | {"RUNTOOLS_BENCH_KEY": key}, home / "server.log")
     try:
-        wrk(f"{server.url}/v1/me", 1, {"X-API-Key": key})  # warm up
-        for _ in range(rounds):
-            results["healthz"].append(wrk(f"{server.url}/healthz", seconds, {}))
-            results["me"].append(wrk(f"{server.url}/v1/me", seconds, {"X-API-Key": key}))
+        signed_in = httpx.post(
+            f"{server.url}/v1/auth/login",
+            json={"email": BENCH_EMAIL, "password": BENCH_PASSWORD, "clientName": "bench"},
+        )
+        signed_in.raise_for_status()
+        token = signed_in.json()["data"]["accessToken"]
+        cases = {
+            "healthz": ("/healthz", {}),
+            "twin": ("/bench/me-unauthenticated", {}),
+            "key": ("/v1/me", {"X-API-Key": key}),
+            "session": ("/v1/me", {"Authorization": f"Bearer {token}"}),
+        }
+        for path, headers in cases.values():  # warm up: caches filled, code paths hot
+            wrk(f"{server.url}{path}", 1, headers)
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
+        for _ in range(rounds):  # interleaved, so drift on a shared machine hits all alike
+            for name, (path, headers) in cases.items():
+                results[name].append(wrk(f"{server.url}{path}", seconds, headers))
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -112,14 +156,23 @@ def bench_http(rounds: int, seconds: float) -> list[list[str]]:
     def med(name: str, field: str) -> float:
         return statistics.median(r[field] for r in results[name])
 
-    ratio = med("me", "rps") / med("healthz", "rps")
+    def row(name: str, label: str) -> list[str]:
+        return [label, f"{med(name, 'rps'):,.0f} req/s", f"p50 {med(name, 'p50'):.2f} ms",
+                f"p99 {med(name, 'p99'):.2f} ms"]  # fmt: skip
+
+    def ratio(name: str, base: str, label: str) -> list[str]:
+        value = med(name, "rps") / med(base, "rps")
+        return [f"  ratio {label}", f"{value:.3f}", f"({(1 - value) * 100:+.1f}% cost)", ""]
+
     return [
-        ["GET /healthz (no auth)", f"{med('healthz', 'rps'):,.0f} req/s",
-         f"p50 {med('healthz', 'p50'):.2f} ms", f"p99 {med('healthz', 'p99'):.2f} ms"],
-        ["GET /v1/me (API key)", f"{med('me', 'rps'):,.0f} req/s",
-         f"p50 {med('me', 'p50'):.2f} ms", f"p99 {med('me', 'p99'):.2f} ms"],
-        ["  ratio /v1/me : /healthz", f"{ratio:.3f}", f"({(1 - ratio) * 100:+.1f}% cost)", ""],
-    ]  # fmt: skip
+        row("healthz", "GET /healthz (no auth)"),
+        row("twin", "GET /v1/me body, no auth (twin)"),
+        row("key", "GET /v1/me (API key)"),
+        row("session", "GET /v1/me (session token)"),
+        ratio("key", "twin", "API key : twin"),
+        ratio("session", "twin", "session token : twin"),
+        ratio("key", "healthz", "API key : /healthz"),
+    ]
 
 
 # -- 2. Verification cost vs stored keys -----------------------------------------

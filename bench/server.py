@@ -1,0 +1,85 @@
+"""The server the HTTP benchmark loads: the real app, plus one bench-only route.
+
+    python bench/server.py --port 8321        # RUNTOOLS_* settings as for `runtools serve`
+
+``GET /bench/me-unauthenticated`` answers exactly what ``GET /v1/me`` answers
+for the benchmark's key (same handler code, same body, same position in the
+route table) but under the ``PUBLIC`` guard: comparing the two isolates what
+authentication and rate limiting cost. The key is resolved once, at the first
+request, from ``RUNTOOLS_BENCH_KEY``.
+
+Plan limits are lifted in this process only, so the load generator measures
+throughput instead of collecting 429s; the counting still happens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Annotated
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+
+from runtools.server.api.context import request_id_of
+from runtools.server.api.guards import PUBLIC
+from runtools.server.api.me import me_json
+from runtools.server.app import create_app_from_env
+from runtools.server.auth.principal import Principal
+from runtools.server.ratelimit import policy
+from runtools.server.services.audit import RequestContext
+
+UNLIMITED = 1_000_000_000
+MIRROR_PATH = "/bench/me-unauthenticated"
+
+
+def create() -> FastAPI:
+    for plan in policy.PLANS:
+        policy.PLANS[plan] = policy.PlanLimits(live=UNLIMITED, test=UNLIMITED)
+    app = create_app_from_env()
+    runtime = app.state.runtime
+    key = os.environ["RUNTOOLS_BENCH_KEY"]
+    resolved: list[Principal] = []
+
+    async def me_unauthenticated(request: Request, _: Annotated[None, PUBLIC]) -> Response:
+        if not resolved:
+            resolved.append(
+                await runtime.authenticator.authenticate({"x-api-key": key}, RequestContext)
+            )
+        meta = json.dumps({"requestId": request_id_of(request)}, separators=(",", ":"))
+        return Response(
+            b'{"data":' + me_json(resolved[0]) + b',"meta":' + meta.encode() + b"}",
+            media_type="application/json",
+        )
+
+    mirror = APIRoute(MIRROR_PATH, me_unauthenticated, methods=["GET"], include_in_schema=False)
+    routes = app.router.routes
+    position = next(i for i, r in enumerate(routes) if getattr(r, "path", None) == "/v1/me")
+    routes.insert(position, mirror)  # just before: /v1/me pays one route check more, not less
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    # As `runtools serve` runs it, minus logging: no per-request line skews the comparison.
+    uvicorn.run(
+        "server:create",
+        factory=True,
+        app_dir=os.path.dirname(os.path.abspath(__file__)),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
