@@ -40,7 +40,7 @@ from runtools.server.runtime import build_runtime  # noqa: E402
 from runtools.server.services import operator  # noqa: E402
 from runtools.server.services.audit import RequestContext  # noqa: E402
 from runtools.server.settings import Settings  # noqa: E402
-from support.live_server import LiveServer, free_port  # noqa: E402
+from support.live_server import LiveServer  # noqa: E402
 
 UNLIMITED = 1_000_000_000
 BENCH_EMAIL = "bench@example.com"
@@ -87,36 +87,21 @@ def wrk(url: str, seconds: float, headers: dict[str, str]) -> dict[str, float]:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"{url}: {non2xx.group(1)} non-2xx responses; the benchmark is invalid")
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
+    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "requests": requests}
 
 
-class BenchServer:
+def bench_server(env: dict[str, str], log_path: Path) -> LiveServer:
     """``bench/server.py``: the real app plus a same-body unauthenticated twin of /v1/me."""
+    program = (sys.executable, str(ROOT / "bench" / "server.py"))
+    return LiveServer(env=env, log_path=log_path, program=program).start()
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log_path.open("ab")
-        self._process = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "server.py"), "--port", str(self.port)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SystemExit(f"bench server exited: {log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise SystemExit(f"bench server did not start: {log_path.read_text()}")
 
-    def stop(self) -> None:
-        self._process.terminate()
-        self._process.wait(timeout=30)
-        self._log.close()
+def cpu_seconds(server: LiveServer) -> float:
+    """User + system CPU the server process has used (Linux ``/proc``)."""
+    assert server.process is not None
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_http(rounds: int, seconds: float) -> list[list[str]]:
@@ -129,7 +114,7 @@ def bench_http(rounds: int, seconds: float) -> list[list[str]]:
     env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_ACCESS_TOKEN_TTL_SECONDS": "3600"}
     env |= {k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_RUNTOOLS_")}
     key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
-    server = BenchServer(env | {"RUNTOOLS_BENCH_KEY": key}, home / "server.log")
+    server = bench_server(env | {"RUNTOOLS_BENCH_KEY": key}, home / "server.log")
     try:
         signed_in = httpx.post(
             f"{server.url}/v1/auth/login",
@@ -148,7 +133,10 @@ def bench_http(rounds: int, seconds: float) -> list[list[str]]:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
         for _ in range(rounds):  # interleaved, so drift on a shared machine hits all alike
             for name, (path, headers) in cases.items():
-                results[name].append(wrk(f"{server.url}{path}", seconds, headers))
+                cpu = cpu_seconds(server)
+                run = wrk(f"{server.url}{path}", seconds, headers)
+                run["cpu_us"] = (cpu_seconds(server) - cpu) / run["requests"] * 1e6
+                results[name].append(run)
     finally:
         server.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -158,11 +146,17 @@ def bench_http(rounds: int, seconds: float) -> list[list[str]]:
 
     def row(name: str, label: str) -> list[str]:
         return [label, f"{med(name, 'rps'):,.0f} req/s", f"p50 {med(name, 'p50'):.2f} ms",
-                f"p99 {med(name, 'p99'):.2f} ms"]  # fmt: skip
+                f"p99 {med(name, 'p99'):.2f} ms",
+                f"{med(name, 'cpu_us'):.0f} µs CPU/request"]  # fmt: skip
 
     def ratio(name: str, base: str, label: str) -> list[str]:
-        value = med(name, "rps") / med(base, "rps")
-        return [f"  ratio {label}", f"{value:.3f}", f"({(1 - value) * 100:+.1f}% cost)", ""]
+        # Per round (runs minutes apart drift together), then the median over rounds.
+        pairs = zip(results[name], results[base], strict=True)
+        value = statistics.median(r["rps"] / b["rps"] for r, b in pairs)
+        pairs = zip(results[name], results[base], strict=True)
+        cpu = statistics.median(r["cpu_us"] - b["cpu_us"] for r, b in pairs)
+        return [f"  ratio {label}", f"{value:.3f}", f"({(1 - value) * 100:+.1f}% throughput)",
+                f"{cpu:+.1f} µs CPU/request"]  # fmt: skip
 
     return [
         row("healthz", "GET /healthz (no auth)"),
@@ -318,14 +312,16 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[list[str]] = []
     if "http" not in args.skip:
-        rows += bench_http(rounds=3 if args.quick else 5, seconds=3 if args.quick else 5)
+        rows += bench_http(rounds=4 if args.quick else 12, seconds=2 if args.quick else 3)
     if "verify" not in args.skip:
         rows += bench_verify([1_000, 100_000 if args.quick else 1_000_000])
     if "revocation" not in args.skip:
         count = 20 if args.quick else 100
         rows.append(bench_propagation(args.postgres, args.redis, count))
         rows.append(bench_propagation(args.postgres, None, count))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    columns = max(len(r) for r in rows)
+    rows = [r + [""] * (columns - len(r)) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(columns)]
     print(f"runtools benchmarks — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -44,6 +44,8 @@ class LiveServer:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()
+    # Another server program taking ``--port`` (the benchmark's), instead of ``runtools serve``.
+    program: tuple[str, ...] | None = None
 
     @property
     def url(self) -> str:
@@ -51,18 +53,9 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         log = self.log_path.open("ab")
+        serve = (sys.executable, "-m", "runtools", "serve", "--log-level", "debug")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runtools",
-                "serve",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "debug",
-                *self.extra_args,
-            ],
+            [*(self.program or serve), "--port", str(self.port), *self.extra_args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
