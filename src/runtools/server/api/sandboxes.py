@@ -8,8 +8,9 @@ path says ``{sandbox}``. Commands and files live in ``sandbox_exec`` and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Path, Query
 from pydantic import Field, field_validator
@@ -28,6 +29,7 @@ from runtools.server.api.envelope import (
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
+from runtools.server.services.audit import RequestContext
 from runtools.server.services.sandboxes import (
     NewSandbox,
     SandboxResources,
@@ -42,6 +44,15 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
     generate_unique_id_function=operation_id,
 )
+
+
+class SandboxAction(Protocol):
+    """A state change of ``SandboxService``: pause, resume or destroy."""
+
+    def __call__(
+        self, service: SandboxService, caller: Principal, ref: str, /, *, context: RequestContext
+    ) -> Awaitable[SandboxView]: ...
+
 
 SandboxRef = Annotated[
     str,
@@ -228,41 +239,38 @@ async def get_sandbox(
     return Envelope(data=SandboxOut.of(view), meta=meta(request))
 
 
+SandboxWriter = Annotated[Principal, requires(scope="sandbox:write")]
+
+
 @router.post("/{sandbox}/pause", name="pause")
 async def pause_sandbox(
-    request: Request,
-    sandbox: SandboxRef,
-    principal: Annotated[Principal, requires(scope="sandbox:write")],
+    request: Request, sandbox: SandboxRef, principal: SandboxWriter
 ) -> Envelope[SandboxOut]:
     """Freeze every process of the sandbox; commands are refused until it is resumed."""
-    view = await sandbox_service(request).pause(
-        principal, sandbox, context=request_context(request)
-    )
-    return Envelope(data=SandboxOut.of(view), meta=meta(request))
+    return await _change(request, sandbox, principal, SandboxService.pause)
 
 
 @router.post("/{sandbox}/resume", name="resume")
 async def resume_sandbox(
-    request: Request,
-    sandbox: SandboxRef,
-    principal: Annotated[Principal, requires(scope="sandbox:write")],
+    request: Request, sandbox: SandboxRef, principal: SandboxWriter
 ) -> Envelope[SandboxOut]:
     """Thaw a paused sandbox; its processes carry on where they stopped."""
-    view = await sandbox_service(request).resume(
-        principal, sandbox, context=request_context(request)
-    )
-    return Envelope(data=SandboxOut.of(view), meta=meta(request))
+    return await _change(request, sandbox, principal, SandboxService.resume)
 
 
 @router.delete("/{sandbox}", name="destroy")
 async def destroy_sandbox(
-    request: Request,
-    sandbox: SandboxRef,
-    principal: Annotated[Principal, requires(scope="sandbox:write")],
+    request: Request, sandbox: SandboxRef, principal: SandboxWriter
 ) -> Envelope[SandboxOut]:
     """Kill every process and remove every file; the record stays, ``destroyed``."""
-    view = await sandbox_service(request).destroy(
-        principal, sandbox, context=request_context(request)
+    return await _change(request, sandbox, principal, SandboxService.destroy)
+
+
+async def _change(
+    request: Request, sandbox: str, principal: Principal, action: SandboxAction
+) -> Envelope[SandboxOut]:
+    view = await action(
+        sandbox_service(request), principal, sandbox, context=request_context(request)
     )
     return Envelope(data=SandboxOut.of(view), meta=meta(request))
 
