@@ -240,6 +240,9 @@ class SessionTokens(RunToolsModel):
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int = 0
     """Seconds until the access token expires."""
+    session_id: str | None = None
+    org: Organization | None = None
+    """The organization the session acts in (sign-in and switch-org answers carry it)."""
 
     def __repr_args__(self) -> Any:
         return _hide({"access_token", "refresh_token"}, super().__repr_args__())

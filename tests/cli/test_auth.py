@@ -69,9 +69,11 @@ def signed_in_elsewhere(server: LiveServer, config: Path, registry: Any) -> None
     )
 
 
-def device_login(env: dict[str, str], approver_env: dict[str, str]) -> dict[str, Any]:
+def device_login(
+    env: dict[str, str], approver_env: dict[str, str], *options: str, status: int = 0
+) -> dict[str, Any]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "runtools", "login", "--no-browser", "--json"],
+        [sys.executable, "-m", "runtools", "login", "--no-browser", "--json", *options],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -90,7 +92,7 @@ def device_login(env: dict[str, str], approver_env: dict[str, str]) -> dict[str,
     approved = runtools("auth", "approve", code, env=approver_env)
     assert f"Approved sign-in {code}" in approved.stdout
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    assert process.returncode == status, stderr
     result: dict[str, Any] = json.loads(stdout)
     result["_stderr"] = shown + stderr
     return result
@@ -191,6 +193,55 @@ def test_login_status_keys_and_logout(
         f"{server.url}/v1/auth/refresh", json={"refreshToken": saved.refresh_token}
     )
     assert refused.status_code == 401
+
+
+def test_login_into_an_org_and_switch_between_orgs(
+    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: Any
+) -> None:
+    runtools("admin", "create-org", "globex", env=server_env)
+    runtools(
+        "admin", "create-user", "ada@example.com", "--org", "globex", "--role", "member",
+        env=server_env,
+    )  # fmt: skip
+    env = user_env(server, tmp_path / "cli")
+    approver = user_env(server, tmp_path / "laptop")
+    signed_in_elsewhere(server, tmp_path / "laptop", secret_registry)  # in acme
+    store = LoginStore(tmp_path / "cli")
+
+    login = device_login(env, approver, "--org", "globex")
+    first = store.get(server.url)
+    assert first is not None and first.org_name == "globex"
+    secret_registry.add(first.access_token or "")
+    secret_registry.add(first.refresh_token or "")
+    assert login["organization"]["name"] == "globex" and login["user"]["role"] == "member"
+
+    switched = json.loads(runtools("auth", "switch-org", "acme", "--json", env=env).stdout)
+    assert switched["organization"]["name"] == "acme" and switched["user"]["role"] == "admin"
+    second = store.get(server.url)
+    assert second is not None and second.org_name == "acme"
+    assert second.session_id != first.session_id
+    secret_registry.add(second.access_token or "")
+    secret_registry.add(second.refresh_token or "")
+    ended = httpx.post(f"{server.url}/v1/auth/refresh", json={"refreshToken": first.refresh_token})
+    assert ended.status_code == 401  # the globex session ended with the switch
+    status = json.loads(runtools("auth", "status", "--json", env=env).stdout)
+    assert status["organization"]["name"] == "acme"
+
+    refused = runtools("auth", "switch-org", "initech", env=env, check=False)
+    assert refused.returncode == 5 and "not a member of 'initech'" in refused.stderr
+    assert store.get(server.url) == second  # nothing changed
+    with_key = runtools(
+        "auth", "switch-org", "globex", env={**env, "RUNTOOLS_API_KEY": "rt_live_x"}, check=False
+    )  # fmt: skip
+    assert with_key.returncode == 2 and "API key is in effect" in with_key.stderr
+
+    # A login into an org you are not in fails, stores nothing, and leaves no session behind.
+    before = json.loads(runtools("auth", "sessions", "list", "--json", env=approver).stdout)
+    failed = device_login(env, approver, "--org", "initech", status=5)
+    assert "not a member of 'initech'" in failed["error"]["message"]
+    assert store.get(server.url) == second
+    after = json.loads(runtools("auth", "sessions", "list", "--json", env=approver).stdout)
+    assert {s["id"] for s in after["data"]} == {s["id"] for s in before["data"]}
 
 
 def test_precedence_flag_then_environment_then_stored_login(

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from runtools import (
@@ -103,3 +104,60 @@ async def test_async_client_against_the_service(
     await async_client.api_keys.revoke(created.id)
     with pytest.raises(NotFoundError):
         await async_client.api_keys.get("key_nope")
+
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def _signed_in_member_of_two_orgs(asgi_app: Any, server_url: str, registry: Any) -> str:
+    """Carol: admin of north (signed in there), member of south. Her access token."""
+    runtime = runtime_of(asgi_app)
+    for org, role, password in (("north", "admin", PASSWORD), ("south", "member", None)):
+        operator.create_org(runtime, org)
+        operator.create_user(
+            runtime, "carol@example.com", org_name=org, role=role, password=password,
+            display_name=None,
+        )  # fmt: skip
+    response = httpx.post(
+        f"{server_url}/v1/auth/login",
+        json={"email": "carol@example.com", "password": PASSWORD, "org": "north"},
+    )
+    data = response.json()["data"]
+    registry.add(data["refreshToken"])
+    return str(registry.add(data["accessToken"]))
+
+
+def test_switch_org_moves_a_session_and_ends_the_old_one(
+    client: RunTools, asgi_app: Any, server_url: str, secret_registry: Any
+) -> None:
+    token = _signed_in_member_of_two_orgs(asgi_app, server_url, secret_registry)
+    with RunTools(access_token=token, base_url=server_url) as carol:
+        assert carol.me().organization.name == "north"
+        with pytest.raises(PermissionDeniedError, match="not a member of 'initech'"):
+            carol.auth.switch_org("initech")
+        tokens = carol.auth.switch_org("south")
+        secret_registry.add(tokens.access_token)
+        secret_registry.add(tokens.refresh_token)
+        assert tokens.org is not None and tokens.org.name == "south" and tokens.session_id
+        with pytest.raises(AuthenticationError):
+            carol.me()  # the old session ended with the switch
+    with RunTools(access_token=tokens.access_token, base_url=server_url) as moved:
+        me = moved.me()
+    assert (me.organization.name, me.user.role) == ("south", "member")
+    assert me.credential.id == tokens.session_id
+    with pytest.raises(PermissionDeniedError):
+        client.auth.switch_org("south")  # an API key belongs to one organization
+    with pytest.raises(ValueError):
+        client.auth.switch_org("  ")
+
+
+@pytest.mark.anyio
+async def test_async_switch_org(asgi_app: Any, server_url: str, secret_registry: Any) -> None:
+    token = _signed_in_member_of_two_orgs(asgi_app, server_url, secret_registry)
+    async with AsyncRunTools(access_token=token, base_url=server_url) as carol:
+        tokens = await carol.auth.switch_org("south")
+    secret_registry.add(tokens.access_token)
+    secret_registry.add(tokens.refresh_token)
+    async with AsyncRunTools(access_token=tokens.access_token, base_url=server_url) as moved:
+        assert (await moved.me()).organization.name == "south"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any
 
@@ -14,10 +15,12 @@ from runtools.cli.context import (
     api_errors,
     api_url_of,
     client,
+    globals_of,
     login_store,
     source_label,
+    stored_login_client,
 )
-from runtools.cli.login import end_stored_session
+from runtools.cli.login import end_stored_session, signed_in, store_session, whoami
 from runtools.cli.output import EXIT_USAGE, emit_json, fail, fields, when
 
 app = typer.Typer(
@@ -132,6 +135,49 @@ def set_key(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             f"Stored key {credential.name} ({credential.key_prefix}…) for {api_url} "
             f"in {store.path}."
         )
+
+
+@app.command("switch-org")
+def switch_org(
+    ctx: typer.Context,
+    org: Annotated[str, typer.Argument(help="The organization's name, e.g. acme")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Move the stored session to another of your organizations.
+
+    The session you are signed in with ends, and one in ORG (where you must
+    be a member) replaces it in the stored login. API keys belong to one
+    organization: with a key in effect, create a key in the other
+    organization instead.
+
+    Examples:
+
+        runtools auth switch-org acme
+
+        runtools auth switch-org globex --json
+    """
+    api_url = api_url_of(ctx, as_json=as_json)
+    store = login_store()
+    login = store.get(api_url)
+    if globals_of(ctx).api_key or os.environ.get("RUNTOOLS_API_KEY"):
+        fail(
+            "an API key is in effect (--api-key or RUNTOOLS_API_KEY); keys belong to one "
+            "organization, only a signed-in session can switch",
+            code=EXIT_USAGE,
+            as_json=as_json,
+        )
+    if login is None or login.type != "session":
+        fail(
+            f"not signed in to {api_url} with a session: run `runtools login --org {org}`",
+            code=EXIT_USAGE,
+            as_json=as_json,
+        )
+    with api_errors(as_json):
+        with stored_login_client(api_url, login, store) as rt:
+            tokens = rt.auth.switch_org(org)
+        me = whoami(api_url, tokens)
+        store_session(api_url, tokens, me, store)
+    signed_in(api_url, me, store, as_json=as_json, verb="Now signed in to")
 
 
 @app.command("approve")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import webbrowser
@@ -14,9 +15,11 @@ from rich.console import Console
 from runtools import (
     AuthenticationError,
     DeviceLogin,
+    Me,
     MissingCredentialsError,
     RunTools,
     RunToolsError,
+    SessionTokens,
 )
 from runtools._login_store import LoginStore, StoredLogin
 from runtools.cli.context import api_errors, api_url_of, login_store, stored_login_client
@@ -45,8 +48,55 @@ def end_stored_session(api_url: str, login: StoredLogin | None, store: LoginStor
     return True
 
 
+def whoami(api_url: str, tokens: SessionTokens) -> Me:
+    with RunTools(access_token=tokens.access_token, base_url=api_url) as rt:
+        return rt.me()
+
+
+def store_session(api_url: str, tokens: SessionTokens, me: Me, store: LoginStore) -> None:
+    """Save a new session's tokens as this API URL's login."""
+    store.save(
+        StoredLogin(
+            api_url=api_url,
+            type="session",
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            expires_at=datetime.now(UTC) + timedelta(seconds=tokens.expires_in),
+            session_id=me.credential.id,
+            org_id=me.organization.id,
+            org_name=me.organization.name,
+            user_email=me.user.email if me.user else None,
+        )
+    )
+
+
+def signed_in(api_url: str, me: Me, store: LoginStore, *, as_json: bool, verb: str) -> None:
+    """Report the session now stored: one line, or one JSON object."""
+    user = me.user
+    if as_json:
+        emit_json(
+            {
+                "apiUrl": api_url,
+                "user": {"id": user.id, "email": user.email, "role": user.role} if user else None,
+                "organization": {"id": me.organization.id, "name": me.organization.name},
+                "sessionId": me.credential.id,
+                "credentialFile": str(store.path),
+            }
+        )
+        return
+    who = f"{user.email} ({user.role})" if user else "?"
+    typer.echo(f"{verb} {api_url} as {who} in {me.organization.name}.")
+
+
 def login(
     ctx: typer.Context,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org",
+            help="Sign in to this organization (by name) instead of the approver's current one",
+        ),
+    ] = None,
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Only print the URL; do not open a browser")
     ] = False,
@@ -56,13 +106,16 @@ def login(
 
     Prints a URL and a code, opens your browser when there is one, and waits
     while you approve the code there (or with `runtools auth approve CODE`
-    in a terminal that is signed in). The session is stored for this API URL
-    in your config directory (RUNTOOLS_CONFIG_DIR), readable only by you, and
-    refreshed automatically.
+    in a terminal that is signed in). The session lands in the approver's
+    current organization, or in --org if you are a member of it. It is
+    stored for this API URL in your config directory (RUNTOOLS_CONFIG_DIR),
+    readable only by you, and refreshed automatically.
 
     Examples:
 
         runtools login
+
+        runtools login --org acme
 
         runtools --api-url https://runtools.example.com login --no-browser
     """
@@ -83,38 +136,25 @@ def login(
             console = Console(stderr=True)
             with console.status("Waiting for approval…", spinner="dots"):
                 tokens = device.wait(grant)
-        expires_at = datetime.now(UTC) + timedelta(seconds=tokens.expires_in)
-        with RunTools(access_token=tokens.access_token, base_url=api_url) as rt:
-            me = rt.me()
-        previous = store.get(api_url)
-        end_stored_session(api_url, previous, store)
-        store.save(
-            StoredLogin(
-                api_url=api_url,
-                type="session",
-                access_token=tokens.access_token,
-                refresh_token=tokens.refresh_token,
-                expires_at=expires_at,
-                session_id=me.credential.id,
-                org_id=me.organization.id,
-                org_name=me.organization.name,
-                user_email=me.user.email if me.user else None,
-            )
-        )
-    user = me.user
-    if as_json:
-        emit_json(
-            {
-                "apiUrl": api_url,
-                "user": {"id": user.id, "email": user.email, "role": user.role} if user else None,
-                "organization": {"id": me.organization.id, "name": me.organization.name},
-                "sessionId": me.credential.id,
-                "credentialFile": str(store.path),
-            }
-        )
-        return
-    who = f"{user.email} ({user.role})" if user else "?"
-    typer.echo(f"Signed in to {api_url} as {who} in {me.organization.name}.")
+        if org is not None:
+            tokens = _into_org(api_url, tokens, org)
+        me = whoami(api_url, tokens)
+        end_stored_session(api_url, store.get(api_url), store)
+        store_session(api_url, tokens, me, store)
+    signed_in(api_url, me, store, as_json=as_json, verb="Signed in to")
+
+
+def _into_org(api_url: str, tokens: SessionTokens, org: str) -> SessionTokens:
+    """Move a fresh session into ``org``; on refusal, end it rather than leave it behind."""
+    with RunTools(access_token=tokens.access_token, base_url=api_url) as rt:
+        if tokens.org is not None and org in (tokens.org.name, tokens.org.id):
+            return tokens
+        try:
+            return rt.auth.switch_org(org)
+        except RunToolsError:
+            with contextlib.suppress(RunToolsError):
+                rt.auth.logout()
+            raise
 
 
 def logout(ctx: typer.Context, as_json: JsonFlag = False) -> None:

@@ -1,4 +1,5 @@
-"""``rt.auth``: what a signed-in session does about signing in: approve devices, sign out.
+"""``rt.auth``: what a signed-in session does about signing in: approve devices,
+switch organization, sign out.
 
 Starting a sign-in needs no credential at all; that is
 :class:`runtools.DeviceLogin`.
@@ -8,10 +9,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from runtools._models import DeviceApproval
+from runtools._models import DeviceApproval, SessionTokens
 from runtools._resource import AsyncResource, SyncResource
 
 __all__ = ["AsyncAuth", "Auth"]
+
+
+def _switch(org: str) -> dict[str, str]:
+    if not org.strip():
+        raise ValueError("org must be a non-empty organization name")
+    return {"org": org.strip()}
 
 
 def _decision(user_code: str, action: Literal["approve", "deny"]) -> dict[str, str]:
@@ -34,6 +41,15 @@ class Auth(SyncResource):
         """End this session on the server: its tokens stop working at once."""
         self._client._request("POST", "/auth/logout")
 
+    def switch_org(self, org: str) -> SessionTokens:
+        """End this session and start one in ``org``, another of your organizations.
+
+        This client's token stops working: continue with the returned tokens,
+        e.g. ``RunTools(access_token=tokens.access_token)``.
+        """
+        envelope = self._client._request("POST", "/auth/switch-org", json=_switch(org))
+        return envelope.model(SessionTokens)
+
 
 class AsyncAuth(AsyncResource):
     async def approve_device(self, user_code: str) -> DeviceApproval:
@@ -50,3 +66,8 @@ class AsyncAuth(AsyncResource):
     async def logout(self) -> None:
         """End this session on the server: its tokens stop working at once."""
         await self._client._request("POST", "/auth/logout")
+
+    async def switch_org(self, org: str) -> SessionTokens:
+        """End this session and start one in ``org``, another of your organizations."""
+        envelope = await self._client._request("POST", "/auth/switch-org", json=_switch(org))
+        return envelope.model(SessionTokens)
