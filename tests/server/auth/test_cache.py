@@ -70,3 +70,17 @@ def test_limited_trust_forgets_everything_and_shortens_lifetimes_until_lifted() 
     cache.put("new", "principal")
     tick.now = 30
     assert cache.get("new") == (True, "principal")
+
+
+def test_peek_sees_live_positive_entries_and_counts_only_those() -> None:
+    tick = Ticker()
+    cache: VerificationCache[str] = VerificationCache(
+        max_entries=10, ttl=30, negative_ttl=5, monotonic=tick
+    )
+    cache.put("hit", "principal")
+    cache.put("miss", None)
+    assert cache.peek("hit") == "principal"
+    assert cache.peek("miss") is None and cache.peek("absent") is None
+    assert (cache.hits, cache.misses) == (1, 0)  # what peek did not find, get counts
+    tick.now = 31
+    assert cache.peek("hit") is None

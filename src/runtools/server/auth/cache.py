@@ -60,10 +60,12 @@ class VerificationCache(Generic[V]):
         return True, entry.value
 
     def peek(self, digest: str) -> V | None:
-        """The live value for ``digest``, else None. Counts hits only: a caller
-        that finds nothing here goes on to ``get``, which counts the miss."""
+        """The live positive value for ``digest``, else None; counts only what it finds.
+
+        A caller that gets None goes on to ``get``, which counts that lookup.
+        """
         entry = self._entries.get(digest)
-        if entry is None or entry.expires <= self._monotonic():
+        if entry is None or entry.value is None or entry.expires <= self._monotonic():
             return None
         self.hits += 1
         return entry.value
