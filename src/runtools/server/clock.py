@@ -6,6 +6,7 @@ without sleeping.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -15,10 +16,17 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    def timestamp(self) -> float:
+        """The current time in seconds since the epoch (no datetime made: the hot path)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def timestamp(self) -> float:
+        return time.time()
 
 
 class FrozenClock:
@@ -29,6 +37,9 @@ class FrozenClock:
 
     def now(self) -> datetime:
         return self._now
+
+    def timestamp(self) -> float:
+        return self._now.timestamp()
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta

@@ -59,12 +59,13 @@ class VerifiedKey:
     record: KeyRecord
     # Built once per cache fill; None when the owner has left the organization.
     principal: Principal | None
-    # When the key stops working: its expiry or its scheduled revocation, whichever is first.
-    ends_at: datetime | None
+    # When the key stops working (its expiry or scheduled revocation, whichever is
+    # first), in seconds since the epoch: compared with the clock on every request.
+    ends: float | None
 
     @classmethod
     def of(cls, record: KeyRecord) -> VerifiedKey:
-        ends = [t for t in (record.expires_at, record.revoked_at) if t is not None]
+        ends = [t.timestamp() for t in (record.expires_at, record.revoked_at) if t is not None]
         return cls(record, _key_principal(record), min(ends) if ends else None)
 
     @property
@@ -84,6 +85,11 @@ class VerifiedKey:
 class VerifiedToken:
     principal: Principal
     expires_at: datetime
+    ends: float  # expires_at in seconds since the epoch, for the hot path
+
+    @classmethod
+    def of(cls, principal: Principal, expires_at: datetime) -> VerifiedToken:
+        return cls(principal, expires_at, expires_at.timestamp())
 
     @property
     def credential_id(self) -> str:
@@ -192,14 +198,12 @@ class Authenticator:
             return None
         verified = self._cache.peek(sha256_hex(presented))
         if type(verified) is VerifiedKey:
-            now = self._clock.now()
-            if verified.principal is None or (
-                verified.ends_at is not None and verified.ends_at <= now
-            ):
+            now = self._clock.timestamp()
+            if verified.principal is None or (verified.ends is not None and verified.ends <= now):
                 return None
             self._usage.touch(verified.record.key_id, now)
             return verified.principal
-        if type(verified) is VerifiedToken and verified.expires_at > self._clock.now():
+        if type(verified) is VerifiedToken and verified.ends > self._clock.timestamp():
             return verified.principal
         return None
 
@@ -244,7 +248,7 @@ class Authenticator:
             self._fail("expired", context, record=record)
         if verified.principal is None:
             self._fail("owner_removed", context, record=record)
-        self._usage.touch(record.key_id, now)
+        self._usage.touch(record.key_id, now.timestamp())
         return verified.principal
 
     def _load_key(self, digest: str) -> VerifiedKey | None:
@@ -299,7 +303,7 @@ class Authenticator:
         except InvalidToken as exc:
             return exc.reason
         assert principal.expires_at is not None
-        return VerifiedToken(principal, principal.expires_at)
+        return VerifiedToken.of(principal, principal.expires_at)
 
     # -- failures ----------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,15 +27,14 @@ class UsageRecorder:
         self._recorded_minute: dict[str, int] = {}  # minutes since the epoch
         self._lock = threading.Lock()
 
-    def touch(self, key_id: str, now: datetime) -> None:
-        # On the request path: one integer compare per request (a datetime
-        # ``replace`` here cost more than the whole cache lookup).
-        minute = int(now.timestamp()) // 60
+    def touch(self, key_id: str, now: float) -> None:
+        """Note a use at ``now`` (seconds since the epoch): one integer compare per request."""
+        minute = int(now // 60)
         if self._recorded_minute.get(key_id) == minute:
             return
         with self._lock:
             self._recorded_minute[key_id] = minute
-            self._pending[key_id] = now.replace(second=0, microsecond=0)
+            self._pending[key_id] = datetime.fromtimestamp(minute * 60, UTC)
             if len(self._recorded_minute) > 100_000:
                 self._recorded_minute.clear()
 
