@@ -106,7 +106,6 @@ async def test_async_client_against_the_service(
         await async_client.api_keys.get("key_nope")
 
 
-
 PASSWORD = "correct horse battery staple"
 
 
