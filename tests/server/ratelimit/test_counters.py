@@ -6,8 +6,13 @@ import asyncio
 import secrets
 from pathlib import Path
 
-from runtools.server.ratelimit.counters import FailoverCounter, LocalCounter, RedisCounter
-from runtools.server.ratelimit.limiter import Decision, RateLimiter
+from runtools.server.ratelimit.counters import (
+    BlockCounter,
+    FailoverCounter,
+    LocalCounter,
+    RedisCounter,
+)
+from runtools.server.ratelimit.limiter import Decision, RateLimiter, block_for
 from support.private_services import PrivateRedis
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -69,3 +74,51 @@ def test_redis_down_falls_back_to_local_counts_and_recovers(tmp_path: Path) -> N
         assert not counter.degraded
     finally:
         server.stop()
+
+
+class CountedRedis(RedisCounter):
+    """The real Redis counter, counting its round trips."""
+
+    trips = 0
+
+    async def increment(self, key: str, window_start: int, ttl: int, block: int = 1) -> int:
+        self.trips += 1
+        return await super().increment(key, window_start, ttl, block)
+
+
+def test_blocks_give_every_request_a_distinct_position_with_few_round_trips() -> None:
+    prefix = f"t_{secrets.token_hex(6)}"
+    shared = [CountedRedis(LOCAL_REDIS, prefix, timeout=5) for _ in range(2)]
+    node_a, node_b = (BlockCounter(s) for s in shared)
+
+    async def run() -> list[int]:
+        # 16 requests at a time per node, as from 16 open connections.
+        positions: list[int] = []
+        for _ in range(5):
+            calls = [n.increment("key_1", 600, 61, 10) for n in [node_a, node_b] * 16]
+            positions += await asyncio.gather(*calls)
+        return positions
+
+    positions = asyncio.run(run())
+    assert len(positions) == len(set(positions)) == 160  # no position given twice
+    # Each node wastes at most the block it holds when the window ends: a
+    # limit of N admits at most N requests, and at least N - 2 blocks' worth.
+    assert max(positions) <= 160 + 2 * 10
+    assert sum(s.trips for s in shared) <= 160 // 10 + 2  # not one trip per request
+
+
+def test_a_limit_is_never_exceeded_across_nodes() -> None:
+    prefix = f"t_{secrets.token_hex(6)}"
+    nodes = [BlockCounter(RedisCounter(LOCAL_REDIS, prefix, timeout=5)) for _ in range(3)]
+    limit = 250  # blocks of 5
+
+    async def run() -> list[int]:
+        calls = [n.increment("key_1", 600, 61, block_for(limit)) for n in nodes * 100]
+        return await asyncio.gather(*calls)
+
+    admitted = [p for p in asyncio.run(run()) if p <= limit]
+    assert limit - 3 * block_for(limit) <= len(admitted) <= limit
+
+
+def test_blocks_are_one_below_a_hundred_a_minute_and_two_percent_above() -> None:
+    assert [block_for(n) for n in (1, 60, 99, 100, 300, 1000, 10**9)] == [1, 1, 1, 2, 6, 20, 100]

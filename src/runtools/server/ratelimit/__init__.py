@@ -17,11 +17,10 @@ def build_rate_limiter(
     """Counters in Redis (falling back to this process) when configured, in process otherwise."""
     counter: FailoverCounter | LocalCounter = LocalCounter()
     if settings.redis_url is not None:
-        from runtools.server.ratelimit.counters import RedisCounter
+        from runtools.server.ratelimit.counters import BlockCounter, RedisCounter
 
-        counter = FailoverCounter(
-            RedisCounter(settings.redis_url, settings.namespace), LocalCounter()
-        )
+        shared = BlockCounter(RedisCounter(settings.redis_url, settings.namespace))
+        counter = FailoverCounter(shared, LocalCounter())
     return RateLimiter(
         counter,
         address_limit=settings.ip_rate_limit_per_minute,

@@ -88,7 +88,7 @@ class RateLimiter:
     async def check(self, bucket: str, limit: int) -> Decision:
         now = self._time()
         start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
-        count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1)
+        count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1, block_for(limit))
         return _decision(count, limit, start, now)
 
     def _settle(self, decision: Decision, state: MutableMapping[str, Any], kind: str) -> None:
@@ -101,6 +101,11 @@ class RateLimiter:
                 f"retry in {decision.retry_after}s",
                 retry_after=decision.retry_after,
             )
+
+
+def block_for(limit: int) -> int:
+    """How many counts a node may reserve at once from a shared counter (see BlockCounter)."""
+    return 1 if limit < 100 else min(100, limit // 50)
 
 
 def _decision(count: int, limit: int, window_start: int, now: float) -> Decision:
