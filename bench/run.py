@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/run.py            # everything (needs wrk; PostgreSQL + Redis for row 3)
     .venv/bin/python bench/run.py --quick    # shorter runs
+    .venv/bin/python bench/run.py --http-redis --skip verify --skip revocation
+                                             # the HTTP rows with counters in Redis too
 
 1. HTTP: requests/s, p50, p99 of ``GET /v1/me`` with an API key and with a
    session token, against its unauthenticated twin (same body, same handler
    code, ``bench/server.py``) and against ``GET /healthz``; one server, runs
-   interleaved. The ratios are the headline. Load from ``wrk``.
+   interleaved. The ratios are the headline. Load from ``wrk``. With
+   ``--http-redis``, again on a server whose rate-limit counts live in Redis.
 2. Verification cost in process, cached and uncached, with 1k and 1M keys stored.
 3. Revocation propagation between two server processes (Redis; LISTEN/NOTIFY):
    time from the revoking response on node A to the first 401 on node B.
@@ -104,7 +107,7 @@ def cpu_seconds(server: LiveServer) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_http(rounds: int, seconds: float) -> list[list[str]]:
+def bench_http(rounds: int, seconds: float, *, redis_url: str | None = None) -> list[list[str]]:
     if shutil.which("wrk") is None:
         raise SystemExit(
             "wrk not found: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk"
@@ -113,6 +116,12 @@ def bench_http(rounds: int, seconds: float) -> list[list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
     env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_ACCESS_TOKEN_TTL_SECONDS": "3600"}
     env |= {k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_RUNTOOLS_")}
+    if redis_url is not None:  # shared rate-limit counts and revocation events, one node
+        env |= {
+            "RUNTOOLS_REDIS_URL": redis_url,
+            "RUNTOOLS_NAMESPACE": f"bench_{os.urandom(4).hex()}",
+        }
+    on = " [Redis]" if redis_url is not None else ""
     key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
     server = bench_server(env | {"RUNTOOLS_BENCH_KEY": key}, home / "server.log")
     try:
@@ -159,13 +168,13 @@ def bench_http(rounds: int, seconds: float) -> list[list[str]]:
                 f"{cpu:+.1f} µs CPU/request"]  # fmt: skip
 
     return [
-        row("healthz", "GET /healthz (no auth)"),
-        row("twin", "GET /v1/me body, no auth (twin)"),
-        row("key", "GET /v1/me (API key)"),
-        row("session", "GET /v1/me (session token)"),
-        ratio("key", "twin", "API key : twin"),
-        ratio("session", "twin", "session token : twin"),
-        ratio("key", "healthz", "API key : /healthz"),
+        row("healthz", f"GET /healthz (no auth){on}"),
+        row("twin", f"GET /v1/me body, no auth (twin){on}"),
+        row("key", f"GET /v1/me (API key){on}"),
+        row("session", f"GET /v1/me (session token){on}"),
+        ratio("key", "twin", f"API key : twin{on}"),
+        ratio("session", "twin", f"session token : twin{on}"),
+        ratio("key", "healthz", f"API key : /healthz{on}"),
     ]
 
 
@@ -307,12 +316,20 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
+        "--http-redis",
+        action="store_true",
+        help="run the HTTP rows again with Redis counters (--redis)",
+    )
+    parser.add_argument(
         "--skip", action="append", default=[], choices=["http", "verify", "revocation"]
     )
     args = parser.parse_args()
     rows: list[list[str]] = []
     if "http" not in args.skip:
-        rows += bench_http(rounds=4 if args.quick else 12, seconds=2 if args.quick else 3)
+        rounds, seconds = (4, 2) if args.quick else (12, 3)
+        rows += bench_http(rounds, seconds)
+        if args.http_redis:
+            rows += bench_http(rounds, seconds, redis_url=args.redis)
     if "verify" not in args.skip:
         rows += bench_verify([1_000, 100_000 if args.quick else 1_000_000])
     if "revocation" not in args.skip:
