@@ -212,12 +212,12 @@ class Authenticator:
         if token is None:
             raise Unauthorized()
         if looks_like_api_key(token):
-            # The steady state, inline: one SHA-256, one dict lookup, no await.
+            # Also taken for keys ``cached()`` left alone: it decides, and audits refusals.
             digest = hash_key(token)
             found, verified = self._cache.get(digest)
             if not found:
                 verified = await self._fill_key(token, digest, context)
-            return self._key_principal(verified, token, context)
+            return self._admit_key(verified, token, context)
         if looks_like_refresh_token(token):
             self._fail("refresh_token_as_access_token", context, actor_type="session")
         if token.count(".") == 2:
@@ -235,7 +235,7 @@ class Authenticator:
         self._cache.put(digest, verified, epoch=epoch)
         return verified
 
-    def _key_principal(
+    def _admit_key(
         self, verified: Verified | None, token: str, context: ContextSource
     ) -> Principal:
         if not isinstance(verified, VerifiedKey):

@@ -68,7 +68,7 @@ class RateLimiter:
             return False
         limit = per_minute(principal)
         now = self._time()
-        start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+        start = _window_start(now)
         count = self._local.increment_now(credential_bucket(principal), start)
         self._settle(_decision(count, limit, start, now), state, "credential")
         return True
@@ -87,7 +87,7 @@ class RateLimiter:
 
     async def check(self, bucket: str, limit: int) -> Decision:
         now = self._time()
-        start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+        start = _window_start(now)
         count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1, block_for(limit))
         return _decision(count, limit, start, now)
 
@@ -101,6 +101,10 @@ class RateLimiter:
                 f"retry in {decision.retry_after}s",
                 retry_after=decision.retry_after,
             )
+
+
+def _window_start(now: float) -> int:
+    return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
 
 
 def block_for(limit: int) -> int:
