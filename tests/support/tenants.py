@@ -91,3 +91,8 @@ class Tenants:
             key_id=issued.view.id,
             http=self.client,
         )
+
+
+def tampered(secret: str) -> str:
+    """``secret`` with its last character changed (always to a different one)."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")

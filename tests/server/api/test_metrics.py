@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from runtools.server.app import create_app, runtime_of
 from runtools.server.settings import Settings
-from support.tenants import Member, Tenants
+from support.tenants import Member, Tenants, tampered
 
 
 def _client(tmp_path: Path, database_url: str | None, **settings: Any) -> Iterator[TestClient]:
@@ -71,7 +71,7 @@ def test_security_events_are_json_log_lines_without_secrets(
     narrow = admin.create_key(secret_registry, scopes=["sandbox:read"])
     with caplog.at_level("INFO", logger="runtools.security"):
         admin.http.get("/v1/api-keys", headers={"X-API-Key": narrow["key"]})
-        admin.http.get("/v1/me", headers={"X-API-Key": narrow["key"][:-1] + "x"})
+        admin.http.get("/v1/me", headers={"X-API-Key": tampered(narrow["key"])})
         admin.delete(f"/v1/api-keys/{narrow['id']}")
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "runtools.security"]
     events = [(line["event"], line.get("reason")) for line in lines]

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from runtools.server.runtime import Runtime
 from runtools.server.settings import Settings
-from support.tenants import Member
+from support.tenants import Member, tampered
 
 
 def _stored_bytes(settings: Settings, runtime: Runtime) -> bytes:
@@ -38,7 +38,7 @@ def test_the_database_holds_no_secret(
     created = admin.create_key(secret_registry, name="ci", scopes=["sandbox:*"])
     rotated = admin.post(f"/v1/api-keys/{created['id']}/rotate", json={"gracePeriod": "1h"})
     successor = secret_registry.add(rotated.json()["data"]["key"])
-    admin.http.get("/v1/me", headers={"X-API-Key": created["key"][:-1] + "x"})
+    admin.http.get("/v1/me", headers={"X-API-Key": tampered(created["key"])})
     # A retried create: its response (with the secret) is kept for replay, sealed.
     idempotency_key = "retry-me-0123456789abcdef"
     retried = [
