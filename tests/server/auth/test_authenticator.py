@@ -45,6 +45,7 @@ def test_a_cached_key_is_vouched_for_in_its_usual_forms(admin: Member, runtime: 
         [(b"authorization", b"Basic Zm9vOmJhcg==")],
         [(b"x-api-key", b"KEY"), (b"x-api-key", b"KEY")],
         [(b"x-api-key", b"KEY"), (b"authorization", b"Bearer KEY")],
+        [(b"x-api-key", b"KEY"), (b"accept", b"text/plain"), (b"accept", b"*/*")],
     ],
 )
 def test_anything_unusual_is_left_to_the_full_path(
@@ -54,6 +55,26 @@ def test_anything_unusual_is_left_to_the_full_path(
     key = admin.key.encode()
     presented = [(name, value.replace(b"KEY", key)) for name, value in headers]
     assert runtime.authenticator.cached(presented) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-API-Key", "KEY"), ("X-API-Key", "KEY")],
+        [("X-API-Key", "KEY"), ("X-API-Key", "rt_live_other")],
+        [("Authorization", "Bearer KEY"), ("Authorization", "Bearer KEY")],
+    ],
+)
+def test_a_repeated_credential_header_is_a_400_not_a_pick(
+    admin: Member, headers: list[tuple[str, str]]
+) -> None:
+    _warm(admin, admin.key)
+    sent = [(name, value.replace("KEY", admin.key)) for name, value in headers]
+    response = admin.http.get("/v1/me", headers=sent)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and "one credential" in error["message"]
+    assert admin.key not in response.text
 
 
 def test_a_revoked_key_is_refused_at_once_though_it_was_cached(

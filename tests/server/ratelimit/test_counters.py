@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from runtools.server.errors import RateLimited
 from runtools.server.ratelimit.counters import (
     BlockCounter,
     FailoverCounter,
@@ -48,7 +52,20 @@ def test_limiter_decision_names_limit_remaining_and_reset() -> None:
     assert (first.remaining, second.remaining, third.remaining) == (1, 0, 0)
     assert not third.allowed and second.allowed
     assert first.reset == 1_000_020  # the next whole minute
-    assert third.retry_after == 10
+
+
+def test_a_refusal_asks_to_retry_when_the_window_ends() -> None:
+    limiter = RateLimiter(LocalCounter(), address_limit=2, wall_clock=lambda: 1_000_010.5)
+    state: dict[str, Any] = {}
+
+    async def three() -> None:
+        for _ in range(3):
+            await limiter.admit_address("203.0.113.9", state)
+
+    with pytest.raises(RateLimited) as refused:
+        asyncio.run(three())
+    assert refused.value.retry_after == 10  # 9.5 s to the next minute, rounded up
+    assert state["rate_limit"].remaining == 0 and not state["rate_limit"].allowed
 
 
 def test_redis_down_falls_back_to_local_counts_and_recovers(tmp_path: Path) -> None:

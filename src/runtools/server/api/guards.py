@@ -22,8 +22,10 @@ from starlette.requests import Request
 
 from runtools.server.api.context import request_context
 from runtools.server.auth.principal import Principal
-from runtools.server.errors import Forbidden
+from runtools.server.errors import Forbidden, InvalidRequest
 from runtools.server.services.audit import AuditRecord
+
+CREDENTIAL_HEADERS = (b"x-api-key", b"authorization")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Guard:
 
     def __init__(self, requirement: Requirement) -> None:
         self.requirement = requirement
+        # Anything to check beyond a valid credential (scope, role or kind)?
+        self._checks = bool(requirement.scope or requirement.role or requirement.credential)
 
     async def __call__(self, request: Request) -> Principal | None:
         if self.requirement.public:
@@ -66,6 +70,7 @@ class Guard:
         scope = request.scope
         principal: Principal | None = runtime.authenticator.cached(scope["headers"])
         if principal is None:
+            _refuse_repeated_credentials(scope["headers"])
             principal = await runtime.authenticator.authenticate(
                 request.headers, partial(request_context, request)
             )
@@ -73,7 +78,7 @@ class Guard:
         state["principal"] = principal
         if not runtime.rate_limiter.admit_here(principal, state):
             await runtime.rate_limiter.admit_principal(principal, state)
-        missing = self._missing(principal)
+        missing = self._missing(principal) if self._checks else None
         if missing is not None:
             runtime.audit.enqueue(
                 AuditRecord(
@@ -98,6 +103,15 @@ class Guard:
         if self.requirement.scope and not principal.allows(self.requirement.scope):
             return f"scope {self.requirement.scope}"
         return None
+
+
+def _refuse_repeated_credentials(raw_headers: list[tuple[bytes, bytes]]) -> None:
+    """Two ``X-API-Key`` (or ``Authorization``) headers are ambiguous: a 400, never a pick."""
+    names = [name for name, _ in raw_headers if name in CREDENTIAL_HEADERS]
+    if len(names) != len(set(names)):
+        raise InvalidRequest(
+            "Send one credential per request: one X-API-Key or one Authorization header"
+        )
 
 
 def requires(

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -82,7 +83,7 @@ class WireMiddleware:
         started = time.perf_counter()
         status = 500
 
-        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        header_bytes = sum(map(len, chain.from_iterable(scope["headers"])))
         if header_bytes > self.max_header_bytes:
             await send_error(
                 send, 431, "headers_too_large", "Request headers too large", request_id

@@ -19,7 +19,8 @@ one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
@@ -60,13 +61,15 @@ class VerifiedKey:
     # Built once per cache fill; None when the owner has left the organization.
     principal: Principal | None
     # When the key stops working (its expiry or scheduled revocation, whichever is
-    # first), in seconds since the epoch: compared with the clock on every request.
-    ends: float | None
+    # first), in seconds since the epoch (inf: never): compared on every request.
+    ends: float
+    # Whose last use to note (``lastUsedAt``); the hot path reads it for either kind.
+    key_id: str
 
     @classmethod
     def of(cls, record: KeyRecord) -> VerifiedKey:
         ends = [t.timestamp() for t in (record.expires_at, record.revoked_at) if t is not None]
-        return cls(record, _key_principal(record), min(ends) if ends else None)
+        return cls(record, _key_principal(record), min(ends, default=math.inf), record.key_id)
 
     @property
     def credential_id(self) -> str:
@@ -86,6 +89,7 @@ class VerifiedToken:
     principal: Principal
     expires_at: datetime
     ends: float  # expires_at in seconds since the epoch, for the hot path
+    key_id: None = None  # no lastUsedAt for tokens
 
     @classmethod
     def of(cls, principal: Principal, expires_at: datetime) -> VerifiedToken:
@@ -172,40 +176,37 @@ class Authenticator:
         self._sessions = sessions
         self._external = external
 
-    def cached(self, raw_headers: Iterable[tuple[bytes, bytes]]) -> Principal | None:
+    def cached(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> Principal | None:
         """The principal of a cached, currently valid credential, or None.
 
-        The hot path, kept to a handful of steps: one credential header, sent
-        as ``X-API-Key: <key>`` or ``Authorization: Bearer <token>``, whose
-        exact bytes hash to a verified cache entry that has not ended. None
-        means only "not vouched for here": ``authenticate()`` then decides,
-        and audits any failure.
+        The hot path, kept to a handful of steps: exactly one credential
+        header, sent as ``X-API-Key: <key>`` or ``Authorization: Bearer
+        <token>``, whose exact bytes hash to a verified cache entry that has
+        not ended. A request repeating any header name is left to
+        ``authenticate()``, so two credentials can never be told apart here.
+        None means only "not vouched for here": ``authenticate()`` then
+        decides, and audits any failure.
         """
-        presented: bytes | None = None
-        for name, value in raw_headers:
-            if name == b"x-api-key":
-                token = value
-            elif name == b"authorization" and value.startswith(b"Bearer "):
-                token = value[7:]
-            elif name == b"authorization":
+        headers = dict(raw_headers)
+        if len(headers) != len(raw_headers):
+            return None
+        presented = headers.get(b"x-api-key")
+        authorization = headers.get(b"authorization")
+        if authorization is not None:
+            if presented is not None or authorization[:7] != b"Bearer ":
                 return None
-            else:
-                continue
-            if presented is not None:
-                return None
-            presented = token
-        if presented is None:
+            presented = authorization[7:]
+        elif presented is None:
             return None
         verified = self._cache.peek(sha256_hex(presented))
-        if type(verified) is VerifiedKey:
-            now = self._clock.timestamp()
-            if verified.principal is None or (verified.ends is not None and verified.ends <= now):
-                return None
-            self._usage.touch(verified.record.key_id, now)
-            return verified.principal
-        if type(verified) is VerifiedToken and verified.ends > self._clock.timestamp():
-            return verified.principal
-        return None
+        if verified is None or verified.principal is None:
+            return None
+        now = self._clock.timestamp()
+        if verified.ends <= now:
+            return None
+        if verified.key_id is not None:
+            self._usage.touch(verified.key_id, now)
+        return verified.principal
 
     async def authenticate(self, headers: Mapping[str, str], context: ContextSource) -> Principal:
         token = presented_credential(headers)

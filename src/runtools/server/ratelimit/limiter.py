@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import RateLimited
@@ -29,14 +29,13 @@ class Decision(NamedTuple):
     limit: int
     remaining: int
     reset: int
-    retry_after: int
     allowed: bool
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [
-            (b"x-ratelimit-limit", str(self.limit).encode()),
-            (b"x-ratelimit-remaining", str(self.remaining).encode()),
-            (b"x-ratelimit-reset", str(self.reset).encode()),
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % self.reset),
         ]
 
 
@@ -51,7 +50,8 @@ class RateLimiter:
         on_refusal: Callable[[str], None] | None = None,
     ) -> None:
         self._counter = counter
-        self._local = counter if isinstance(counter, LocalCounter) else None
+        # Counts kept in this process can be taken without an await (``admit_here``).
+        self._local = counter if enabled and isinstance(counter, LocalCounter) else None
         self._address_limit = address_limit
         self._enabled = enabled
         self._time = wall_clock
@@ -61,16 +61,18 @@ class RateLimiter:
         """``admit_principal`` without an await when counts live in this process.
 
         False when the count is shared (Redis): then ``admit_principal`` must run.
+        True without counting when rate limits are off.
         """
-        if not self._enabled:
-            return True
         if self._local is None:
-            return False
-        limit = per_minute(principal)
-        now = self._time()
-        start = _window_start(now)
+            return not self._enabled
+        start = int(self._time() // WINDOW_SECONDS) * WINDOW_SECONDS  # _window_start, inlined
         count = self._local.increment_now(credential_bucket(principal), start)
-        self._settle(_decision(count, limit, start, now), state, "credential")
+        limit = per_minute(principal)
+        state[STATE_KEY] = decision = Decision(
+            limit, max(0, limit - count), start + WINDOW_SECONDS, count <= limit
+        )
+        if not decision.allowed:
+            self._refuse(decision, "credential")
         return True
 
     async def admit_principal(self, principal: Principal, state: MutableMapping[str, Any]) -> None:
@@ -86,21 +88,23 @@ class RateLimiter:
             self._settle(await self.check(f"ip:{address or 'unknown'}", limit), state, "address")
 
     async def check(self, bucket: str, limit: int) -> Decision:
-        now = self._time()
-        start = _window_start(now)
+        start = _window_start(self._time())
         count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1, block_for(limit))
-        return _decision(count, limit, start, now)
+        return Decision(limit, max(0, limit - count), start + WINDOW_SECONDS, count <= limit)
 
     def _settle(self, decision: Decision, state: MutableMapping[str, Any], kind: str) -> None:
         state[STATE_KEY] = decision
         if not decision.allowed:
-            if self._on_refusal is not None:
-                self._on_refusal(kind)
-            raise RateLimited(
-                f"Rate limit of {decision.limit} requests per minute exceeded; "
-                f"retry in {decision.retry_after}s",
-                retry_after=decision.retry_after,
-            )
+            self._refuse(decision, kind)
+
+    def _refuse(self, decision: Decision, kind: str) -> NoReturn:
+        if self._on_refusal is not None:
+            self._on_refusal(kind)
+        retry_after = max(1, math.ceil(decision.reset - self._time()))
+        raise RateLimited(
+            f"Rate limit of {decision.limit} requests per minute exceeded; retry in {retry_after}s",
+            retry_after=retry_after,
+        )
 
 
 def _window_start(now: float) -> int:
@@ -110,10 +114,3 @@ def _window_start(now: float) -> int:
 def block_for(limit: int) -> int:
     """How many counts a node may reserve at once from a shared counter (see BlockCounter)."""
     return 1 if limit < 100 else min(100, limit // 50)
-
-
-def _decision(count: int, limit: int, window_start: int, now: float) -> Decision:
-    reset = window_start + WINDOW_SECONDS
-    return Decision(
-        limit, max(0, limit - count), reset, max(1, math.ceil(reset - now)), count <= limit
-    )
