@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,24 @@ def test_a_new_window_starts_from_zero() -> None:
     assert asyncio.run(counter.increment("k", 0, 61)) == 1
     assert asyncio.run(counter.increment("k", 0, 61)) == 2
     assert asyncio.run(counter.increment("k", 60, 61)) == 1
+
+
+def test_local_counts_lose_nothing_when_threads_race() -> None:
+    counter = LocalCounter()
+    seen: list[list[int]] = [[] for _ in range(8)]
+
+    def hammer(mine: list[int]) -> None:
+        for i in range(5000):
+            mine.append(counter.increment_now("shared", 600))
+            counter.increment_now(f"other-{i}", 600)  # new windows opened meanwhile
+
+    threads = [threading.Thread(target=hammer, args=(mine,)) for mine in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Every request got its own position: none counted twice, none lost.
+    assert sorted(n for mine in seen for n in mine) == list(range(1, 40_001))
 
 
 def test_limiter_decision_names_limit_remaining_and_reset() -> None:

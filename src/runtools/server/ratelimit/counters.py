@@ -12,11 +12,12 @@ tries Redis again after ``retry_seconds``: recovery needs no restart.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 logger = logging.getLogger("runtools.ratelimit")
@@ -33,10 +34,14 @@ class Counter(Protocol):
 
 
 class LocalCounter:
-    """Per-process counts; memory bounded by evicting past windows first, then everything."""
+    """Per-process counts; memory bounded by evicting past windows first, then everything.
+
+    A count is one ``next()`` on an ``itertools.count``, atomic without a lock;
+    the lock is taken only to open a key's new window.
+    """
 
     def __init__(self, *, max_keys: int = 100_000) -> None:
-        self._counts: dict[str, list[int]] = {}  # key -> [window start, count]
+        self._counts: dict[str, tuple[int, Iterator[int]]] = {}  # key -> (window start, counter)
         self._max = max_keys
         self._lock = threading.Lock()
 
@@ -44,14 +49,19 @@ class LocalCounter:
         return self.increment_now(key, window_start)
 
     def increment_now(self, key: str, window_start: int) -> int:
+        slot = self._counts.get(key)
+        if slot is None or slot[0] != window_start:
+            slot = self._open(key, window_start)
+        return next(slot[1])
+
+    def _open(self, key: str, window_start: int) -> tuple[int, Iterator[int]]:
         with self._lock:
             slot = self._counts.get(key)
-            if slot is None or slot[0] != window_start:
-                slot = self._counts[key] = [window_start, 0]
+            if slot is None or slot[0] != window_start:  # not opened meanwhile
+                slot = self._counts[key] = (window_start, itertools.count(1))
                 if len(self._counts) > self._max:
                     self._evict(window_start)
-            slot[1] += 1
-            return slot[1]
+            return slot
 
     def _evict(self, window_start: int) -> None:
         stale = [k for k, (start, _) in self._counts.items() if start != window_start]
