@@ -13,6 +13,9 @@
 2. Verification cost in process, cached and uncached, with 1k and 1M keys stored.
 3. Revocation propagation between two server processes (Redis; LISTEN/NOTIFY):
    time from the revoking response on node A to the first 401 on node B.
+4. Work per request, counted: Python bytecodes executed in process for the
+   twin and for ``GET /v1/me`` with each credential (``bench/work.py``); exact,
+   so it holds on a noisy machine where the timed ratios wander.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -258,6 +262,33 @@ def bench_verify(sizes: list[int]) -> list[list[str]]:
     return rows
 
 
+# -- 4. Work per request, counted --------------------------------------------------
+
+
+def bench_work() -> list[list[str]]:
+    home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
+    try:
+        key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
+        env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_ACCESS_TOKEN_TTL_SECONDS": "3600",
+                "RUNTOOLS_BENCH_KEY": key, "RUNTOOLS_BENCH_EMAIL": BENCH_EMAIL,
+                "RUNTOOLS_BENCH_PASSWORD": BENCH_PASSWORD}  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "work.py")],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    counts = json.loads(out.splitlines()[-1])
+    twin = counts["twin"]
+    rows = [["bytecodes/request, /v1/me body, no auth (twin)", f"{twin:,.0f}", "", ""]]
+    for name, label in (("key", "API key"), ("session", "session token")):
+        added = counts[name] - twin
+        rows.append([f"bytecodes/request, /v1/me ({label})", f"{counts[name]:,.0f}",
+                     f"+{added:,.0f}", f"({added / twin * 100:+.1f}%)"])  # fmt: skip
+    return rows
+
+
 # -- 3. Revocation propagation ----------------------------------------------------
 
 
@@ -321,7 +352,10 @@ def main() -> None:
         help="run the HTTP rows again with Redis counters (--redis)",
     )
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["http", "verify", "revocation"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["http", "verify", "revocation", "work"],
     )
     args = parser.parse_args()
     rows: list[list[str]] = []
@@ -332,6 +366,8 @@ def main() -> None:
             rows += bench_http(rounds, seconds, redis_url=args.redis)
     if "verify" not in args.skip:
         rows += bench_verify([1_000, 100_000 if args.quick else 1_000_000])
+    if "work" not in args.skip:
+        rows += bench_work()
     if "revocation" not in args.skip:
         count = 20 if args.quick else 100
         rows.append(bench_propagation(args.postgres, args.redis, count))

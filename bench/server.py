@@ -35,9 +35,11 @@ from runtools.server.services.audit import RequestContext
 
 UNLIMITED = 1_000_000_000
 MIRROR_PATH = "/bench/me-unauthenticated"
+MIRROR_AFTER_PATH = "/bench/me-unauthenticated-after"
 
 
-def create() -> FastAPI:
+def create(*, twin_after: bool = False) -> FastAPI:
+    """The app; ``twin_after`` adds a second twin just after ``/v1/me`` (see ``work.py``)."""
     for plan in policy.PLANS:
         policy.PLANS[plan] = policy.PlanLimits(live=UNLIMITED, test=UNLIMITED)
     app = create_app_from_env()
@@ -56,10 +58,14 @@ def create() -> FastAPI:
             media_type="application/json",
         )
 
-    mirror = APIRoute(MIRROR_PATH, me_unauthenticated, methods=["GET"], include_in_schema=False)
+    def twin(path: str) -> APIRoute:
+        return APIRoute(path, me_unauthenticated, methods=["GET"], include_in_schema=False)
+
     routes = app.router.routes
     position = next(i for i, r in enumerate(routes) if getattr(r, "path", None) == "/v1/me")
-    routes.insert(position, mirror)  # just before: /v1/me pays one route check more, not less
+    if twin_after:
+        routes.insert(position + 1, twin(MIRROR_AFTER_PATH))
+    routes.insert(position, twin(MIRROR_PATH))  # before: /v1/me pays one route check more
     return app
 
 
