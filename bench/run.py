@@ -273,6 +273,7 @@ def bench_work() -> list[list[str]]:
         env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_ACCESS_TOKEN_TTL_SECONDS": "3600",
                 "RUNTOOLS_BENCH_KEY": key, "RUNTOOLS_BENCH_EMAIL": BENCH_EMAIL,
                 "RUNTOOLS_BENCH_PASSWORD": BENCH_PASSWORD}  # fmt: skip
+        env |= {k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_RUNTOOLS_")}
         out = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "work.py")],
             env=env, capture_output=True, text=True, check=True,
