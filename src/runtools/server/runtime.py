@@ -26,6 +26,7 @@ from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
 from runtools.server.services.device import DeviceService
 from runtools.server.services.idempotency import IdempotencyService
+from runtools.server.services.sandbox_io import SandboxIO
 from runtools.server.services.sandbox_upkeep import SandboxUpkeep
 from runtools.server.services.sandboxes import SandboxService
 from runtools.server.services.sessions import SessionService
@@ -55,6 +56,7 @@ class Runtime:
     rate_limiter: RateLimiter
     metrics: Metrics
     sandboxes: SandboxService
+    sandbox_io: SandboxIO
     sandbox_upkeep: SandboxUpkeep
     idempotency: IdempotencyService
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -169,6 +171,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
             database, clock, service_secret(database, clock, "idempotency")
         ),
         sandboxes=sandboxes,
+        sandbox_io=SandboxIO(sandboxes, max_output_bytes=settings.sandbox_max_output_bytes),
         sandbox_upkeep=SandboxUpkeep(
             sandboxes, database, clock, idle_check_seconds=settings.sandbox_idle_check_seconds
         ),
@@ -188,5 +191,4 @@ def build_sandboxes(settings: Settings, database: Database, clock: Clock) -> San
         driver,
         node=settings.sandbox_node,
         quota=settings.sandbox_quota,
-        max_output_bytes=settings.sandbox_max_output_bytes,
     )

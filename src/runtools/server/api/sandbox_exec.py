@@ -37,11 +37,11 @@ from runtools.server.api.envelope import (
 )
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
-from runtools.server.api.sandboxes import Env, SandboxRef, meta, sandbox_service
+from runtools.server.api.sandboxes import Env, SandboxRef, meta, sandbox_io
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import ServiceError
 from runtools.server.sandbox.driver import ExecChunk, ExecEvent
-from runtools.server.services.sandboxes import ExecRequest
+from runtools.server.services.sandbox_records import ExecRequest
 
 router = APIRouter(
     prefix="/v1/sandboxes",
@@ -112,7 +112,7 @@ async def exec_command(
     """Run ``command`` with ``/bin/sh -c`` inside the sandbox and wait for it to end."""
     if EVENT_STREAM in request.headers.get("accept", ""):
         return await _stream(request, sandbox, body, principal)  # type: ignore[return-value]
-    result = await sandbox_service(request).exec(
+    result = await sandbox_io(request).exec(
         principal, sandbox, body.to_request(), context=request_context(request)
     )
     return Envelope(
@@ -143,7 +143,7 @@ async def exec_command_stream(
 
 
 async def _stream(request: Request, sandbox: str, body: ExecIn, principal: Principal) -> Response:
-    events = await sandbox_service(request).exec_stream(
+    events = await sandbox_io(request).exec_stream(
         principal, sandbox, body.to_request(), context=request_context(request)
     )
     return StreamingResponse(

@@ -21,7 +21,7 @@ from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, WireModel
 from runtools.server.api.guards import requires
 from runtools.server.api.middleware import BodyLimit
 from runtools.server.api.route_table import operation_id
-from runtools.server.api.sandboxes import SandboxRef, meta, sandbox_service
+from runtools.server.api.sandboxes import SandboxRef, meta, sandbox_io
 from runtools.server.auth.principal import Principal
 from runtools.server.sandbox.driver import FileEntry
 from runtools.server.settings import Settings
@@ -83,7 +83,7 @@ async def write_file(
 ) -> Envelope[WrittenFile]:
     """Create or replace a file (parent directories are created) with the request body."""
     data = await request.body()
-    await sandbox_service(request).write_file(principal, sandbox, path, data)
+    await sandbox_io(request).write_file(principal, sandbox, path, data)
     return Envelope(data=WrittenFile(path=path, size=len(data)), meta=meta(request))
 
 
@@ -97,7 +97,7 @@ async def read_file(
     request: Request, sandbox: SandboxRef, path: FilePath, principal: FileUser
 ) -> Response:
     """A regular file's bytes."""
-    data = await sandbox_service(request).read_file(principal, sandbox, path)
+    data = await sandbox_io(request).read_file(principal, sandbox, path)
     return Response(content=data, media_type=OCTET_STREAM)
 
 
@@ -109,5 +109,5 @@ async def list_files(
     path: Annotated[str, Query(min_length=1, max_length=4096)] = "/workspace",
 ) -> Envelope[list[FileEntryOut]]:
     """A directory's entries, sorted by name; symlinks are listed, not followed."""
-    entries = await sandbox_service(request).list_files(principal, sandbox, path)
+    entries = await sandbox_io(request).list_files(principal, sandbox, path)
     return Envelope(data=[FileEntryOut.of(e) for e in entries], meta=meta(request))

@@ -30,12 +30,9 @@ from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
 from runtools.server.services.audit import RequestContext
-from runtools.server.services.sandboxes import (
-    NewSandbox,
-    SandboxResources,
-    SandboxService,
-    SandboxView,
-)
+from runtools.server.services.sandbox_io import SandboxIO
+from runtools.server.services.sandbox_records import NewSandbox, SandboxResources, SandboxView
+from runtools.server.services.sandboxes import SandboxService
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(
@@ -72,6 +69,12 @@ Tag = Annotated[str, Field(min_length=1, max_length=64)]
 def sandbox_service(request: Request) -> SandboxService:
     service: SandboxService = request.app.state.runtime.sandboxes
     return service
+
+
+def sandbox_io(request: Request) -> SandboxIO:
+    """Commands and files of running sandboxes (``sandbox_exec``, ``sandbox_files``)."""
+    io: SandboxIO = request.app.state.runtime.sandbox_io
+    return io
 
 
 def meta(request: Request) -> Meta:

@@ -1,5 +1,8 @@
 """Sandboxes: their records, the rules over them, and the driver that runs them.
 
+What is asked for and shown lives in ``sandbox_records``; commands and files
+of a running sandbox in ``sandbox_io``, which asks this service first.
+
 Rules enforced here, whatever the transport:
 - a member sees and uses their own sandboxes, an admin every sandbox of the
   org; anything else (another member's, another org's) is "not found";
@@ -22,11 +25,8 @@ blocks the event loop.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from runtools.server.auth.principal import Principal
-from runtools.server.clock import Clock, as_utc
+from runtools.server.clock import Clock
 from runtools.server.errors import (
     Conflict,
     Forbidden,
@@ -46,18 +46,21 @@ from runtools.server.errors import (
     SandboxNotFound,
     SandboxStateConflict,
 )
-from runtools.server.ids import random_base62
 from runtools.server.sandbox.driver import (
-    ExecEvent,
-    ExecExit,
-    ExecResult,
-    FileEntry,
     ResourceLimits,
     SandboxDriver,
     SandboxSpec,
 )
 from runtools.server.services import audit
 from runtools.server.services.audit import AuditRecord, RequestContext
+from runtools.server.services.sandbox_records import (
+    ExecRequest,
+    NewSandbox,
+    SandboxView,
+    new_sandbox_id,
+    validated,
+    view_of,
+)
 from runtools.server.services.sandbox_states import (
     LIVE,
     Action,
@@ -70,23 +73,11 @@ from runtools.server.store.database import Database
 from runtools.server.store.models import Sandbox
 from runtools.server.store.pagination import Page
 
-__all__ = [
-    "ExecRequest",
-    "NewSandbox",
-    "SandboxResources",
-    "SandboxService",
-    "SandboxView",
-    "in_transaction",
-    "new_sandbox_id",
-]
+__all__ = ["SandboxService", "in_transaction"]
 
 T = TypeVar("T")
 S = SandboxStatus
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=/-]{0,63}$")
-ID_PREFIX = "sandbox-"
-MAX_TAGS = 32
 AUDITED_COMMAND_CHARS = 256
 LOST_MESSAGE = "its processes exited unexpectedly"
 
@@ -121,104 +112,6 @@ def _name_taken(name: str | None) -> Conflict:
     )
 
 
-def new_sandbox_id() -> str:
-    """``sandbox-`` and 12 random base62 characters (71 bits): not enumerable."""
-    return f"{ID_PREFIX}{random_base62(12)}"
-
-
-@dataclass(frozen=True)
-class SandboxResources:
-    vcpus: float = 1.0
-    memory_mib: int = 512
-    disk_mib: int = 1024
-
-
-@dataclass(frozen=True)
-class NewSandbox:
-    name: str | None = None
-    template: str = "base-ubuntu"
-    tags: list[str] = field(default_factory=list)
-    env: Mapping[str, str] = field(default_factory=dict)
-    idle_timeout: int | None = None
-    resources: SandboxResources = field(default_factory=SandboxResources)
-    project_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ExecRequest:
-    command: str
-    cwd: str = "/workspace"
-    env: Mapping[str, str] = field(default_factory=dict)
-    timeout_ms: int = 30_000
-
-
-@dataclass(frozen=True)
-class SandboxView:
-    """A sandbox as its owner may see it: environment names, never values."""
-
-    id: str
-    org_id: str
-    name: str | None
-    template: str
-    status: str
-    status_message: str | None
-    tags: list[str]
-    env_keys: list[str]
-    project_id: str | None
-    idle_timeout: int | None
-    resources: SandboxResources
-    owner_user_id: str
-    node: str
-    last_activity_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    destroyed_at: datetime | None
-
-
-def view_of(row: Sandbox) -> SandboxView:
-    return SandboxView(
-        id=row.id,
-        org_id=row.org_id,
-        name=row.name,
-        template=row.template,
-        status=row.status,
-        status_message=row.status_message,
-        tags=list(row.tags),
-        env_keys=list(row.env_keys),
-        project_id=row.project_id,
-        idle_timeout=row.idle_timeout,
-        resources=SandboxResources(row.vcpus, row.memory_mib, row.disk_mib),
-        owner_user_id=row.owner_user_id,
-        node=row.node,
-        last_activity_at=as_utc(row.last_activity_at),
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
-        destroyed_at=as_utc(row.destroyed_at) if row.destroyed_at else None,
-    )
-
-
-def _validated(new: NewSandbox) -> NewSandbox:
-    if new.name is not None and (not NAME.match(new.name) or new.name.startswith(ID_PREFIX)):
-        raise InvalidRequest(
-            "name must be 1-63 letters, digits, '.', '_' or '-', start with a letter or "
-            f"digit, and not start with {ID_PREFIX!r}"
-        )
-    bad = [t for t in new.tags if not TAG.match(t)]
-    if bad or len(new.tags) > MAX_TAGS:
-        raise InvalidRequest(
-            f"tags: at most {MAX_TAGS}, each 1-64 of letters, digits and . _ : = / -"
-        )
-    return NewSandbox(
-        name=new.name,
-        template=new.template,
-        tags=sorted(set(new.tags)),
-        env=dict(new.env),
-        idle_timeout=new.idle_timeout,
-        resources=new.resources,
-        project_id=new.project_id,
-    )
-
-
 class SandboxService:
     def __init__(
         self,
@@ -228,14 +121,12 @@ class SandboxService:
         *,
         node: str,
         quota: int,
-        max_output_bytes: int,
     ) -> None:
         self._database = database
         self._clock = clock
         self.driver = driver
         self.node = node
         self._quota = quota
-        self._max_output_bytes = max_output_bytes
         # Commands and file operations in flight, per sandbox (this node only):
         # a sandbox that is busy is never idle.
         self._busy: Counter[str] = Counter()
@@ -255,7 +146,7 @@ class SandboxService:
         return self._busy[sandbox_id] > 0
 
     @contextlib.contextmanager
-    def _in_use(self, sandbox_id: str) -> Iterator[None]:
+    def in_use(self, sandbox_id: str) -> Iterator[None]:
         self._busy[sandbox_id] += 1
         try:
             yield
@@ -299,7 +190,7 @@ class SandboxService:
     async def create(
         self, caller: Principal, new: NewSandbox, *, context: RequestContext
     ) -> SandboxView:
-        new = _validated(new)
+        new = validated(new)
         # 503 naming what is missing, before anything is recorded.
         await self.driver.check_available()
         sandbox_id = new_sandbox_id()
@@ -559,9 +450,9 @@ class SandboxService:
         with contextlib.suppress(Exception):
             await self.driver.destroy(sandbox_id)  # free cgroups, state and uid
 
-    # -- commands --------------------------------------------------------------
+    # -- for commands and files (sandbox_io) ---------------------------------
 
-    async def _ready(self, caller: Principal, ref: str, action: Action) -> SandboxView:
+    async def ready(self, caller: Principal, ref: str, action: Action) -> SandboxView:
         """The sandbox, checked usable for ``action``; its activity time is bumped."""
 
         def check(session: Session) -> SandboxView:
@@ -573,7 +464,7 @@ class SandboxService:
 
         return await self._db(check)
 
-    async def _explain(self, view: SandboxView, exc: Exception) -> Exception:
+    async def explain(self, view: SandboxView, exc: Exception) -> Exception:
         """Turn a driver's state complaint into what the user should do."""
         if not await self.driver.is_alive(view.id):
             await self._lost(view.id, S.RUNNING)
@@ -585,76 +476,7 @@ class SandboxService:
         message = refusal(Action.EXEC, current, view.name or view.id)
         return Conflict(message or f"Sandbox {view.name or view.id} is busy; try again")
 
-    async def exec(
-        self, caller: Principal, ref: str, request: ExecRequest, *, context: RequestContext
-    ) -> ExecResult:
-        view = await self._ready(caller, ref, Action.EXEC)
-        with self._in_use(view.id):
-            try:
-                result = await self.driver.exec(
-                    view.id,
-                    request.command,
-                    cwd=request.cwd,
-                    env=request.env,
-                    timeout_ms=request.timeout_ms,
-                    max_output_bytes=self._max_output_bytes,
-                )
-            except (SandboxStateConflict, SandboxNotFound) as exc:
-                raise await self._explain(view, exc) from exc
-        await self._record_exec(caller, view, request, result.exit_code, result.timed_out, context)
-        return result
-
-    async def exec_stream(
-        self, caller: Principal, ref: str, request: ExecRequest, *, context: RequestContext
-    ) -> AsyncIterator[ExecEvent]:
-        """Checked now (so errors come before any output), then streamed."""
-        view = await self._ready(caller, ref, Action.EXEC)
-        try:
-            events = self.driver.exec_stream(
-                view.id,
-                request.command,
-                cwd=request.cwd,
-                env=request.env,
-                timeout_ms=request.timeout_ms,
-                max_output_bytes=self._max_output_bytes,
-            )
-        except (SandboxStateConflict, SandboxNotFound) as exc:
-            raise await self._explain(view, exc) from exc
-        return self._follow(caller, view, request, events, context)
-
-    async def _follow(
-        self,
-        caller: Principal,
-        view: SandboxView,
-        request: ExecRequest,
-        events: AsyncIterator[ExecEvent],
-        context: RequestContext,
-    ) -> AsyncIterator[ExecEvent]:
-        ended: ExecExit | None = None
-        with self._in_use(view.id):
-            try:
-                async for event in events:
-                    if isinstance(event, ExecExit):
-                        ended = event
-                    yield event
-            finally:
-                # Shielded: when the client goes away this runs inside a
-                # cancelled scope, and the command must still be killed and
-                # the exec still audited.
-                with anyio.CancelScope(shield=True):
-                    closer = getattr(events, "aclose", None)
-                    if closer is not None:
-                        await closer()
-                    await self._record_exec(
-                        caller,
-                        view,
-                        request,
-                        ended.exit_code if ended else None,
-                        ended.timed_out if ended else False,
-                        context,
-                    )
-
-    async def _record_exec(
+    async def record_exec(
         self,
         caller: Principal,
         view: SandboxView,
@@ -684,30 +506,3 @@ class SandboxService:
             )
 
         await self._db(record)
-
-    # -- files -----------------------------------------------------------------
-
-    async def _files(self, caller: Principal, ref: str, op: Callable[[str], Any]) -> Any:
-        view = await self._ready(caller, ref, Action.FILES)
-        with self._in_use(view.id):
-            try:
-                return await op(view.id)
-            except SandboxStateConflict as exc:
-                raise await self._explain(view, exc) from exc
-            except SandboxNotFound as exc:
-                if await self.driver.is_alive(view.id):
-                    raise  # a missing file, not a missing sandbox
-                raise await self._explain(view, exc) from exc
-
-    async def write_file(self, caller: Principal, ref: str, path: str, data: bytes) -> None:
-        await self._files(caller, ref, lambda sid: self.driver.write_file(sid, path, data))
-
-    async def read_file(self, caller: Principal, ref: str, path: str) -> bytes:
-        data: bytes = await self._files(caller, ref, lambda sid: self.driver.read_file(sid, path))
-        return data
-
-    async def list_files(self, caller: Principal, ref: str, path: str) -> list[FileEntry]:
-        entries: list[FileEntry] = await self._files(
-            caller, ref, lambda sid: self.driver.list_files(sid, path)
-        )
-        return entries
