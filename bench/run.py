@@ -144,8 +144,12 @@ def bench_http(rounds: int, seconds: float, *, redis_url: str | None = None) -> 
         for path, headers in cases.values():  # warm up: caches filled, code paths hot
             wrk(f"{server.url}{path}", 1, headers)
         results: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
-        for _ in range(rounds):  # interleaved, so drift on a shared machine hits all alike
-            for name, (path, headers) in cases.items():
+        names = list(cases)
+        for round_ in range(rounds):
+            # Interleaved, so drift on a shared machine hits all alike, and in reverse
+            # order every other round, so no case always runs right after another.
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                path, headers = cases[name]
                 cpu = cpu_seconds(server)
                 run = wrk(f"{server.url}{path}", seconds, headers)
                 run["cpu_us"] = (cpu_seconds(server) - cpu) / run["requests"] * 1e6
@@ -361,7 +365,7 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[list[str]] = []
     if "http" not in args.skip:
-        rounds, seconds = (4, 2) if args.quick else (12, 3)
+        rounds, seconds = (4, 2) if args.quick else (12, 5)
         rows += bench_http(rounds, seconds)
         if args.http_redis:
             rows += bench_http(rounds, seconds, redis_url=args.redis)
