@@ -128,3 +128,27 @@ def _clear_of_a_window_edge(margin: float = 5.0) -> None:
     into = time.time() % 60
     if into > 60 - margin:
         time.sleep(60 - into + 0.05)
+
+
+@pytest.mark.slow
+def test_a_scrape_counts_every_worker_of_the_node(
+    cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cluster_env, "RUNTOOLS_METRICS": "on"}
+    node = LiveServer(env=env, log_path=tmp_path / "node.log", extra_args=("--workers", "2"))
+    node.start()  # its readiness probe is one GET /healthz
+    try:
+        for _ in range(40):  # a connection each: the two workers share them
+            assert httpx.get(f"{node.url}/healthz", timeout=5).status_code == 200
+        counts = {_healthz_count(node) for _ in range(6)}  # whichever worker answers
+    finally:
+        node.stop()
+    assert counts == {41.0}
+
+
+def _healthz_count(node: LiveServer) -> float:
+    text = httpx.get(f"{node.url}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("runtools_requests_total{") and 'route="/healthz"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no /healthz count in:\n{text}")

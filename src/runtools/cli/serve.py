@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -69,16 +74,34 @@ def serve(
         },
         "root": {"level": log_level.upper(), "handlers": ["stderr"]},
     }
-    uvicorn.run(
-        "runtools.server.app:create_app_from_env",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_level=log_level,
-        log_config=log_config,
-        access_log=False,  # our own access log names routes, never raw paths
-        server_header=False,
-        proxy_headers=False,
-        h11_max_incomplete_event_size=64 * 1024,
-    )
+    with _shared_metrics(workers > 1 and settings.metrics == "on"):
+        uvicorn.run(
+            "runtools.server.app:create_app_from_env",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers,
+            log_level=log_level,
+            log_config=log_config,
+            access_log=False,  # our own access log names routes, never raw paths
+            server_header=False,
+            proxy_headers=False,
+            h11_max_incomplete_event_size=64 * 1024,
+        )
+
+
+@contextlib.contextmanager
+def _shared_metrics(enabled: bool) -> Iterator[None]:
+    """A fresh directory where worker processes pool their metrics, removed after."""
+    from runtools.server.observability.metrics import MULTIPROCESS_DIR
+
+    if not enabled or os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="runtools-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory  # inherited by every worker
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_DIR]
+        shutil.rmtree(directory, ignore_errors=True)

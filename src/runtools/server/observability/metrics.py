@@ -6,24 +6,30 @@ rate-limit refusals, credential events, and the verification cache's hits
 and misses (the hit ratio is ``hits / (hits + misses)``). Cache and event
 link figures are read at scrape time, so they cost the request path nothing.
 
-With ``runtools serve --workers N`` each worker has its own registry; a
-scrape reads the worker that answers it. Scrape nodes, not workers, for
-exact totals, or run one worker per node.
+With ``runtools serve --workers N`` the workers write their counts and
+latencies to files in a directory of their own (``PROMETHEUS_MULTIPROC_DIR``,
+set up by ``serve``) and a scrape answered by any worker sums them all: the
+node's totals. The cache and event-link figures stay those of the worker
+that answers (they describe one process's cache).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import Scope
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROCESS_DIR", "Metrics"]
 
+#: Where worker processes share their metrics (prometheus_client's own switch).
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -98,7 +104,8 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.registry.register(_LiveFigures(cache_counts, event_link_up))
+        self._live = _LiveFigures(cache_counts, event_link_up)
+        self.registry.register(self._live)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_response(self, scope: Scope, status: int, seconds: float) -> None:
@@ -115,4 +122,11 @@ class Metrics:
         children[1].observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        shared = os.environ.get(MULTIPROCESS_DIR)
+        if not shared:
+            return generate_latest(self.registry)
+        # Several workers: every worker's counts, summed, and this worker's live figures.
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]  # untyped upstream
+        registry.register(self._live)
+        return generate_latest(registry)
