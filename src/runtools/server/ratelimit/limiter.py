@@ -31,6 +31,11 @@ class Decision(NamedTuple):
     reset: int
     allowed: bool
 
+    @classmethod
+    def of(cls, count: int, limit: int, window_start: int) -> Decision:
+        """The verdict on the ``count``-th request of the window starting at ``window_start``."""
+        return cls(limit, max(0, limit - count), window_start + WINDOW_SECONDS, count <= limit)
+
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [
             (b"x-ratelimit-limit", b"%d" % self.limit),
@@ -65,12 +70,9 @@ class RateLimiter:
         """
         if self._local is None:
             return not self._enabled
-        start = int(self._time() // WINDOW_SECONDS) * WINDOW_SECONDS  # _window_start, inlined
+        start = _window_start(self._time())
         count = self._local.increment_now(credential_bucket(principal), start)
-        limit = per_minute(principal)
-        state[STATE_KEY] = decision = Decision(
-            limit, max(0, limit - count), start + WINDOW_SECONDS, count <= limit
-        )
+        state[STATE_KEY] = decision = Decision.of(count, per_minute(principal), start)
         if not decision.allowed:
             self._refuse(decision, "credential")
         return True
@@ -90,7 +92,7 @@ class RateLimiter:
     async def check(self, bucket: str, limit: int) -> Decision:
         start = _window_start(self._time())
         count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1, block_for(limit))
-        return Decision(limit, max(0, limit - count), start + WINDOW_SECONDS, count <= limit)
+        return Decision.of(count, limit, start)
 
     def _settle(self, decision: Decision, state: MutableMapping[str, Any], kind: str) -> None:
         state[STATE_KEY] = decision
