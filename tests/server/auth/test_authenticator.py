@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from runtools.server.clock import FrozenClock
 from runtools.server.runtime import Runtime
@@ -115,3 +115,35 @@ def test_a_rotated_key_stops_at_the_end_of_its_grace_though_it_was_cached(
     assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 200
     clock.advance(timedelta(minutes=2))
     assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 401
+
+
+def test_a_key_whose_owner_left_is_refused_from_its_cache_entry_without_noting_a_use(
+    member: Member, runtime: Runtime, clock: FrozenClock
+) -> None:
+    from sqlalchemy import delete
+
+    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.store.models import ApiKey, Membership
+
+    _warm(member, member.key)
+    runtime.flush()
+    with runtime.database.session() as session:
+        session.execute(delete(Membership).where(Membership.user_id == member.user_id))
+        session.execute(update(ApiKey).where(ApiKey.id == member.key_id).values(last_used_at=None))
+        session.commit()
+    runtime.bus.publish(
+        CredentialEvent(EventKind.MEMBER_CHANGED, member.org_id, user_id=member.user_id)
+    )
+    clock.advance(timedelta(minutes=2))  # a use now would be a new lastUsedAt
+    # The first refusal caches what the store said; the second is answered from that entry.
+    for _ in range(2):
+        assert member.http.get("/v1/me", headers={"X-API-Key": member.key}).status_code == 401
+        assert runtime.authenticator.cached([(b"x-api-key", member.key.encode())]) is None
+    runtime.flush()
+    with runtime.database.session() as session:
+        used = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == member.key_id))
+        reasons = session.scalars(
+            select(AuditEvent.reason).where(AuditEvent.target_id == member.key_id)
+        ).all()
+    assert used is None
+    assert reasons.count("owner_removed") == 2

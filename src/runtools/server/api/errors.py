@@ -45,11 +45,9 @@ _HTTP_MESSAGES = {
 def _response(
     request: Request, status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    request_id = request_id_of(request)
+    # X-Request-Id is added by WireMiddleware, which every answer but a 500 passes.
     return JSONResponse(
-        error_body(code, message, request_id),
-        status_code=status,
-        headers={**(headers or {}), "X-Request-Id": request_id},
+        error_body(code, message, request_id_of(request)), status_code=status, headers=headers
     )
 
 
@@ -64,7 +62,7 @@ async def _oauth_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"error": exc.code, "error_description": exc.message},
         status_code=exc.status_code,
-        headers={"Cache-Control": "no-store", "X-Request-Id": request_id_of(request)},
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -90,7 +88,11 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error(
         "unhandled %s for request %s", type(exc).__name__, request_id_of(request), exc_info=exc
     )
-    return _response(request, 500, "internal_error", "Internal server error")
+    # Answered outside WireMiddleware (by Starlette's outermost layer): it names its own id.
+    request_id = request_id_of(request)
+    response = _response(request, 500, "internal_error", "Internal server error")
+    response.headers["X-Request-Id"] = request_id
+    return response
 
 
 def describe_validation(exc: RequestValidationError) -> str:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtools.server.api.envelope import error_body
 from runtools.server.ids import new_request_id
+from runtools.server.ratelimit.limiter import STATE_KEY as RATE_LIMIT_HEADERS
 
 access_log = logging.getLogger("runtools.access")
 
@@ -114,14 +114,19 @@ class WireMiddleware:
                     raise HTTPException(413, f"Request body exceeds {limit} bytes")
             return message
 
+        request_id_header = (b"x-request-id", request_id.encode())
+
         async def send_with_id(message: Message) -> None:
+            # Every response carries its request id, added here only (the app never sets
+            # it), and the rate-limit headers of a counted request.
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
-                rate_limit = state.get("rate_limit")
-                if rate_limit is not None:
-                    message["headers"] = [*message.get("headers", ()), *rate_limit.headers()]
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    request_id_header,
+                    *state.get(RATE_LIMIT_HEADERS, ()),
+                ]
             await send(message)
 
         try:
@@ -155,10 +160,10 @@ class WireMiddleware:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    value = dict(scope["headers"]).get(b"content-length")
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

@@ -61,15 +61,18 @@ class VerifiedKey:
     # Built once per cache fill; None when the owner has left the organization.
     principal: Principal | None
     # When the key stops working (its expiry or scheduled revocation, whichever is
-    # first), in seconds since the epoch (inf: never): compared on every request.
+    # first), in seconds since the epoch: compared on every request. inf: never;
+    # -inf: already, its owner having left the organization.
     ends: float
     # Whose last use to note (``lastUsedAt``); the hot path reads it for either kind.
     key_id: str
 
     @classmethod
     def of(cls, record: KeyRecord) -> VerifiedKey:
+        principal = _key_principal(record)
         ends = [t.timestamp() for t in (record.expires_at, record.revoked_at) if t is not None]
-        return cls(record, _key_principal(record), min(ends, default=math.inf), record.key_id)
+        ends_at = min(ends, default=math.inf) if principal is not None else -math.inf
+        return cls(record, principal, ends_at, record.key_id)
 
     @property
     def credential_id(self) -> str:
@@ -199,10 +202,10 @@ class Authenticator:
         elif presented is None:
             return None
         verified = self._cache.peek(sha256_hex(presented))
-        if verified is None or verified.principal is None:
+        if verified is None:
             return None
         now = self._clock.timestamp()
-        if verified.ends <= now:
+        if verified.ends <= now:  # also refuses a key whose owner left: its end is -inf
             return None
         if verified.key_id is not None:
             self._usage.touch(verified.key_id, now)

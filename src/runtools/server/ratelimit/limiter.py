@@ -1,9 +1,10 @@
 """``RateLimiter``: count a request against its bucket and decide, with the headers to send.
 
-Windows are fixed, one minute long, aligned to the epoch minute, so
-``X-RateLimit-Reset`` is the same instant on every node. The decision is
-left in the request's ASGI state (``rate_limit``) for the middleware to
-turn into headers, on success and on the 429 alike.
+The headers a response must carry are left in the request's ASGI state
+(``rate_limit_headers``) for the middleware to send, on success and on the
+429 alike. Credentials counted in this process (no Redis) go through
+``Meters``, without an await; shared counts and client addresses through
+a ``Counter``.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from typing import Any, NamedTuple, NoReturn
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import RateLimited
 from runtools.server.ratelimit.counters import Counter, LocalCounter
-from runtools.server.ratelimit.policy import credential_bucket, per_minute
+from runtools.server.ratelimit.meters import Header, Meters
+from runtools.server.ratelimit.policy import (
+    WINDOW_SECONDS,
+    credential_bucket,
+    per_minute,
+    window_start,
+)
 
-WINDOW_SECONDS = 60
-STATE_KEY = "rate_limit"
+STATE_KEY = "rate_limit_headers"
 
 
 class Decision(NamedTuple):
-    """One request's verdict. A tuple: built on every authenticated request,
-    and a frozen dataclass costs three times as much to make."""
+    """One request's verdict from a ``Counter``."""
 
     limit: int
     remaining: int
@@ -32,11 +37,11 @@ class Decision(NamedTuple):
     allowed: bool
 
     @classmethod
-    def of(cls, count: int, limit: int, window_start: int) -> Decision:
-        """The verdict on the ``count``-th request of the window starting at ``window_start``."""
-        return cls(limit, max(0, limit - count), window_start + WINDOW_SECONDS, count <= limit)
+    def of(cls, count: int, limit: int, start: int) -> Decision:
+        """The verdict on the ``count``-th request of the window starting at ``start``."""
+        return cls(limit, max(0, limit - count), start + WINDOW_SECONDS, count <= limit)
 
-    def headers(self) -> list[tuple[bytes, bytes]]:
+    def headers(self) -> list[Header]:
         return [
             (b"x-ratelimit-limit", b"%d" % self.limit),
             (b"x-ratelimit-remaining", b"%d" % self.remaining),
@@ -55,8 +60,9 @@ class RateLimiter:
         on_refusal: Callable[[str], None] | None = None,
     ) -> None:
         self._counter = counter
-        # Counts kept in this process can be taken without an await (``admit_here``).
-        self._local = counter if enabled and isinstance(counter, LocalCounter) else None
+        # Credentials' counts kept in this process are taken without an await (``admit_here``).
+        local = enabled and isinstance(counter, LocalCounter)
+        self._meters = Meters() if local else None
         self._address_limit = address_limit
         self._enabled = enabled
         self._time = wall_clock
@@ -66,15 +72,26 @@ class RateLimiter:
         """``admit_principal`` without an await when counts live in this process.
 
         False when the count is shared (Redis): then ``admit_principal`` must run.
-        True without counting when rate limits are off.
+        True without counting when rate limits are off. The hot path of every
+        authenticated request: kept to a lookup, a count and a header.
         """
-        if self._local is None:
+        meters = self._meters
+        if meters is None:
             return not self._enabled
-        start = _window_start(self._time())
-        count = self._local.increment_now(credential_bucket(principal), start)
-        state[STATE_KEY] = decision = Decision.of(count, per_minute(principal), start)
-        if not decision.allowed:
-            self._refuse(decision, "credential")
+        now = self._time()
+        meter = meters.get((principal.credential_type, principal.credential_id))
+        if meter is None or meter.principal is not principal or meter.ends <= now:
+            meter = meters.open(principal, now)
+        remaining = meter.limit - next(meter.counts)
+        if remaining < 0:
+            state[STATE_KEY] = meter.headers(0)
+            self._refuse(meter.limit, meter.ends, "credential")
+        # meter.headers(remaining), spelt out: this runs on every request.
+        state[STATE_KEY] = [
+            meter.limit_header,
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            meter.reset_header,
+        ]
         return True
 
     async def admit_principal(self, principal: Principal, state: MutableMapping[str, Any]) -> None:
@@ -90,27 +107,23 @@ class RateLimiter:
             self._settle(await self.check(f"ip:{address or 'unknown'}", limit), state, "address")
 
     async def check(self, bucket: str, limit: int) -> Decision:
-        start = _window_start(self._time())
+        start = window_start(self._time())
         count = await self._counter.increment(bucket, start, WINDOW_SECONDS + 1, block_for(limit))
         return Decision.of(count, limit, start)
 
     def _settle(self, decision: Decision, state: MutableMapping[str, Any], kind: str) -> None:
-        state[STATE_KEY] = decision
+        state[STATE_KEY] = decision.headers()
         if not decision.allowed:
-            self._refuse(decision, kind)
+            self._refuse(decision.limit, decision.reset, kind)
 
-    def _refuse(self, decision: Decision, kind: str) -> NoReturn:
+    def _refuse(self, limit: int, reset: int, kind: str) -> NoReturn:
         if self._on_refusal is not None:
             self._on_refusal(kind)
-        retry_after = max(1, math.ceil(decision.reset - self._time()))
+        retry_after = max(1, math.ceil(reset - self._time()))
         raise RateLimited(
-            f"Rate limit of {decision.limit} requests per minute exceeded; retry in {retry_after}s",
+            f"Rate limit of {limit} requests per minute exceeded; retry in {retry_after}s",
             retry_after=retry_after,
         )
-
-
-def _window_start(now: float) -> int:
-    return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
 
 
 def block_for(limit: int) -> int:

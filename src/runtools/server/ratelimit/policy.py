@@ -1,5 +1,8 @@
 """How many requests per minute a credential may make: plan defaults and per-key limits.
 
+Windows are fixed, one minute long, aligned to the epoch minute, so a
+window ends (``X-RateLimit-Reset``) at the same instant on every node.
+
 Pure functions of the principal; the numbers are documented in
 ``docs/api.md`` ("Rate limits"). An organization's ``plan`` sets the default;
 ``rt_test_`` keys get a lower default so test traffic cannot starve
@@ -25,6 +28,12 @@ PLANS: dict[str, PlanLimits] = {
     "enterprise": PlanLimits(live=1000, test=200),
 }
 DEFAULT_PLAN = "free"
+WINDOW_SECONDS = 60
+
+
+def window_start(now: float) -> int:
+    """The start of the window holding ``now`` (seconds since the epoch)."""
+    return int(now // WINDOW_SECONDS) * WINDOW_SECONDS
 
 
 def plan_limits(plan: str) -> PlanLimits:

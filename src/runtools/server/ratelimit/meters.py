@@ -1,0 +1,92 @@
+"""``Meters``: each credential's count in the current window, kept in this process.
+
+Rate limiting's per-request step when counts are not shared (no Redis).
+A ``Meter`` is one credential's window: an ``itertools.count`` (one
+``next()`` per request, atomic without a lock) and what does not change
+until the window ends, built once when it opens: the limit and the
+``X-RateLimit-Limit`` and ``X-RateLimit-Reset`` headers. A request then
+costs a dict lookup, a count and one formatted number.
+
+A meter belongs to one ``Principal`` object. The authenticator builds a new
+one whenever what it knows of the credential changes (a plan, the key's own
+``rateLimit``), so the next request reopens the meter with the new limit,
+keeping the window's count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from runtools.server.auth.principal import Principal
+from runtools.server.ratelimit.policy import WINDOW_SECONDS, per_minute, window_start
+
+Header = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    principal: Principal
+    limit: int
+    #: The window's end, in seconds since the epoch: ``X-RateLimit-Reset``.
+    ends: int
+    counts: Iterator[int]
+    limit_header: Header
+    reset_header: Header
+
+    def headers(self, remaining: int) -> list[Header]:
+        return [
+            self.limit_header,
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            self.reset_header,
+        ]
+
+
+#: Which credential a meter counts: its kind and id.
+MeterKey = tuple[str, str]
+
+
+class Meters(dict[MeterKey, Meter]):
+    """The current meters, by ``(credential_type, credential_id)``; bounded.
+
+    Read with ``get`` (a plain dict lookup); ``open`` when there is no
+    meter, it belongs to another ``Principal`` object or its window ended.
+    """
+
+    def __init__(self, *, max_meters: int = 100_000) -> None:
+        super().__init__()
+        self._max = max_meters
+        self._lock = threading.Lock()
+
+    def open(self, principal: Principal, now: float) -> Meter:
+        key = (principal.credential_type, principal.credential_id)
+        ends = window_start(now) + WINDOW_SECONDS
+        with self._lock:
+            meter = self.get(key)
+            if meter is not None and (
+                meter.ends > ends or (meter.ends == ends and meter.principal is principal)
+            ):
+                return meter  # opened meanwhile by another thread (maybe the next window's)
+            # The same window, newer terms: the count goes on.
+            counts = meter.counts if meter is not None and meter.ends == ends else None
+            limit = per_minute(principal)
+            meter = self[key] = Meter(
+                principal,
+                limit,
+                ends,
+                counts or itertools.count(1),
+                (b"x-ratelimit-limit", b"%d" % limit),
+                (b"x-ratelimit-reset", b"%d" % ends),
+            )
+            if len(self) > self._max:
+                self._evict(ends)
+        return meter
+
+    def _evict(self, ends: int) -> None:
+        """Past windows go first; if the current one alone is over the bound, everything."""
+        for key in [k for k, meter in self.items() if meter.ends != ends]:
+            del self[key]
+        if len(self) > self._max:
+            self.clear()
