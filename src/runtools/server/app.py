@@ -39,6 +39,21 @@ from runtools.server.settings import Settings
 API_VERSION = "0.1.0"
 
 
+class RunToolsApp(FastAPI):
+    """The API app, holding the ``Runtime`` it serves from as ``runtime``.
+
+    A plain attribute, read by ``runtime_of(request)``: Starlette's
+    ``app.state`` answers only after a failed attribute lookup (an
+    ``AttributeError`` made and dropped), which cost more than authenticating
+    a cached key. ``app.state.runtime`` is set as well.
+    """
+
+    def __init__(self, runtime: Runtime, **options: Any) -> None:
+        super().__init__(**options)
+        self.runtime = runtime
+        self.state.runtime = runtime
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = build_runtime(settings, clock)
@@ -53,7 +68,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await runtime.sandbox_upkeep.stop()
             runtime.close()
 
-    app = FastAPI(
+    app = RunToolsApp(
+        runtime,
         title="RunTools API",
         version=API_VERSION,
         description="API keys, sessions, organizations and sandboxes (self-hosted RunTools).",
@@ -62,7 +78,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         redoc_url=None,
         generate_unique_id_function=operation_id,
     )
-    app.state.runtime = runtime
     routers = (health, jwks, me, auth, oauth, api_keys, audit_logs, sandboxes, sandbox_exec)
     for module in (*routers, sandbox_files, metrics, web):
         # The routes themselves, not the router: FastAPI matches the routes of an

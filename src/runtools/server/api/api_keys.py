@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtools.server.api.context import request_context, request_id_of
+from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
     ERROR_RESPONSES,
     CreatedEnvelope,
@@ -138,7 +138,7 @@ class RotateApiKey(RequestModel):
 
 
 def _service(request: Request) -> ApiKeyService:
-    service: ApiKeyService = request.app.state.runtime.api_keys
+    service: ApiKeyService = runtime_of(request).api_keys
     return service
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BeforeValidator
 from starlette.requests import Request
 
-from runtools.server.api.context import request_id_of
+from runtools.server.api.context import request_id_of, runtime_of
 from runtools.server.api.envelope import ERROR_RESPONSES, ListEnvelope, ListMeta, WireModel
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
@@ -65,7 +65,7 @@ async def list_audit_logs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ListEnvelope[AuditEventOut]:
     """Newest first. Failed authentications with this org's keys appear here."""
-    service: AuditLogService = request.app.state.runtime.audit_log
+    service: AuditLogService = runtime_of(request).audit_log
     page = await anyio.to_thread.run_sync(
         lambda: service.search(
             principal.org_id,

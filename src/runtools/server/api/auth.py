@@ -15,7 +15,7 @@ from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtools.server.api.context import request_context, request_id_of
+from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
     ERROR_RESPONSES,
     Envelope,
@@ -126,7 +126,7 @@ class DeviceOut(WireModel):
 
 
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Runtime = runtime_of(request)
     return runtime
 
 

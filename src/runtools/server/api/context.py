@@ -1,10 +1,21 @@
-"""Per-request facts the middleware establishes: request id and caller address."""
+"""Per-request facts: the runtime serving it, its request id and caller address."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from runtools.server.services.audit import RequestContext
+
+if TYPE_CHECKING:
+    from runtools.server.runtime import Runtime
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The ``Runtime`` of the app serving ``request`` (``RunToolsApp.runtime``)."""
+    runtime: Runtime = request.scope["app"].runtime
+    return runtime
 
 
 def request_id_of(request: Request) -> str:
@@ -20,7 +31,7 @@ def client_ip(request: Request, *, trust_forwarded_for: bool) -> str | None:
 
 
 def request_context(request: Request) -> RequestContext:
-    settings = request.app.state.runtime.settings
+    settings = runtime_of(request).settings
     return RequestContext(
         request_id=request_id_of(request),
         ip=client_ip(request, trust_forwarded_for=settings.trust_forwarded_for),

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import Depends
 from starlette.requests import Request
 
-from runtools.server.api.context import request_context
+from runtools.server.api.context import request_context, runtime_of
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import Forbidden, InvalidRequest
 from runtools.server.services.audit import AuditRecord
@@ -61,12 +61,12 @@ class Guard:
     async def __call__(self, request: Request) -> Principal | None:
         if self.requirement.public:
             if self.requirement.limited_per_address:
-                runtime = request.app.state.runtime
+                runtime = runtime_of(request)
                 await runtime.rate_limiter.admit_address(
                     request_context(request).ip, request.scope["state"]
                 )
             return None
-        runtime = request.app.state.runtime
+        runtime = runtime_of(request)
         scope = request.scope
         principal: Principal | None = runtime.authenticator.cached(scope["headers"])
         if principal is None:

@@ -8,7 +8,7 @@ import anyio.to_thread
 from fastapi import APIRouter
 from starlette.requests import Request
 
-from runtools.server.api.context import request_id_of
+from runtools.server.api.context import request_id_of, runtime_of
 from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, Meta, WireModel
 from runtools.server.api.guards import PUBLIC
 from runtools.server.api.route_table import operation_id
@@ -32,6 +32,6 @@ async def live(request: Request, _: Annotated[None, PUBLIC]) -> Envelope[Health]
 @router.get("/readyz", name="ready")
 async def ready(request: Request, _: Annotated[None, PUBLIC]) -> Envelope[Health]:
     """The database answers; 503 otherwise."""
-    if not await anyio.to_thread.run_sync(request.app.state.runtime.database.ping):
+    if not await anyio.to_thread.run_sync(runtime_of(request).database.ping):
         raise ServiceUnavailable("The database is unreachable")
     return Envelope(data=Health(status="ready"), meta=Meta(request_id=request_id_of(request)))

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runtools.server.api.context import runtime_of
 from runtools.server.auth.principal import Principal
 from runtools.server.services.idempotency import (
     MAX_KEY_LENGTH,
@@ -51,7 +52,7 @@ IdempotencyKeyHeader = Annotated[
 
 
 def _service(request: Request) -> IdempotencyService:
-    service: IdempotencyService = request.app.state.runtime.idempotency
+    service: IdempotencyService = runtime_of(request).idempotency
     return service
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
+from runtools.server.api.context import runtime_of
 from runtools.server.api.guards import PUBLIC
 from runtools.server.api.route_table import operation_id
 
@@ -23,4 +24,4 @@ class JsonWebKeySet(BaseModel):
 @router.get("/.well-known/jwks.json", name="get")
 async def jwks(request: Request, _: Annotated[None, PUBLIC]) -> JsonWebKeySet:
     """Every key that may have signed a live access token (RFC 7517)."""
-    return JsonWebKeySet(**request.app.state.runtime.keyring.jwks())
+    return JsonWebKeySet(**runtime_of(request).keyring.jwks())

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runtools.server.api.context import runtime_of
 from runtools.server.api.guards import Guard, Requirement
 from runtools.server.api.route_table import operation_id
 from runtools.server.errors import NotFound, Unauthorized
@@ -25,7 +26,7 @@ router = APIRouter(tags=["metrics"], generate_unique_id_function=operation_id)
 
 class MetricsGuard(Guard):
     async def __call__(self, request: Request) -> None:
-        settings = request.app.state.runtime.settings
+        settings = runtime_of(request).settings
         if settings.metrics != "on":
             raise NotFound("No such route")
         token = settings.metrics_token
@@ -44,4 +45,4 @@ METRICS_SCRAPER: Any = Depends(MetricsGuard(Requirement(metrics_token=True)))
 
 @router.get("/metrics", name="scrape", include_in_schema=False)
 async def scrape(request: Request, _: Annotated[None, METRICS_SCRAPER]) -> Response:
-    return Response(request.app.state.runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(runtime_of(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtools.server.api.context import request_context
+from runtools.server.api.context import request_context, runtime_of
 from runtools.server.api.errors import describe_validation
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.api.route_table import operation_id
@@ -83,7 +83,7 @@ class TokenResponse(BaseModel):
 
 
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Runtime = runtime_of(request)
     return runtime
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import Field, field_validator
 from starlette.requests import Request
 
-from runtools.server.api.context import request_context, request_id_of
+from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
     ERROR_RESPONSES,
     Envelope,
@@ -67,13 +67,13 @@ Tag = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def sandbox_service(request: Request) -> SandboxService:
-    service: SandboxService = request.app.state.runtime.sandboxes
+    service: SandboxService = runtime_of(request).sandboxes
     return service
 
 
 def sandbox_io(request: Request) -> SandboxIO:
     """Commands and files of running sandboxes (``sandbox_exec``, ``sandbox_files``)."""
-    io: SandboxIO = request.app.state.runtime.sandbox_io
+    io: SandboxIO = runtime_of(request).sandbox_io
     return io
 
 

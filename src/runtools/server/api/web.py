@@ -19,7 +19,7 @@ from fastapi import APIRouter, Form
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from runtools.server.api.context import request_context
+from runtools.server.api.context import request_context, runtime_of
 from runtools.server.api.guards import PUBLIC, PUBLIC_RATE_LIMITED
 from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
@@ -62,7 +62,7 @@ class _Cookies:
 
 
 def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+    runtime: Runtime = runtime_of(request)
     return runtime
 
 
