@@ -101,6 +101,8 @@ class ApiKey(RunToolsModel):
     owner_email: str | None = None
     is_test: bool = False
     rotated_to_id: str | None = None
+    rate_limit: int | None = None
+    """The key's own limit in requests per minute; None: its organization's plan decides."""
 
 
 class CreatedApiKey(ApiKey):

@@ -144,12 +144,15 @@ def test_login_status_keys_and_logout(
             "--expires-in",
             "30d",
             "--test",
+            "--rate-limit",
+            "10",
             "--json",
             env=env,
         ).stdout
     )
     secret_registry.add(narrow["key"])
     assert narrow["scopes"] == ["sandbox:exec", "sandbox:read"] and narrow["isTest"]
+    assert narrow["rateLimit"] == 10
 
     listed = json.loads(runtools("auth", "keys", "list", "--json", env=env).stdout)["data"]
     assert [k["name"] for k in listed] == ["ci", "ci-production"]
@@ -162,7 +165,14 @@ def test_login_status_keys_and_logout(
     updated = json.loads(
         runtools("auth", "keys", "update", narrow["id"], "--name", "ci-2", "--json", env=env).stdout
     )
-    assert updated["name"] == "ci-2"
+    assert updated["name"] == "ci-2" and updated["rateLimit"] == 10
+    shown = runtools("auth", "keys", "update", narrow["id"], "--plan-rate-limit", env=env).stdout
+    assert re.search(r"Rate limit:\s+the plan's default", shown), shown
+    both = runtools(
+        "auth", "keys", "update", narrow["id"], "--rate-limit", "5", "--plan-rate-limit",
+        env=env, check=False,
+    )  # fmt: skip
+    assert both.returncode == 2 and "contradict" in both.stderr
     rotated = json.loads(
         runtools(
             "auth",

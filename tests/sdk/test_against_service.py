@@ -67,6 +67,24 @@ def test_sync_client_manages_a_keys_whole_life(client: RunTools, secret_registry
     assert raised.value.status_code == 401 and raised.value.request_id.startswith("req_")
 
 
+def test_sync_client_sets_reads_and_clears_a_keys_rate_limit(
+    client: RunTools, secret_registry: Any
+) -> None:
+    slow = client.api_keys.create(name="slow", rate_limit=5)
+    secret_registry.add(slow.key)
+    assert slow.rate_limit == 5 and client.api_keys.get(slow.id).rate_limit == 5
+    used = httpx.get(f"{client.base_url}/v1/me", headers={"X-API-Key": slow.key})
+    assert used.headers["X-RateLimit-Limit"] == "5"
+    assert client.api_keys.update(slow.id, rate_limit=2).rate_limit == 2
+    assert client.api_keys.update(slow.id, name="renamed").rate_limit == 2  # left alone
+    assert client.api_keys.update(slow.id, rate_limit=None).rate_limit is None
+    used = httpx.get(f"{client.base_url}/v1/me", headers={"X-API-Key": slow.key})
+    assert used.headers["X-RateLimit-Limit"] == "60"  # the free plan's again
+    with pytest.raises(BadRequestError) as too_fast:
+        client.api_keys.create(name="fast", rate_limit=61)
+    assert "rateLimit" in too_fast.value.message
+
+
 def test_sync_client_pages_through_every_key(client: RunTools, secret_registry: Any) -> None:
     for i in range(5):
         secret_registry.add(client.api_keys.create(name=f"k{i}").key)
@@ -97,8 +115,10 @@ async def test_async_client_against_the_service(
 ) -> None:
     me = await async_client.me()
     assert me.credential.name == "sdk"
-    created = await async_client.api_keys.create(name="async", scopes=["sandbox:*"])
+    created = await async_client.api_keys.create(name="async", scopes=["sandbox:*"], rate_limit=7)
     secret_registry.add(created.key)
+    assert created.rate_limit == 7
+    assert (await async_client.api_keys.update(created.id, rate_limit=None)).rate_limit is None
     names = [k.name async for k in async_client.api_keys.list(limit=1)]
     assert names == ["async", "sdk"]
     await async_client.api_keys.revoke(created.id)

@@ -25,6 +25,14 @@ ScopesOption = Annotated[
 ScopeOption = Annotated[
     list[str] | None, typer.Option("--scope", help="One scope; repeat for more")
 ]
+RateLimitOption = Annotated[
+    int | None,
+    typer.Option(
+        "--rate-limit",
+        min=1,
+        help="The key's own limit in requests per minute (at most its plan's default)",
+    ),
+]
 
 
 def _wire(model: Any) -> dict[str, Any]:
@@ -49,6 +57,7 @@ def _show(key: ApiKey) -> None:
             ("Scopes", " ".join(key.scopes)),
             ("Status", key.status or "-"),
             ("Test key", "yes" if key.is_test else "no"),
+            ("Rate limit", f"{key.rate_limit}/min" if key.rate_limit else "the plan's default"),
             ("Project", key.project_id or "-"),
             ("Owner", key.owner_email or "-"),
             ("Created", when(key.created_at)),
@@ -143,13 +152,15 @@ def create_key(
     project: Annotated[
         str | None, typer.Option("--project", help="Project id (UUID) to attach it to")
     ] = None,
+    rate_limit: RateLimitOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once.
 
     The key goes to stdout alone (details and a reminder to stderr); it is
     never written to disk. Without scopes the key gets "*" (everything you
-    can do yourself).
+    can do yourself); without --rate-limit, its organization's plan sets
+    its requests per minute.
 
     Examples:
 
@@ -157,12 +168,17 @@ def create_key(
 
         runtools auth keys create ci --scope sandbox:read --scope sandbox:exec --expires-in 90d
 
-        KEY=$(runtools auth keys create deploy --scopes "sandbox:*" --test)
+        KEY=$(runtools auth keys create deploy --scopes "sandbox:*" --test --rate-limit 10)
     """
     chosen = _scopes(scopes, scope)
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
         created = rt.api_keys.create(
-            name, scopes=chosen, expires_in=expires_in, is_test=test or None, project_id=project
+            name,
+            scopes=chosen,
+            expires_in=expires_in,
+            is_test=test or None,
+            project_id=project,
+            rate_limit=rate_limit,
         )
     _issued(created, as_json, "Created")
 
@@ -178,22 +194,42 @@ def update_key(
     no_project: Annotated[
         bool, typer.Option("--no-project", help="Detach from its project")
     ] = False,
+    rate_limit: RateLimitOption = None,
+    plan_rate_limit: Annotated[
+        bool,
+        typer.Option(
+            "--plan-rate-limit", help="Drop the key's own limit: its plan's default applies"
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Rename a key, change its scopes (never beyond your own) or its project.
+    """Rename a key, change its scopes (never beyond your own), project or rate limit.
+
+    A new rate limit applies from the key's next request; the requests
+    already counted this minute still count.
 
     Examples:
 
         runtools auth keys update key_2bKx7TgQ --name "ci-staging"
 
         runtools auth keys update key_2bKx7TgQ --scope sandbox:read --no-project
+
+        runtools auth keys update key_2bKx7TgQ --rate-limit 30
     """
     chosen = _scopes(scopes, scope)
     if project is not None and no_project:
         fail("--project and --no-project contradict each other", code=EXIT_USAGE, as_json=as_json)
-    if name is None and chosen is None and project is None and not no_project:
+    if rate_limit is not None and plan_rate_limit:
         fail(
-            "nothing to change: give --name, --scopes, --project or --no-project",
+            "--rate-limit and --plan-rate-limit contradict each other",
+            code=EXIT_USAGE,
+            as_json=as_json,
+        )
+    changes = (name, chosen, project, rate_limit)
+    if all(c is None for c in changes) and not (no_project or plan_rate_limit):
+        fail(
+            "nothing to change: give --name, --scopes, --project, --no-project, "
+            "--rate-limit or --plan-rate-limit",
             code=EXIT_USAGE,
             as_json=as_json,
         )
@@ -203,6 +239,9 @@ def update_key(
             name=name if name is not None else NOT_GIVEN,
             scopes=chosen if chosen is not None else NOT_GIVEN,
             project_id=None if no_project else (project if project is not None else NOT_GIVEN),
+            rate_limit=None
+            if plan_rate_limit
+            else (rate_limit if rate_limit is not None else NOT_GIVEN),
         )
     emit_json(_wire(key)) if as_json else _show(key)
 

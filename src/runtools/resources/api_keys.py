@@ -30,6 +30,7 @@ def _create_body(
     expires_in: str | None,
     is_test: bool | None,
     project_id: str | None,
+    rate_limit: int | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"name": name}
     if scopes is not None:
@@ -40,6 +41,8 @@ def _create_body(
         body["isTest"] = is_test
     if project_id is not None:
         body["projectId"] = project_id
+    if rate_limit is not None:
+        body["rateLimit"] = rate_limit
     return body
 
 
@@ -47,6 +50,7 @@ def _update_body(
     name: str | NotGiven,
     scopes: Sequence[str] | NotGiven,
     project_id: str | NotGiven | None,
+    rate_limit: int | NotGiven | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if not isinstance(name, NotGiven):
@@ -55,6 +59,8 @@ def _update_body(
         body["scopes"] = list(scopes)
     if not isinstance(project_id, NotGiven):
         body["projectId"] = project_id
+    if not isinstance(rate_limit, NotGiven):
+        body["rateLimit"] = rate_limit
     return body
 
 
@@ -85,17 +91,19 @@ class ApiKeys(SyncResource):
         expires_in: str | None = None,
         is_test: bool | None = None,
         project_id: str | None = None,
+        rate_limit: int | None = None,
         idempotency_key: str | None = None,
     ) -> CreatedApiKey:
         """Create a key. ``result.key`` is the secret, shown only this once.
 
         ``scopes`` defaults to the server's default (``["*"]``); ``expires_in``
-        is a duration such as ``"30d"``, ``"90d"`` or ``"1y"``.
+        is a duration such as ``"30d"``, ``"90d"`` or ``"1y"``; ``rate_limit``
+        (requests per minute) may be lower than the plan's default, never higher.
         """
         envelope = self._client._request(
             "POST",
             _PATH,
-            json=_create_body(name, scopes, expires_in, is_test, project_id),
+            json=_create_body(name, scopes, expires_in, is_test, project_id, rate_limit),
             idempotency_key=idempotency_key,
         )
         return envelope.model(CreatedApiKey, message=envelope.body.get("message"))
@@ -124,9 +132,14 @@ class ApiKeys(SyncResource):
         name: str | NotGiven = NOT_GIVEN,
         scopes: Sequence[str] | NotGiven = NOT_GIVEN,
         project_id: str | NotGiven | None = NOT_GIVEN,
+        rate_limit: int | NotGiven | None = NOT_GIVEN,
     ) -> ApiKey:
-        """Change a key's name, scopes or project; ``project_id=None`` detaches it."""
-        body = _update_body(name, scopes, project_id)
+        """Change a key's name, scopes, project or rate limit.
+
+        ``project_id=None`` detaches it; ``rate_limit=None`` drops the key's own
+        limit, so its organization's plan decides again.
+        """
+        body = _update_body(name, scopes, project_id, rate_limit)
         return self._client._request("PATCH", _key_path(key_id), json=body).model(ApiKey)
 
     def revoke(self, key_id: str) -> ApiKey:
@@ -165,13 +178,14 @@ class AsyncApiKeys(AsyncResource):
         expires_in: str | None = None,
         is_test: bool | None = None,
         project_id: str | None = None,
+        rate_limit: int | None = None,
         idempotency_key: str | None = None,
     ) -> CreatedApiKey:
         """Create a key. ``result.key`` is the secret, shown only this once."""
         envelope = await self._client._request(
             "POST",
             _PATH,
-            json=_create_body(name, scopes, expires_in, is_test, project_id),
+            json=_create_body(name, scopes, expires_in, is_test, project_id, rate_limit),
             idempotency_key=idempotency_key,
         )
         return envelope.model(CreatedApiKey, message=envelope.body.get("message"))
@@ -200,9 +214,14 @@ class AsyncApiKeys(AsyncResource):
         name: str | NotGiven = NOT_GIVEN,
         scopes: Sequence[str] | NotGiven = NOT_GIVEN,
         project_id: str | NotGiven | None = NOT_GIVEN,
+        rate_limit: int | NotGiven | None = NOT_GIVEN,
     ) -> ApiKey:
-        """Change a key's name, scopes or project; ``project_id=None`` detaches it."""
-        body = _update_body(name, scopes, project_id)
+        """Change a key's name, scopes, project or rate limit.
+
+        ``project_id=None`` detaches it; ``rate_limit=None`` drops the key's own
+        limit, so its organization's plan decides again.
+        """
+        body = _update_body(name, scopes, project_id, rate_limit)
         return (await self._client._request("PATCH", _key_path(key_id), json=body)).model(ApiKey)
 
     async def revoke(self, key_id: str) -> ApiKey:
