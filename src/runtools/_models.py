@@ -56,6 +56,7 @@ class Organization(RunToolsModel):
 class User(RunToolsModel):
     id: str
     email: str | None = None
+    display_name: str | None = None
     role: str | None = None
 
 
@@ -69,6 +70,8 @@ class CurrentCredential(RunToolsModel):
     key_prefix: str | None = None
     scopes: list[str] = []
     expires_at: datetime | None = None
+    is_test: bool = False
+    """True for an ``rt_test_`` key."""
 
 
 class Me(RunToolsModel):
@@ -100,7 +103,10 @@ class ApiKey(RunToolsModel):
     owner_display_name: str | None = None
     owner_email: str | None = None
     is_test: bool = False
+    rotated_from_id: str | None = None
+    """The key this one replaced, if it came from a rotation."""
     rotated_to_id: str | None = None
+    """The key that replaced this one, if it was rotated."""
     rate_limit: int | None = None
     """The key's own limit in requests per minute; None: its organization's plan decides."""
 
@@ -120,9 +126,7 @@ class CreatedApiKey(ApiKey):
 
 
 class RotatedApiKey(CreatedApiKey):
-    """The successor key from a rotation, with its secret."""
-
-    rotated_from_id: str | None = None
+    """The successor key from a rotation, with its secret (``rotated_from_id`` is set)."""
 
 
 class AuditLogEntry(RunToolsModel):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 from runtools import ApiKey, CreatedApiKey, Me
 
@@ -65,3 +67,42 @@ def test_me_reads_a_session_without_a_key_prefix() -> None:
     )
     assert me.credential.key_prefix is None
     assert me.effective_scopes == ["sandbox:read"]
+
+
+def test_every_field_the_service_sends_has_a_typed_attribute() -> None:
+    """One wire contract: a field added to a response must reach the SDK's model too."""
+    import runtools._models as sdk
+    from runtools.server.app import create_app, runtime_of
+    from runtools.server.settings import Settings
+
+    with tempfile.TemporaryDirectory() as home:
+        app = create_app(Settings(home=Path(home), _env_file=None))  # type: ignore[call-arg]
+        schemas = app.openapi()["components"]["schemas"]
+        runtime_of(app).close()
+    models: dict[str, type[sdk.RunToolsModel]] = {
+        "ApiKeyOut": sdk.ApiKey,
+        "IssuedApiKeyOut": sdk.CreatedApiKey,
+        "AuditEventOut": sdk.AuditLogEntry,
+        "Me": sdk.Me,
+        "OrganizationRef": sdk.Organization,
+        "UserRef": sdk.User,
+        "CredentialRef": sdk.CurrentCredential,
+        "SandboxOut": sdk.SandboxInfo,
+        "ResourcesOut": sdk.SandboxResources,
+        "ExecOut": sdk.ExecResult,
+        "FileEntryOut": sdk.FileEntry,
+        "SessionOut": sdk.Session,
+        "Tokens": sdk.SessionTokens,
+        "DeviceAuthorizationResponse": sdk.DeviceAuthorization,
+        "DeviceOut": sdk.DeviceApproval,
+    }
+    untyped = {}
+    for schema, model in models.items():
+        # A field is read by its camelCase alias or, as in OAuth's snake_case replies, its name.
+        readable = {name for name in model.model_fields} | {
+            field.alias for field in model.model_fields.values() if field.alias
+        }
+        missing = set(schemas[schema]["properties"]) - readable
+        if missing:
+            untyped[f"{schema} -> {model.__name__}"] = sorted(missing)
+    assert untyped == {}
