@@ -13,23 +13,9 @@ from runtools.server.errors import RateLimited
 from runtools.server.ratelimit.counters import LocalCounter
 from runtools.server.ratelimit.limiter import RateLimiter
 from runtools.server.ratelimit.meters import Meters
+from support.principals import principal
 
-ADA = Principal(
-    org_id="org_1",
-    org_name="acme",
-    user_id="usr_1",
-    user_email="ada@example.com",
-    user_display_name=None,
-    role="admin",
-    credential_type="api_key",
-    credential_id="key_1",
-    credential_name="k",
-    key_prefix="rt_live_abcd",
-    scopes=("*",),
-    expires_at=None,
-    revokes_at=None,
-    rate_limit=3,
-)
+ADA = principal(rate_limit=3)
 
 
 class Clock:

@@ -1,23 +1,7 @@
 from dataclasses import replace
 
-from runtools.server.auth.principal import Principal
 from runtools.server.ratelimit.policy import PLANS, per_minute
-
-BASE = Principal(
-    org_id="org_1",
-    org_name="acme",
-    user_id="usr_1",
-    user_email="ada@example.com",
-    user_display_name=None,
-    role="admin",
-    credential_type="api_key",
-    credential_id="key_1",
-    credential_name="k",
-    key_prefix="rt_live_abcd",
-    scopes=("*",),
-    expires_at=None,
-    revokes_at=None,
-)
+from support.principals import ADA as BASE
 
 
 def test_plans_follow_the_documented_tiers() -> None:
