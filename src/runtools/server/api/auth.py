@@ -28,7 +28,6 @@ from runtools.server.api.envelope import (
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED, requires
 from runtools.server.api.route_table import operation_id
 from runtools.server.auth.principal import Principal
-from runtools.server.runtime import Runtime
 from runtools.server.services.sessions import TokenPair
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -125,11 +124,6 @@ class DeviceOut(WireModel):
     status: str
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = runtime_of(request)
-    return runtime
-
-
 def _meta(request: Request) -> Meta:
     return Meta(request_id=request_id_of(request))
 
@@ -147,7 +141,7 @@ async def login(
     """Sign in with email and password; ``org`` picks the organization (default: the first)."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.login(
+        lambda: runtime_of(request).sessions.login(
             body.email, body.password, body.org, body.client_name, context
         )
     )
@@ -162,7 +156,7 @@ async def signup(
     """Create a user and their first organization (only when sign-up is open)."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.signup(
+        lambda: runtime_of(request).sessions.signup(
             body.email, body.password, body.org, body.display_name, body.client_name, context
         )
     )
@@ -177,7 +171,7 @@ async def refresh(
     """Trade a refresh token (once) for a new pair. A reused token ends the session."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.refresh(body.refresh_token, body.org, context)
+        lambda: runtime_of(request).sessions.refresh(body.refresh_token, body.org, context)
     )
     _no_store(response)
     return Envelope(data=Tokens.of(pair), meta=_meta(request))
@@ -188,7 +182,7 @@ async def logout(request: Request, principal: SignedIn) -> Envelope[Revoked]:
     """End this session: its refresh token and its access tokens stop working now."""
     context = request_context(request)
     await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.revoke(
+        lambda: runtime_of(request).sessions.revoke(
             principal, principal.credential_id, context, reason="logout"
         )
     )
@@ -204,7 +198,7 @@ async def list_sessions(
 ) -> ListEnvelope[SessionOut]:
     """Your live sessions in every organization, newest first."""
     page = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.list_sessions(principal, limit=limit, cursor=cursor)
+        lambda: runtime_of(request).sessions.list_sessions(principal, limit=limit, cursor=cursor)
     )
     return ListEnvelope(
         data=[
@@ -236,7 +230,7 @@ async def revoke_session(
     """End one of your sessions (another device, or this one)."""
     context = request_context(request)
     await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.revoke(
+        lambda: runtime_of(request).sessions.revoke(
             principal, session_id, context, reason="revoked_by_user"
         )
     )
@@ -248,7 +242,7 @@ async def revoke_other_sessions(request: Request, principal: SignedIn) -> Envelo
     """End every session of yours except the one making this call."""
     context = request_context(request)
     count = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.revoke_others(principal, context)
+        lambda: runtime_of(request).sessions.revoke_others(principal, context)
     )
     return Envelope(data=Revoked(revoked=count), meta=_meta(request))
 
@@ -260,7 +254,7 @@ async def switch_org(
     """End this session and start one in another of your organizations."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.switch_org(principal, body.org, context)
+        lambda: runtime_of(request).sessions.switch_org(principal, body.org, context)
     )
     _no_store(response)
     return Envelope(data=Tokens.of(pair), meta=_meta(request))
@@ -273,7 +267,7 @@ async def change_password(
     """Change your password; every other session of yours ends."""
     context = request_context(request)
     count = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).sessions.change_password(
+        lambda: runtime_of(request).sessions.change_password(
             principal, body.current_password, body.new_password, context
         )
     )
@@ -287,7 +281,7 @@ async def verify_device(
     """Approve or deny a device sign-in by its user code, for your current organization."""
     context = request_context(request)
     pending = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).devices.decide(principal, body.user_code, body.action, context)
+        lambda: runtime_of(request).devices.decide(principal, body.user_code, body.action, context)
     )
     status = "approved" if body.action == "approve" else "denied"
     return Envelope(

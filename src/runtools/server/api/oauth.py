@@ -23,7 +23,6 @@ from runtools.server.api.errors import describe_validation
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.api.route_table import operation_id
 from runtools.server.errors import OAuthError, Unauthorized
-from runtools.server.runtime import Runtime
 from runtools.server.services.device import GRANT_TYPE
 
 
@@ -82,13 +81,8 @@ class TokenResponse(BaseModel):
     refresh_token: str
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = runtime_of(request)
-    return runtime
-
-
 def public_base_url(request: Request) -> str:
-    configured = _runtime(request).settings.public_url
+    configured = runtime_of(request).settings.public_url
     return (configured or str(request.base_url)).rstrip("/")
 
 
@@ -108,7 +102,7 @@ async def device_authorization(
     """Start a device sign-in: show ``user_code`` and ``verification_uri`` to the person."""
     context = request_context(request)
     grant = await anyio.to_thread.run_sync(
-        lambda: _runtime(request).devices.start(client_id or "", context)
+        lambda: runtime_of(request).devices.start(client_id or "", context)
     )
     base = public_base_url(request)
     _no_store(response)
@@ -134,7 +128,7 @@ async def token(
 ) -> TokenResponse:
     """Poll for the tokens of an approved device grant, or refresh a pair."""
     context = request_context(request)
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     if grant_type == GRANT_TYPE:
         if not device_code or not client_id:
             raise OAuthError("invalid_request", "device_code and client_id are required")

@@ -61,13 +61,8 @@ class _Cookies:
         return response
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = runtime_of(request)
-    return runtime
-
-
 def _cookies(request: Request) -> _Cookies:
-    public = _runtime(request).settings.public_url or ""
+    public = runtime_of(request).settings.public_url or ""
     return _Cookies(secure=request.url.scheme == "https" or public.startswith("https://"))
 
 
@@ -93,7 +88,7 @@ def _keep_session(cookies: _Cookies, pair: TokenPair, runtime: Runtime) -> None:
 
 
 async def _signed_in(request: Request, cookies: _Cookies) -> Principal | None:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     context = request_context(request)
     access = request.cookies.get(ACCESS_COOKIE)
     if access:
@@ -182,7 +177,7 @@ async def login_submit(
         token = _csrf(request, cookies)
         form = _login_form(token, target, "Your form expired; please try again.")
         return cookies.apply(_page("Sign in", form, 403))
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     context = request_context(request)
     try:
         pair = await anyio.to_thread.run_sync(
@@ -243,7 +238,7 @@ async def device_confirm(
     if refusal is not None:
         return refusal
     assert principal is not None
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     context = request_context(request)
     try:
         pending = await anyio.to_thread.run_sync(
@@ -281,7 +276,7 @@ async def device_decision(
     if refusal is not None:
         return refusal
     assert principal is not None
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     context = request_context(request)
     try:
         await anyio.to_thread.run_sync(
