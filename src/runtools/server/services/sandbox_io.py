@@ -10,7 +10,7 @@ complaint about the sandbox's state becomes a 409 that says what to do.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -23,6 +23,8 @@ from runtools.server.services.sandbox_states import Action
 from runtools.server.services.sandboxes import SandboxService
 
 __all__ = ["SandboxIO"]
+
+T = TypeVar("T")
 
 
 class SandboxIO:
@@ -39,14 +41,7 @@ class SandboxIO:
         view = await self._sandboxes.ready(caller, ref, Action.EXEC)
         with self._sandboxes.in_use(view.id):
             try:
-                result = await self._driver.exec(
-                    view.id,
-                    request.command,
-                    cwd=request.cwd,
-                    env=request.env,
-                    timeout_ms=request.timeout_ms,
-                    max_output_bytes=self._max_output_bytes,
-                )
+                result = await self._command(self._driver.exec, view, request)
             except (SandboxStateConflict, SandboxNotFound) as exc:
                 raise await self._sandboxes.explain(view, exc) from exc
         await self._sandboxes.record_exec(
@@ -60,17 +55,21 @@ class SandboxIO:
         """Checked now (so errors come before any output), then streamed."""
         view = await self._sandboxes.ready(caller, ref, Action.EXEC)
         try:
-            events = self._driver.exec_stream(
-                view.id,
-                request.command,
-                cwd=request.cwd,
-                env=request.env,
-                timeout_ms=request.timeout_ms,
-                max_output_bytes=self._max_output_bytes,
-            )
+            events = self._command(self._driver.exec_stream, view, request)
         except (SandboxStateConflict, SandboxNotFound) as exc:
             raise await self._sandboxes.explain(view, exc) from exc
         return self._follow(caller, view, request, events, context)
+
+    def _command(self, run: Callable[..., T], view: SandboxView, request: ExecRequest) -> T:
+        """``run`` (the driver's ``exec`` or ``exec_stream``) with the request's command."""
+        return run(
+            view.id,
+            request.command,
+            cwd=request.cwd,
+            env=request.env,
+            timeout_ms=request.timeout_ms,
+            max_output_bytes=self._max_output_bytes,
+        )
 
     async def _follow(
         self,
