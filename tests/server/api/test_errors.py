@@ -55,6 +55,11 @@ def test_malformed_json(admin: Member) -> None:
         {"name": 42},
         {"name": "x", "scopes": "sandbox:*"},
         {"name": "x", "isTest": "maybe"},
+        {"name": "x", "isTest": "yes"},
+        {"name": "x", "isTest": 1},
+        {"name": "x", "rateLimit": "7"},
+        {"name": "x", "rateLimit": True},
+        {"name": "x", "rateLimit": 7.5},
         {"name": "x", "projectId": "not-a-uuid"},
         [],
         "text",
@@ -63,6 +68,50 @@ def test_malformed_json(admin: Member) -> None:
 def test_validation_failures(admin: Member, body: Any) -> None:
     assert_envelope(admin.post("/v1/api-keys", json=body), 400, "validation_error")
     assert [k["name"] for k in admin.get("/v1/api-keys").json()["data"]] == ["bootstrap"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "a\u0000b"},
+        {"name": "x", "scopes": ["sandbox:read\u0000"]},
+        {"name": "x", "projectId": None, "expiresIn": "1d\u0000"},
+    ],
+)
+def test_nul_characters_in_a_body_are_refused_on_every_database(admin: Member, body: Any) -> None:
+    # PostgreSQL cannot store a NUL: unchecked, this was a 500 there and a stored NUL on SQLite.
+    error = assert_envelope(admin.post("/v1/api-keys", json=body), 400, "validation_error")
+    assert "NUL" in error["message"]
+    assert [k["name"] for k in admin.get("/v1/api-keys").json()["data"]] == ["bootstrap"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/api-keys/key%00",
+        "/v1/sandboxes/box%00",
+        "/v1/audit-logs?action=auth.failed%00",
+        "/v1/sandboxes?tags=a%00b",
+        "/v1/api-keys?cursor=%00",
+    ],
+)
+def test_nul_characters_in_a_path_or_query_are_refused(admin: Member, path: str) -> None:
+    error = assert_envelope(admin.get(path), 400, "invalid_request")
+    assert "NUL" in error["message"]
+
+
+def test_nul_characters_in_sign_in_and_oauth_forms_are_refused(client: TestClient) -> None:
+    signed_in = client.post(
+        "/v1/auth/login", json={"email": "ada\u0000@example.com", "password": "x"}
+    )
+    assert_envelope(signed_in, 400, "validation_error")
+    token = client.post(
+        "/v1/auth/token",
+        data={"grant_type": "refresh_token", "refresh_token": "rt\u0000", "client_id": "cli"},
+    )
+    assert token.status_code == 400
+    assert token.json()["error"] == "invalid_request"
+    assert "NUL" in token.json()["error_description"]
 
 
 def test_oversized_body_declared(admin: Member) -> None:

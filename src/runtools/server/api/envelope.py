@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -19,9 +19,31 @@ class WireModel(BaseModel):
 class RequestModel(WireModel):
     """Base of request bodies: unknown fields are refused, so a typo
     (``expires_in`` for ``expiresIn``) can never silently mint a key that
-    does not expire."""
+    does not expire; and types are strict, so ``"isTest": "yes"`` or
+    ``"rateLimit": "7"`` is a 400, never a guess."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """No text holds a NUL: PostgreSQL cannot store one, so no database ever gets one."""
+        if contains_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+def contains_nul(value: object) -> bool:
+    """Whether a string, or any string inside a list or dict, holds a NUL character."""
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, list | tuple):
+        return any(contains_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    return False
 
 
 class Meta(WireModel):

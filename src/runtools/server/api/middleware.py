@@ -90,6 +90,19 @@ class WireMiddleware:
             )
             self._log(scope, 431, started)
             return
+        query = scope["query_string"]
+        if "\0" in scope["path"] or (query and (b"%00" in query or b"\0" in query)):
+            # No text anywhere holds a NUL (PostgreSQL cannot even store one): refused
+            # here, the same on every database, before it can reach a query.
+            await send_error(
+                send,
+                400,
+                "invalid_request",
+                "The path and query must not contain NUL characters",
+                request_id,
+            )
+            self._log(scope, 400, started)
+            return
         limit = self._body_limit(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:

@@ -14,11 +14,12 @@ import anyio.to_thread
 from fastapi import APIRouter, Form
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from runtools.server.api.context import request_context, runtime_of
+from runtools.server.api.envelope import contains_nul
 from runtools.server.api.errors import describe_validation
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.api.route_table import operation_id
@@ -48,7 +49,14 @@ router = APIRouter(
     generate_unique_id_function=operation_id,
 )
 
-OptionalField = Annotated[str | None, Form(max_length=512)]
+
+def _no_nul(value: str | None) -> str | None:
+    if contains_nul(value):
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+OptionalField = Annotated[str | None, Form(max_length=512), AfterValidator(_no_nul)]
 
 
 class OAuthErrorBody(BaseModel):
