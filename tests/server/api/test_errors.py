@@ -37,14 +37,20 @@ def test_wrong_method(admin: Member) -> None:
     assert_envelope(admin.http.put("/v1/me", headers=admin.headers()), 405, "method_not_allowed")
 
 
-def test_malformed_json(admin: Member) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b'{"name": ', b'{"name": "\xff"}', b"[" * 5000 + b"]" * 5000, b'{"name": 1' + b"0" * 5000],
+    ids=["truncated", "not-utf-8", "too-deep", "huge-number"],
+)
+def test_malformed_json(admin: Member, content: bytes) -> None:
     response = admin.http.post(
         "/v1/api-keys",
         headers={**admin.headers(), "Content-Type": "application/json"},
-        content=b'{"name": ',
+        content=content,
     )
     error = assert_envelope(response, 400, "validation_error")
     assert error["message"] == "Malformed JSON body"
+    assert response.headers["X-RateLimit-Remaining"] == "59"  # judged and counted first
 
 
 @pytest.mark.parametrize(

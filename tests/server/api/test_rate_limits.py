@@ -62,6 +62,48 @@ def test_the_plan_sets_the_default_and_caps_a_keys_own_limit(
     assert key["rateLimit"] == 300
 
 
+def test_a_malformed_body_is_judged_by_its_credential_first(
+    admin: Member, secret_registry: Any, runtime: Runtime
+) -> None:
+    malformed = {"Content-Type": "application/json"}
+    slow = admin.create_key(secret_registry, rateLimit=2)
+    counted = admin.http.post(
+        "/v1/api-keys", headers={**malformed, "X-API-Key": slow["key"]}, content=b"{"
+    )
+    assert counted.status_code == 400
+    assert counted.json()["error"]["code"] == "validation_error"
+    assert counted.headers["X-RateLimit-Remaining"] == "1"
+    admin.http.get("/v1/me", headers={"X-API-Key": slow["key"]})
+    exhausted = admin.http.post(
+        "/v1/api-keys", headers={**malformed, "X-API-Key": slow["key"]}, content=b"{"
+    )
+    assert exhausted.status_code == 429
+    admin.delete(f"/v1/api-keys/{slow['id']}")
+    revoked = admin.http.post(
+        "/v1/api-keys", headers={**malformed, "X-API-Key": slow["key"]}, content=b"\xff"
+    )
+    assert revoked.status_code == 401
+    anonymous = admin.http.post("/v1/api-keys", headers=malformed, content=b"{")
+    assert anonymous.status_code == 401
+    runtime.flush()
+    failures = admin.get("/v1/audit-logs", params={"action": "auth.failed"}).json()["data"]
+    assert [(e["reason"], e["targetId"]) for e in failures] == [("revoked", slow["id"])]
+
+
+def test_a_path_no_route_serves_is_judged_by_its_credential_first(
+    admin: Member, secret_registry: Any
+) -> None:
+    found = admin.get("/v1/no-such-thing")
+    assert found.status_code == 404
+    assert found.headers["X-RateLimit-Remaining"] == "59"
+    assert admin.http.put("/v1/me", headers=admin.headers()).headers["X-RateLimit-Remaining"] == (
+        "58"
+    )
+    bad = admin.http.get("/v1/no-such-thing", headers={"X-API-Key": "rt_live_nope"})
+    assert bad.status_code == 401
+    assert admin.http.get("/v1/no-such-thing").status_code == 404  # no credential: no judgement
+
+
 def test_rate_limit_is_shown_and_changed_through_the_api(
     admin: Member, secret_registry: Any
 ) -> None:

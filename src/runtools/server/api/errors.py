@@ -3,6 +3,12 @@
 Handlers for our own ``ServiceError`` tree, FastAPI's validation errors,
 Starlette's HTTP errors (404 routes, 405 methods, 413 bodies) and, last,
 anything unexpected: a 500 that says nothing about why.
+
+A request is judged by its credential before anything else about it: where
+an error comes before the route's guard ran (FastAPI parses a body before
+it resolves dependencies; a path no route serves has no guard), the guard
+runs first, so a revoked key gets its 401 (audited), an exhausted one its
+429, and a good one its rate-limit headers, before the 400, 404 or 405.
 """
 
 from __future__ import annotations
@@ -11,14 +17,17 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import error_body
-from runtools.server.api.route_table import allowed_methods
+from runtools.server.api.guards import CREDENTIAL_HEADERS, Guard, Requirement
+from runtools.server.api.route_table import allowed_methods, route_guard
 from runtools.server.errors import OAuthError, ServiceError
+from runtools.server.ratelimit.limiter import STATE_KEY as RATE_LIMIT_HEADERS
 
 logger = logging.getLogger("runtools.errors")
 
@@ -40,6 +49,10 @@ _HTTP_MESSAGES = {
     404: "No such route",
     405: "Method not allowed on this route",
 }
+#: FastAPI's detail for a body it could not decode (bad UTF-8, nesting too deep, ...).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+#: The guard of a request no route serves that carries a credential anyway.
+_ANY_CREDENTIAL = Guard(Requirement())
 
 
 def _response(
@@ -56,9 +69,32 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return _response(request, exc.status_code, exc.code, exc.message, exc.headers())
 
 
+async def _judged_first(request: Request) -> JSONResponse | None:
+    """The answer to the request's credential when its guard has not run yet, else None."""
+    state = request.scope["state"]
+    if "principal" in state or RATE_LIMIT_HEADERS in state:
+        return None  # judged already
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        guard = route_guard(route)
+    elif any(name in CREDENTIAL_HEADERS for name, _ in request.scope["headers"]):
+        guard = _ANY_CREDENTIAL
+    else:
+        guard = None
+    if guard is None:
+        return None
+    try:
+        await guard(request)
+    except ServiceError as exc:
+        return await _service_error(request, exc)
+    return None
+
+
 async def _oauth_error(request: Request, exc: Exception) -> JSONResponse:
     """The OAuth endpoints answer in RFC 6749's shape, not the API envelope."""
     assert isinstance(exc, OAuthError)
+    if (judged := await _judged_first(request)) is not None:
+        return judged
     return JSONResponse(
         {"error": exc.code, "error_description": exc.message},
         status_code=exc.status_code,
@@ -68,12 +104,18 @@ async def _oauth_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if (judged := await _judged_first(request)) is not None:
+        return judged
     return _response(request, 400, "validation_error", describe_validation(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     status = exc.status_code if exc.status_code >= 400 else 500
+    if status in (400, 404, 405) and (judged := await _judged_first(request)) is not None:
+        return judged
+    if status == 400 and exc.detail == _UNPARSABLE_BODY:
+        return _response(request, 400, "validation_error", "Malformed JSON body")
     code = _HTTP_CODES.get(status, "invalid_request" if status < 500 else "internal_error")
     message = _HTTP_MESSAGES.get(status) or (
         exc.detail if isinstance(exc.detail, str) else "Request failed"
