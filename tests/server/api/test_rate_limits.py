@@ -60,6 +60,20 @@ def test_the_plan_sets_the_default_and_caps_a_keys_own_limit(
     assert "300" in too_fast.json()["error"]["message"]
     key = admin.create_key(secret_registry, rateLimit=300)
     assert key["rateLimit"] == 300
+    # Back to a smaller plan: the key's own limit no longer outruns it.
+    operator.set_plan(runtime, admin.org_name, "free")
+    used = admin.http.get("/v1/me", headers={"X-API-Key": key["key"]})
+    assert used.headers["X-RateLimit-Limit"] == "60"
+
+
+def test_a_test_key_may_be_given_up_to_the_live_limit_never_more(
+    admin: Member, secret_registry: Any
+) -> None:
+    test_key = admin.create_key(secret_registry, isTest=True, rateLimit=60)
+    used = admin.http.get("/v1/me", headers={"X-API-Key": test_key["key"]})
+    assert used.headers["X-RateLimit-Limit"] == "60"
+    too_fast = admin.patch(f"/v1/api-keys/{test_key['id']}", json={"rateLimit": 61})
+    assert too_fast.status_code == 400
 
 
 def test_a_malformed_body_is_judged_by_its_credential_first(

@@ -10,6 +10,7 @@ import pytest
 
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import RateLimited
+from runtools.server.ratelimit import policy
 from runtools.server.ratelimit.counters import LocalCounter
 from runtools.server.ratelimit.limiter import RateLimiter
 from runtools.server.ratelimit.meters import Meters
@@ -89,9 +90,11 @@ def test_a_late_request_of_the_last_window_leaves_the_new_one_alone() -> None:
     assert next(meters[("api_key", "key_1")].counts) == 2
 
 
-def test_counts_lose_nothing_when_threads_race() -> None:
+def test_counts_lose_nothing_when_threads_race(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A plan roomy enough for every thread's counts (a key's own limit never exceeds its plan's).
+    monkeypatch.setitem(policy.PLANS, "roomy", policy.PlanLimits(live=100_000, test=100_000))
     limiter = RateLimiter(LocalCounter(), address_limit=2, wall_clock=Clock(1_000_010.5))
-    busy = replace(ADA, rate_limit=100_000)
+    busy = replace(ADA, rate_limit=100_000, plan="roomy")
     seen: list[list[int]] = [[] for _ in range(8)]
 
     def hammer(thread: int, mine: list[int]) -> None:

@@ -6,7 +6,8 @@ window ends (``X-RateLimit-Reset``) at the same instant on every node.
 Pure functions of the principal; the numbers are documented in
 ``docs/api.md`` ("Rate limits"). An organization's ``plan`` sets the default;
 ``rt_test_`` keys get a lower default so test traffic cannot starve
-production; a key's own ``rateLimit`` (never above the plan's) wins over both.
+production; a key's own ``rateLimit`` wins over both, but never above the
+plan's live limit (checked when set, and capped again if the plan shrinks).
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def plan_limits(plan: str) -> PlanLimits:
 
 
 def per_minute(principal: Principal) -> int:
-    if principal.rate_limit is not None:
-        return principal.rate_limit
     limits = plan_limits(principal.plan)
+    if principal.rate_limit is not None:
+        # Never above the plan's: a key's own limit set under a larger plan is capped
+        # as soon as its organization moves to a smaller one.
+        return min(principal.rate_limit, limits.live)
     return limits.test if principal.is_test else limits.live
 
 
