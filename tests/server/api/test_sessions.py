@@ -39,6 +39,18 @@ def ada(tenants: Tenants) -> Member:
     return tenants.member("acme", "ada@example.com", "admin", password=PASSWORD)
 
 
+def test_an_access_token_is_a_bearer_credential_never_an_api_key(
+    ada: Member, client: TestClient, secret_registry: Any
+) -> None:
+    token = sign_in(client, secret_registry)["accessToken"]
+    as_key = {"X-API-Key": token}
+    assert client.get("/v1/me", headers=as_key).status_code == 401  # not yet verified
+    assert client.get("/v1/me", headers=bearer(token)).status_code == 200  # now cached
+    refused = client.get("/v1/me", headers=as_key)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+
+
 def test_sign_in_returns_a_token_pair_that_acts_as_the_user(
     ada: Member, client: TestClient, secret_registry: Any
 ) -> None:

@@ -209,6 +209,8 @@ class Authenticator:
             return None
         if verified.key_id is not None:
             self._usage.touch(verified.key_id, now)
+        elif authorization is None:
+            return None  # an access token sent as X-API-Key: ``authenticate()`` refuses it
         return verified.principal
 
     async def authenticate(self, headers: Mapping[str, str], context: ContextSource) -> Principal:
@@ -222,6 +224,9 @@ class Authenticator:
             if not found:
                 verified = await self._fill_key(token, digest, context)
             return self._admit_key(verified, token, context)
+        if headers.get("x-api-key") is not None:
+            # X-API-Key carries API keys only; tokens go in Authorization: Bearer.
+            self._fail("malformed", context)
         if looks_like_refresh_token(token):
             self._fail("refresh_token_as_access_token", context, actor_type="session")
         if token.count(".") == 2:
