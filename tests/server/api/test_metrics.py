@@ -40,6 +40,9 @@ def test_a_token_protects_metrics_when_set(scraped: TestClient) -> None:
     assert wrong.status_code == 401
     ok = scraped.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
     assert ok.status_code == 200
+    for pair in (["Bearer s3cret-token", "Bearer wrong"], ["Bearer wrong", "Bearer s3cret-token"]):
+        twice = scraped.get("/metrics", headers=[("Authorization", value) for value in pair])
+        assert twice.status_code == 401
     assert ok.headers["content-type"].startswith("text/plain")
 
 

@@ -114,7 +114,11 @@ def test_failed_sign_ins_are_throttled_per_account_and_audited(
     )
     assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "rate_limited"
-    assert int(throttled.headers["retry-after"]) > 0
+    retry_after = int(throttled.headers["retry-after"])
+    assert retry_after > 0
+    assert throttled.json()["error"]["message"] == (
+        f"Too many failed sign-ins; retry in {retry_after}s"
+    )
     events = ada.get("/v1/audit-logs", params={"action": "auth.sign_in_failed"}).json()["data"]
     assert len(events) == 5 and events[0]["reason"] == "wrong_password"
     assert events[0]["actorId"] == ada.user_id

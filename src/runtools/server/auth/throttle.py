@@ -32,13 +32,17 @@ class Throttle:
         self._monotonic = monotonic
         self._lock = threading.Lock()
 
-    def check(self, subject: str, message: str) -> None:
-        """Raise ``RateLimited`` (with ``Retry-After``) if ``subject`` is over its limit."""
+    def check(self, subject: str, what: str) -> None:
+        """Raise ``RateLimited`` if ``subject`` is over its limit.
+
+        ``what`` says what happened ("Too many failed sign-ins"); the message
+        adds when to retry, in the seconds ``Retry-After`` gives too.
+        """
         with self._lock:
             failures = self._recent(subject)
             if failures is not None and len(failures) >= self.limit:
-                retry_after = failures[0] + self.window - self._monotonic()
-                raise RateLimited(message, retry_after=int(retry_after) + 1)
+                retry_after = int(failures[0] + self.window - self._monotonic()) + 1
+                raise RateLimited(f"{what}; retry in {retry_after}s", retry_after=retry_after)
 
     def failed(self, subject: str) -> None:
         with self._lock:

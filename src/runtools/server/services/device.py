@@ -206,7 +206,7 @@ class DeviceService:
     def _find(
         self, session: Session, caller: Principal, typed_code: str, context: RequestContext
     ) -> DeviceGrant:
-        message = "Too many wrong codes; wait before trying again"
+        message = "Too many wrong codes"
         self.user_throttle.check(f"user:{caller.user_id}", message)
         if context.ip:
             self.ip_throttle.check(f"ip:{context.ip}", message)

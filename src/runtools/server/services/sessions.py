@@ -119,7 +119,7 @@ class SessionService:
         self, email: str, password: str, org_name: str | None, client: str, context: RequestContext
     ) -> TokenPair:
         account = email.strip().lower()
-        throttled = "Too many failed sign-ins; try again later"
+        throttled = "Too many failed sign-ins"
         self.account_throttle.check(f"account:{account}", throttled)
         if context.ip:
             self.ip_throttle.check(f"ip:{context.ip}", throttled)
