@@ -31,6 +31,9 @@ def test_a_retried_create_returns_the_same_key_and_mints_no_second(
     again = _create(admin, key, scopes=["sandbox:*"])
     assert again.status_code == 201
     assert again.json() == first.json()  # same secret, same id, same request id
+    # The body names the request that did the work; the header, the retry itself.
+    assert again.json()["meta"]["requestId"] == first.headers["X-Request-Id"]
+    assert again.headers["X-Request-Id"] != first.headers["X-Request-Id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert "Idempotent-Replayed" not in first.headers
     assert _names(admin) == ["ci", "bootstrap"]
