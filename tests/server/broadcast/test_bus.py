@@ -20,7 +20,7 @@ from runtools.server.broadcast import BroadcastEventBus, Transport
 from runtools.server.broadcast.postgres_transport import PostgresTransport
 from runtools.server.broadcast.redis_transport import RedisTransport
 from runtools.server.events import CredentialEvent, EventKind
-from support.private_services import PrivateRedis
+from support.private_services import PrivatePostgres, PrivateRedis
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -132,6 +132,32 @@ def test_losing_redis_is_announced_and_reconnection_restores_delivery(tmp_path: 
         a.stop()
         b.stop()
         server.stop()
+
+
+def test_after_a_database_restart_the_next_revocation_goes_out_at_once() -> None:
+    # Without Redis: A's publishing connection dates from before the restart. Queuing the
+    # event on its failure left B trusting its cache until A happened to publish again.
+    postgres = PrivatePostgres().init().start()
+    name = channel()
+    a, _ = node(PostgresTransport(postgres.url, name, timeout=0.5))
+    b, b_inbox = node(PostgresTransport(postgres.url, name, timeout=0.5))
+    states: list[bool] = []
+    b.watch(states.append)
+    try:
+        wait_for(lambda: a.connected and b.connected)
+        a.publish(CredentialEvent(EventKind.KEY_REVOKED, "org_1", key_id="key_before"))
+        assert b_inbox.arrived.wait(2)
+        postgres.stop()
+        postgres.start()
+        wait_for(lambda: states[-2:] == [False, True], timeout=15)  # B listens again
+        b_inbox.arrived.clear()
+        a.publish(CredentialEvent(EventKind.KEY_REVOKED, "org_1", key_id="key_after"))
+        assert b_inbox.arrived.wait(2), "the revocation was held back"
+        assert b_inbox.events[-1].key_id == "key_after"
+    finally:
+        a.stop()
+        b.stop()
+        postgres.remove()
 
 
 def test_a_foreign_payload_on_the_channel_is_ignored() -> None:

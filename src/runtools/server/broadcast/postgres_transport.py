@@ -46,13 +46,22 @@ class PostgresTransport:
 
     def send(self, payload: str) -> None:
         with self._lock:
-            try:
-                if self._publisher is None or self._publisher.closed:
-                    self._publisher = self._connect()
-                self._publisher.execute("SELECT pg_notify(%s, %s)", (self._channel, payload))
-            except psycopg.Error as exc:
-                self._drop_publisher()
-                raise TransportError(f"postgres notify failed: {type(exc).__name__}") from exc
+            # A publisher connection kept from before a database restart fails on its
+            # first use: a fresh one gets a second try at once. Queuing instead would hold
+            # the revocation back from every node until this one published again.
+            reused = self._publisher is not None and not self._publisher.closed
+            for attempt in (1, 2):
+                try:
+                    if self._publisher is None or self._publisher.closed:
+                        self._publisher = self._connect()
+                    self._publisher.execute("SELECT pg_notify(%s, %s)", (self._channel, payload))
+                    return
+                except psycopg.Error as exc:
+                    self._drop_publisher()
+                    if attempt == 2 or not reused:
+                        raise TransportError(
+                            f"postgres notify failed: {type(exc).__name__}"
+                        ) from exc
 
     def listen(
         self,
