@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runtools.cli.output import EXIT_UNAVAILABLE, emit_json, fail
+from runtools.cli.output import emit_json, fail
+from runtools.cli.server_env import server_settings, unreachable
 
 if TYPE_CHECKING:
     from runtools.server.runtime import Runtime
@@ -37,22 +38,16 @@ def _runtime(as_json: bool) -> Iterator[Runtime]:
 
         from runtools.server.errors import ServiceError
         from runtools.server.runtime import build_runtime
-        from runtools.server.settings import Settings
     except ImportError as exc:
         fail(
             f"the server is not installed ({exc.name}); pip install 'runtools-platform[server]'",
             as_json=as_json,
         )
+    settings = server_settings(as_json=as_json)
     try:
-        runtime = build_runtime(Settings())
-    except SQLAlchemyError as exc:
-        fail(
-            f"cannot open the database: {type(exc).__name__}",
-            code=EXIT_UNAVAILABLE,
-            as_json=as_json,
-        )
-    except ValueError as exc:  # invalid settings
-        fail(str(exc).splitlines()[0], as_json=as_json)
+        runtime = build_runtime(settings)
+    except (SQLAlchemyError, OSError) as exc:
+        unreachable(exc, as_json=as_json)
     try:
         yield runtime
     except ServiceError as exc:

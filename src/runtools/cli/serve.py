@@ -11,9 +11,12 @@ from typing import Annotated
 
 import typer
 
+from runtools.cli.server_env import reachable_database, server_settings
+
 HELP = """Start the API service (SQLite under RUNTOOLS_HOME unless RUNTOOLS_DATABASE_URL is set).
 
-Migrations are applied on start.
+Migrations are applied on start. A setting that does not parse exits 2, a
+database that cannot be opened or reached exits 3, both before anything starts.
 
 Examples:
 
@@ -45,13 +48,11 @@ def serve(
 ) -> None:
     try:
         import uvicorn
-
-        from runtools.server.settings import Settings
     except ImportError as exc:  # the light install has no server
         from runtools.cli.output import fail
 
         fail(f"the server is not installed ({exc.name}); pip install 'runtools-platform[server]'")
-    settings = Settings()
+    settings = server_settings()
     if workers > 1 and settings.is_sqlite:
         from runtools.cli.output import fail
 
@@ -59,6 +60,13 @@ def serve(
             "--workers above 1 needs RUNTOOLS_DATABASE_URL=postgresql://…: "
             "SQLite serves one process",
             code=2,
+        )
+    reachable_database(settings)  # here, once: a worker failing on start is restarted forever
+    if workers > 1 and settings.redis_url is None and settings.rate_limits:
+        typer.echo(
+            "warning: without RUNTOOLS_REDIS_URL each worker process counts rate limits "
+            f"for itself: a credential may make up to {workers} times its limit on this node",
+            err=True,
         )
     # Given to uvicorn (not applied here) so that every worker process logs alike.
     log_config = {

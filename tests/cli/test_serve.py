@@ -1,0 +1,42 @@
+"""``runtools serve`` and ``runtools admin`` refuse bad settings and a dead database in one line.
+
+Before anything starts: with ``--workers N``, a worker failing on start would
+be restarted by its supervisor forever, each time with a traceback.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from support.live_server import free_port, runtools
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("RUNTOOLS_DATABASE_URL", "mysql://db.example/runtools", "RUNTOOLS_DATABASE_URL"),
+        ("RUNTOOLS_NAMESPACE", "Bad-NS", "RUNTOOLS_NAMESPACE"),
+        ("RUNTOOLS_REDIS_URL", "http://cache.example", "RUNTOOLS_REDIS_URL"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    server_env: dict[str, str], setting: str, value: str, named: str
+) -> None:
+    env = {**server_env, setting: value}
+    for args in (("serve", "--workers", "2"), ("admin", "create-org", "acme")):
+        result = runtools(*args, env=env, check=False)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith(f"error: invalid setting: {named}")
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_line_and_exit_3(server_env: dict[str, str]) -> None:
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/runtools"  # nothing listens there
+    env = {**server_env, "RUNTOOLS_DATABASE_URL": nobody}
+    for args in (("serve", "--workers", "2"), ("admin", "create-org", "acme")):
+        result = runtools(*args, env=env, check=False)
+        assert result.returncode == 3, (args, result.stderr)
+        assert result.stderr.startswith("error: cannot open the database: ")
+        assert "Connection refused" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
