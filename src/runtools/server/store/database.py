@@ -20,6 +20,20 @@ from runtools.server.errors import ServiceUnavailable
 from runtools.server.settings import Settings
 
 
+#: A PostgreSQL that stops answering must not hold a request forever: a connection
+#: attempt gives up after 5 s (then the answer is 503), a connection whose packets
+#: go unacknowledged (a dead server or network) fails after 10 s, and idle pooled
+#: connections are probed by TCP keepalives.
+POSTGRES_LIVENESS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -32,7 +46,12 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=10
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=10,
+                connect_args=POSTGRES_LIVENESS,
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
