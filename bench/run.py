@@ -320,8 +320,11 @@ def bench_propagation(postgres: str, redis_url: str | None, count: int) -> list[
         env["RUNTOOLS_REDIS_URL"] = redis_url
     settings = Settings(home=home, database_url=url, _env_file=None)  # type: ignore[call-arg]
     admin = bootstrap(settings)
-    a = LiveServer(env=env, log_path=home / "a.log", extra_args=("--log-level", "warning"))
-    b = LiveServer(env=env, log_path=home / "b.log", extra_args=("--log-level", "warning"))
+    quiet = ("--log-level", "warning")
+    a = LiveServer(env=env | {"RUNTOOLS_SANDBOX_NODE": "a"}, log_path=home / "a.log",
+                   extra_args=quiet)  # fmt: skip
+    b = LiveServer(env=env | {"RUNTOOLS_SANDBOX_NODE": "b"}, log_path=home / "b.log",
+                   extra_args=quiet)  # fmt: skip
     delays = []
     try:
         a.start()

@@ -6,9 +6,11 @@ be restarted by its supervisor forever, each time with a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from support.live_server import free_port, runtools
+from support.live_server import LiveServer, free_port, runtools
 
 
 @pytest.mark.parametrize(
@@ -40,3 +42,16 @@ def test_an_unreachable_database_is_one_line_and_exit_3(server_env: dict[str, st
         assert result.stderr.startswith("error: cannot open the database: ")
         assert "Connection refused" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_one_server_per_home_on_sqlite(server_env: dict[str, str], tmp_path: Path) -> None:
+    if "RUNTOOLS_DATABASE_URL" in server_env:
+        pytest.skip("the PostgreSQL case is tests/server/test_many_nodes.py")
+    first = LiveServer(env=server_env, log_path=tmp_path / "first.log").start()
+    try:
+        second = runtools("serve", "--port", str(free_port()), env=server_env, check=False)
+        assert second.returncode == 2
+        assert second.stderr.startswith("error: another runtools serve already uses ")
+    finally:
+        first.stop()
+    LiveServer(env=server_env, log_path=tmp_path / "again.log").start().stop()  # released

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from support.live_server import LiveServer, runtools
+from support.live_server import LiveServer, free_port, runtools
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 BOUND_SECONDS = 0.1
@@ -50,8 +50,12 @@ def nodes(
     env = dict(cluster_env)
     if request.param == "redis":
         env["RUNTOOLS_REDIS_URL"] = LOCAL_REDIS
-    a = LiveServer(env=env, log_path=tmp_path / "a.log")
-    b = LiveServer(env=env, log_path=tmp_path / "b.log", extra_args=("--workers", "2"))
+    a = LiveServer(env={**env, "RUNTOOLS_SANDBOX_NODE": "node-a"}, log_path=tmp_path / "a.log")
+    b = LiveServer(
+        env={**env, "RUNTOOLS_SANDBOX_NODE": "node-b"},
+        log_path=tmp_path / "b.log",
+        extra_args=("--workers", "2"),
+    )
     yield a, b
     a.stop()
     b.stop()
@@ -152,3 +156,24 @@ def _healthz_count(node: LiveServer) -> float:
         if line.startswith("runtools_requests_total{") and 'route="/healthz"' in line:
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"no /healthz count in:\n{text}")
+
+
+@pytest.mark.slow
+def test_a_second_server_under_a_taken_node_name_refuses_to_start(
+    cluster_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Its clean stop would fail and reap the first one's sandboxes.
+    env = {**cluster_env, "RUNTOOLS_SANDBOX_NODE": "node-a"}
+    first = LiveServer(env=env, log_path=tmp_path / "first.log").start()
+    try:
+        second = runtools("serve", "--port", str(free_port()), env=env, check=False)
+        assert second.returncode == 2
+        assert "already runs as node 'node-a'" in second.stderr
+        assert "RUNTOOLS_SANDBOX_NODE" in second.stderr
+        assert httpx.get(f"{first.url}/healthz").status_code == 200
+        other = LiveServer(
+            env={**env, "RUNTOOLS_SANDBOX_NODE": "node-b"}, log_path=tmp_path / "other.log"
+        )
+        other.start().stop()  # another name on the same database is welcome
+    finally:
+        first.stop()

@@ -11,12 +11,14 @@ from typing import Annotated
 
 import typer
 
-from runtools.cli.server_env import reachable_database, server_settings
+from runtools.cli.server_env import claimed_node, reachable_database, server_settings
 
 HELP = """Start the API service (SQLite under RUNTOOLS_HOME unless RUNTOOLS_DATABASE_URL is set).
 
 Migrations are applied on start. A setting that does not parse exits 2, a
 database that cannot be opened or reached exits 3, both before anything starts.
+One server per node: a second one with the same RUNTOOLS_SANDBOX_NODE on the
+same database (on SQLite, the same RUNTOOLS_HOME) exits 2.
 
 Examples:
 
@@ -82,7 +84,7 @@ def serve(
         },
         "root": {"level": log_level.upper(), "handlers": ["stderr"]},
     }
-    with _shared_metrics(workers > 1 and settings.metrics == "on"):
+    with claimed_node(settings), _shared_metrics(workers > 1 and settings.metrics == "on"):
         uvicorn.run(
             "runtools.server.app:create_app_from_env",
             factory=True,

@@ -2,13 +2,16 @@
 
 ``runtools serve`` and ``runtools admin …`` start here, so a bad
 ``RUNTOOLS_*`` value is one line that names it (exit 2) and a database that
-cannot be opened or reached is one line too (exit 3), never a traceback.
+cannot be opened or reached is one line too (exit 3), never a traceback;
+``serve`` also claims its node's name (exit 2 if another server holds it).
 For ``serve --workers N`` this happens before any worker starts: a worker
 that fails on start is restarted by its supervisor, endlessly.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, NoReturn
 
 from runtools.cli.output import EXIT_UNAVAILABLE, EXIT_USAGE, fail
@@ -59,6 +62,23 @@ def reachable_database(settings: Settings, *, as_json: bool = False) -> None:
             database.dispose()
     except (SQLAlchemyError, ServiceError, OSError) as exc:
         unreachable(exc, as_json=as_json)
+
+
+@contextlib.contextmanager
+def claimed_node(settings: Settings) -> Iterator[None]:
+    """This node's name, held while the block runs; exit 2 if another server holds it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from runtools.server.store.node_claim import NodeTaken, node_claim
+
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(node_claim(settings))
+        except NodeTaken as exc:
+            fail(str(exc), code=EXIT_USAGE)
+        except (SQLAlchemyError, OSError) as exc:
+            unreachable(exc)
+        yield
 
 
 def unreachable(exc: Exception, *, as_json: bool = False) -> NoReturn:
