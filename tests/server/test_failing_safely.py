@@ -74,6 +74,12 @@ def test_database_outage_is_503_everywhere_then_recovers_without_restart(
         _eventually(lambda: _status(f"{base}/v1/me", fresh_key) == 200)
         assert _status(f"{base}/v1/api-keys", admin_key) == 200
         assert _status(f"{base}/readyz") == 200
+        # The outage is two lines in the log, whatever retried meanwhile; no traceback.
+        log = (tmp_path / "server.log").read_text()
+        said = [json.loads(line) for line in log.splitlines() if '"event": "database"' in line]
+        assert [line["available"] for line in said] == [False, True], said
+        assert said[0]["reason"].startswith("OperationalError")
+        assert "Traceback" not in log
     finally:
         server.stop()
         postgres.remove()

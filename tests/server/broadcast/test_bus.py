@@ -7,6 +7,8 @@ Two buses stand for two nodes. A node that loses its event link says so
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 import threading
 import time
@@ -20,6 +22,7 @@ from runtools.server.broadcast import BroadcastEventBus, Transport
 from runtools.server.broadcast.postgres_transport import PostgresTransport
 from runtools.server.broadcast.redis_transport import RedisTransport
 from runtools.server.events import CredentialEvent, EventKind
+from support.live_server import free_port
 from support.private_services import PrivatePostgres, PrivateRedis
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -158,6 +161,26 @@ def test_after_a_database_restart_the_next_revocation_goes_out_at_once() -> None
         a.stop()
         b.stop()
         postgres.remove()
+
+
+def test_a_link_that_never_came_up_is_said_once_not_per_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nobody = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    caplog.set_level(logging.INFO, logger="runtools.events")
+    bus, _ = node(RedisTransport(nobody, channel(), timeout=0.2))
+    try:
+        time.sleep(1.0)  # several retries at 0.05-0.2 s
+    finally:
+        bus.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert len([m for m in said if m.startswith("event connection not established")]) == 1
+    assert (
+        said.count(
+            json.dumps({"event": "event_connection", "transport": "redis", "connected": False})
+        )
+        == 1
+    )
 
 
 def test_a_foreign_payload_on_the_channel_is_ignored() -> None:

@@ -50,6 +50,7 @@ class BroadcastEventBus:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.connected = False
+        self._announced = False  # whether the first state (up or down) has been logged
         self.received = 0
 
     # -- the EventBus contract -------------------------------------------------
@@ -103,6 +104,8 @@ class BroadcastEventBus:
             except TransportError as exc:
                 if self.connected:
                     logger.warning("event connection lost (%s); reconnecting", exc)
+                elif not self._announced:  # never connected yet: say so once, not per retry
+                    logger.warning("event connection not established (%s); retrying", exc)
             except Exception:  # never let the listener die: it is what keeps caches honest
                 logger.exception("event listener failed; reconnecting")
             was_connected = self.connected
@@ -138,8 +141,9 @@ class BroadcastEventBus:
         self._local.publish(envelope.event)
 
     def _set_connected(self, connected: bool) -> None:
-        if connected == self.connected:
+        if connected == self.connected and self._announced:
             return
+        self._announced = True
         self.connected = connected
         logger.info(
             json.dumps(

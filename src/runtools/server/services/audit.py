@@ -133,8 +133,13 @@ class AuditWriter:
                 with self._database.session() as session:
                     session.add_all(rows)
                     session.commit()
-            except (SQLAlchemyError, ServiceUnavailable):
-                logger.warning("audit batch of %d events could not be written", len(rows))
+            except (SQLAlchemyError, ServiceUnavailable) as exc:
+                # An outage is announced once by the database; each retry is only a detail.
+                log = logger.debug if isinstance(exc, ServiceUnavailable) else logger.warning
+                log(
+                    "audit batch of %d events could not be written; kept for the next try",
+                    len(rows),
+                )
                 for row in rows:
                     try:
                         self._queue.put_nowait(row)

@@ -31,7 +31,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from runtools.server.clock import Clock, as_utc
-from runtools.server.errors import SandboxUnavailable
+from runtools.server.errors import SandboxUnavailable, ServiceUnavailable
 from runtools.server.services import audit
 from runtools.server.services.audit import AuditRecord, RequestContext
 from runtools.server.services.sandbox_states import LIVE, SandboxStatus
@@ -175,6 +175,8 @@ class SandboxUpkeep:
             await asyncio.sleep(self._idle_check_seconds)
             try:
                 await self.pause_idle()
+            except ServiceUnavailable:
+                pass  # the database announces its outage once; the next round tries again
             except Exception:  # keep checking; one bad round must not end the loop
                 logger.exception("idle sandbox check failed")
 

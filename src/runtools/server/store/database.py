@@ -7,7 +7,10 @@ WAL with ``synchronous=FULL`` makes every commit durable when it returns.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -18,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from runtools.server.errors import ServiceUnavailable
 from runtools.server.settings import Settings
+
+logger = logging.getLogger("runtools.database")
 
 
 #: A PostgreSQL that stops answering must not hold a request forever: a connection
@@ -32,6 +37,37 @@ POSTGRES_LIVENESS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 10_000,
 }
+
+
+class Availability:
+    """Says once that the database went away and once that it came back.
+
+    Every unit of work reports here, so an outage is two log lines per
+    process (``{"event": "database", "available": false, ...}``, then
+    ``true``), not a line or a traceback per retry of every background task.
+    """
+
+    def __init__(self) -> None:
+        self.available = True
+        self._lock = threading.Lock()
+
+    def lost(self, exc: BaseException) -> None:
+        if self.available:
+            self._announce(False, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+
+    def working(self) -> None:
+        if not self.available:
+            self._announce(True, None)
+
+    def _announce(self, available: bool, reason: str | None) -> None:
+        with self._lock:
+            if self.available == available:
+                return
+            self.available = available
+        line = {"event": "database", "available": available}
+        if reason:
+            line["reason"] = reason
+        (logger.info if available else logger.warning)(json.dumps(line))
 
 
 class Database:
@@ -54,6 +90,7 @@ class Database:
                 connect_args=POSTGRES_LIVENESS,
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.availability = Availability()
 
     @property
     def dialect(self) -> str:
@@ -70,10 +107,13 @@ class Database:
             yield session
         except (OperationalError, InterfaceError) as exc:
             _quiet_rollback(session)
+            self.availability.lost(exc)
             raise unavailable(exc) from exc
         except Exception:
             _quiet_rollback(session)
             raise
+        else:
+            self.availability.working()
         finally:
             session.close()
 
