@@ -8,7 +8,7 @@ A request is judged by its credential before anything else about it: where
 an error comes before the route's guard ran (FastAPI parses a body before
 it resolves dependencies; a path no route serves has no guard), the guard
 runs first, so a revoked key gets its 401 (audited), an exhausted one its
-429, and a good one its rate-limit headers, before the 400, 404 or 405.
+429, and a good one its rate-limit headers, before the 400 or 404.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     status = exc.status_code if exc.status_code >= 400 else 500
-    if status in (400, 404, 405) and (judged := await _judged_first(request)) is not None:
+    # Not a 405: a method the path does not serve is answered as such, whoever asks.
+    if status in (400, 404) and (judged := await _judged_first(request)) is not None:
         return judged
     if status == 400 and exc.detail == _UNPARSABLE_BODY:
         return _response(request, 400, "validation_error", "Malformed JSON body")
