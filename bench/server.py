@@ -2,10 +2,11 @@
 
     python bench/server.py --port 8321        # RUNTOOLS_* settings as for `runtools serve`
 
-``GET /bench/me-unauthenticated`` answers exactly what ``GET /v1/me`` answers
-for the benchmark's key (same handler code, same body, same position in the
-route table) but under the ``PUBLIC`` guard: comparing the two isolates what
-authentication and rate limiting cost. The key is resolved once, at the first
+``GET /bench/me-unauthenticated`` (and ``…-after``) answers exactly what
+``GET /v1/me`` answers for the benchmark's key (same handler code, same body;
+one just before ``/v1/me`` in the route table, one just after) but under the
+``PUBLIC`` guard: comparing them isolates what authentication and rate
+limiting cost. The key is resolved once, at the first
 request, from ``RUNTOOLS_BENCH_KEY``.
 
 Plan limits are lifted in this process only, so the load generator measures
@@ -38,8 +39,12 @@ MIRROR_PATH = "/bench/me-unauthenticated"
 MIRROR_AFTER_PATH = "/bench/me-unauthenticated-after"
 
 
-def create(*, twin_after: bool = False) -> FastAPI:
-    """The app; ``twin_after`` adds a second twin just after ``/v1/me`` (see ``work.py``)."""
+def create() -> FastAPI:
+    """The app, with one twin just before ``/v1/me`` in the route table and one just after.
+
+    Routes are matched in order, so the first twin pays one route check less than
+    ``/v1/me`` and the second one more: their mean is a twin in ``/v1/me``'s place.
+    """
     for plan in policy.PLANS:
         policy.PLANS[plan] = policy.PlanLimits(live=UNLIMITED, test=UNLIMITED)
     app = create_app_from_env()
@@ -63,9 +68,8 @@ def create(*, twin_after: bool = False) -> FastAPI:
 
     routes = app.router.routes
     position = next(i for i, r in enumerate(routes) if getattr(r, "path", None) == "/v1/me")
-    if twin_after:
-        routes.insert(position + 1, twin(MIRROR_AFTER_PATH))
-    routes.insert(position, twin(MIRROR_PATH))  # before: /v1/me pays one route check more
+    routes.insert(position + 1, twin(MIRROR_AFTER_PATH))
+    routes.insert(position, twin(MIRROR_PATH))
     return app
 
 

@@ -149,7 +149,7 @@ async def _measure(
 def main() -> None:
     import os
 
-    app = create(twin_after=True)
+    app = create()
     runtime = app.state.runtime
     runtime.start_background()
     try:
