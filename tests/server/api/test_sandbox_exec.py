@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from support.served_app import Caller, ServedApp
 
 
@@ -192,7 +194,18 @@ def test_closing_a_stream_kills_the_command_and_audits_it(ada: Caller) -> None:
     assert any(e["details"]["command"] == "echo go; exec sleep 77" for e in events)
 
 
-def test_a_nul_byte_in_a_command_is_a_400(ada: Caller) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"command": "echo \u0000"},
+        {"command": "pwd", "cwd": "/workspace\u0000"},
+        {"command": "env", "env": {"TOKEN": "a\u0000b"}},
+    ],
+)
+def test_a_nul_character_anywhere_in_an_exec_is_a_validation_error(
+    ada: Caller, body: dict[str, object]
+) -> None:
     sid = sandbox(ada)
-    response = ada.post(f"/v1/sandboxes/{sid}/exec", json={"command": "echo \u0000"})
+    response = ada.post(f"/v1/sandboxes/{sid}/exec", json=body)
     assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"  # as for any other body
