@@ -84,3 +84,39 @@ def test_uploads_have_their_own_size_limit(served: ServedApp, ada: Caller) -> No
         f"/v1/sandboxes/{sid}/exec", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+
+
+def test_a_failed_upload_leaves_the_old_file_whole(ada: Caller) -> None:
+    created = ada.post("/v1/sandboxes", json={"resources": {"disk": 16}})
+    sid = created.json()["data"]["id"]
+    keep = ada.put(f"/v1/sandboxes/{sid}/files", params={"path": "keep.txt"}, content=b"important")
+    assert keep.status_code == 200
+    exec_out(ada, sid, "head -c 14m /dev/zero > fill")  # most of the 16 MiB
+    too_much = ada.put(
+        f"/v1/sandboxes/{sid}/files", params={"path": "keep.txt"}, content=b"N" * (3 << 20)
+    )
+    assert too_much.status_code == 413
+    assert "no space left" in too_much.json()["error"]["message"]
+    got = ada.get(f"/v1/sandboxes/{sid}/files", params={"path": "keep.txt"})
+    assert got.content == b"important"  # not truncated, not half-written
+    assert exec_out(ada, sid, "ls -A") == "fill\nkeep.txt\n"  # nothing left behind
+
+
+def test_an_upload_keeps_the_files_mode(ada: Caller) -> None:
+    sid = sandbox(ada)
+    exec_out(ada, sid, "printf 'echo one' > run.sh; chmod 750 run.sh")
+    put = ada.put(f"/v1/sandboxes/{sid}/files", params={"path": "run.sh"}, content=b"echo two")
+    assert put.status_code == 200
+    assert exec_out(ada, sid, "stat -c %a run.sh; ./run.sh") == "750\ntwo\n"
+
+
+def test_a_name_too_long_for_the_filesystem_is_a_400(ada: Caller) -> None:
+    sid = sandbox(ada)
+    path = "/workspace/" + "a" * 300
+    for response in (
+        ada.put(f"/v1/sandboxes/{sid}/files", params={"path": path}, content=b"x"),
+        ada.get(f"/v1/sandboxes/{sid}/files", params={"path": path}),
+        ada.get(f"/v1/sandboxes/{sid}/files/list", params={"path": path}),
+    ):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid_request"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -73,6 +74,8 @@ def _translate(exc: OSError, path: str) -> Exception:
         return SandboxPathRejected(f"is a directory: {path}")
     if exc.errno in (errno.ENXIO, errno.ENODEV):
         return SandboxPathRejected(f"not a regular file: {path}")
+    if exc.errno in (errno.ENAMETOOLONG, errno.EINVAL):
+        return SandboxPathRejected(f"invalid path ({exc.strerror}): {path}")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return SandboxFileTooLarge(f"no space left in the sandbox for {path}")
     return SandboxError(f"file operation failed for {path}: {exc.strerror}")
@@ -218,39 +221,53 @@ class ConfinedFiles:
         def final(dir_fd: int, name: str, full: str) -> None:
             if full in self._roots:
                 raise SandboxPathRejected(f"is a directory: {full}")
-            flags = os.O_WRONLY | os.O_NONBLOCK
+            # An existing name is opened first (links resolved by us, a FIFO or
+            # device refused) only to learn its mode: the new content goes to a
+            # temporary file renamed over it, so a write that fails (no space left)
+            # leaves the old file whole.
+            mode = 0o644
             try:
-                # O_EXCL never follows a symlink; an existing name (file or
-                # link) is opened again below, where links are resolved by us.
-                fd = os.open(
-                    name,
-                    flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    0o644,
-                    dir_fd=dir_fd,
-                )
-                created = True
-            except FileExistsError:
-                fd = self._open_final(dir_fd, name, full, flags)
-                created = False
-            except OSError as exc:
-                raise _translate(exc, full) from exc
-            try:
-                self._write_fd(fd, full, data, created)
-            finally:
-                os.close(fd)
+                existing = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_NONBLOCK)
+            except SandboxNotFound:
+                pass  # a new file
+            else:
+                try:
+                    info = os.fstat(existing)
+                finally:
+                    os.close(existing)
+                if stat.S_ISDIR(info.st_mode):
+                    raise SandboxPathRejected(f"is a directory: {full}")
+                if not stat.S_ISREG(info.st_mode):
+                    raise SandboxPathRejected(f"not a regular file: {full}")
+                mode = stat.S_IMODE(info.st_mode)
+            self._replace(dir_fd, name, full, data, mode)
 
         self._guard(path, lambda: self._resolve(path, final, create_dirs=True))
 
-    def _write_fd(self, fd: int, path: str, data: bytes, created: bool) -> None:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SandboxPathRejected(f"not a regular file: {path}")
-        if created:
-            os.fchown(fd, self._uid, self._gid)
-        os.set_blocking(fd, True)
-        os.ftruncate(fd, 0)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+    def _replace(self, dir_fd: int, name: str, path: str, data: bytes, mode: int) -> None:
+        temporary = f".upload-{secrets.token_hex(8)}"  # short: any valid name fits beside it
+        fd = os.open(
+            temporary,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=dir_fd,
+        )
+        try:
+            try:
+                os.fchown(fd, self._uid, self._gid)
+                os.fchmod(fd, mode)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=dir_fd)
+            if isinstance(exc, OSError):
+                raise _translate(exc, path) from exc
+            raise
 
     def listdir(self, path: str) -> list[FileEntry]:
         def final(dir_fd: int, name: str, full: str) -> list[FileEntry]:
