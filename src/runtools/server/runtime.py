@@ -31,7 +31,7 @@ from runtools.server.services.sandbox_upkeep import SandboxUpkeep
 from runtools.server.services.sandboxes import SandboxService
 from runtools.server.services.sessions import SessionService
 from runtools.server.services.usage import UsageRecorder
-from runtools.server.settings import Settings
+from runtools.server.settings import Settings, prepare_home
 from runtools.server.store import migrate
 from runtools.server.store.database import Database
 from runtools.server.store.service_secrets import service_secret
@@ -108,6 +108,7 @@ class Runtime:
 
 def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     clock = clock or SystemClock()
+    prepare_home(settings)
     database = Database(settings)
     migrate.upgrade(database)
     bus = build_event_bus(settings)

@@ -211,3 +211,12 @@ class Settings(BaseSettings):
         if self.is_sqlite:
             return None
         return "postgresql://" + self.effective_database_url.split("://", 1)[1]
+
+
+def prepare_home(settings: Settings) -> None:
+    """Create ``RUNTOOLS_HOME`` (and its parents) if needed, and make it mode 0700.
+
+    On every database: on PostgreSQL it still holds the sandboxes' state.
+    """
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(settings.home, 0o700)

@@ -61,10 +61,14 @@ def test_the_database_holds_no_secret(
         assert secret[12:].encode() not in stored  # nor the secret part on its own
 
 
+def test_the_home_is_private_on_every_database(settings: Settings, admin: Member) -> None:
+    # On PostgreSQL it was left to whatever created it first (the sandbox state: 0755).
+    assert stat.S_IMODE(os.stat(settings.home).st_mode) == 0o700
+
+
 def test_the_sqlite_files_are_private(settings: Settings, admin: Member) -> None:
     if not settings.is_sqlite:
         return
-    assert stat.S_IMODE(os.stat(settings.home).st_mode) == 0o700
     for suffix in ("", "-wal", "-shm"):
         path = Path(f"{settings.sqlite_path}{suffix}")
         if path.exists():

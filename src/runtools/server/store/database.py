@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from runtools.server.errors import ServiceUnavailable
-from runtools.server.settings import Settings
+from runtools.server.settings import Settings, prepare_home
 
 logger = logging.getLogger("runtools.database")
 
@@ -141,8 +141,7 @@ def _quiet_rollback(session: Session) -> None:
 
 
 def _prepare_sqlite_file(settings: Settings) -> None:
-    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(settings.home, 0o700)
+    prepare_home(settings)
     path = settings.sqlite_path
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
