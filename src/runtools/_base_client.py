@@ -59,7 +59,10 @@ def _normalise_url(value: str, *, setting: str) -> str:
     ``RUNTOOLS_API_URL`` names the server's root; tolerating ``…/v1`` saves
     a confusing ``/v1/v1/me`` 404 for anyone who copied a full endpoint.
     """
-    url = httpx.URL(value)
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:  # a port that is not a number, an unclosed [IPv6 address
+        url = httpx.URL()
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"{setting} must be an http:// or https:// URL, got {value!r}")
     text = str(url).rstrip("/")

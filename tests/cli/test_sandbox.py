@@ -112,6 +112,20 @@ def test_errors_are_one_line_and_json_errors_are_json(user_env: dict[str, str]) 
     down = dict(user_env, RUNTOOLS_API_URL="http://127.0.0.1:9")
     unreachable = runtools("sandbox", "list", env=down, check=False)
     assert unreachable.returncode == 3 and unreachable.stderr.startswith("error: ")
+    for bad in ("http://127.0.0.1:abc", "http://[::1"):
+        malformed = runtools("--api-url", bad, "sandbox", "list", env=user_env, check=False)
+        assert malformed.returncode == 2 and malformed.stderr.count("\n") == 1, malformed.stderr
+        assert "Traceback" not in malformed.stderr
+
+
+def test_the_global_api_url_outranks_the_environment(user_env: dict[str, str]) -> None:
+    # The credential must go where the flag says, never to RUNTOOLS_API_URL's server.
+    elsewhere = "http://127.0.0.1:9"  # nothing listens there
+    sent = runtools("--api-url", elsewhere, "sandbox", "list", env=user_env, check=False)
+    assert sent.returncode == 3, sent.stdout
+    assert "127.0.0.1:9" in sent.stderr
+    own = runtools("sandbox", "list", "--api-url", elsewhere, env=user_env, check=False)
+    assert own.returncode == 3
 
 
 def test_help_has_examples() -> None:

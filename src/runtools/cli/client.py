@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from runtools import RunTools
-from runtools.cli.context import api_errors, client, globals_of
+from runtools.cli.context import api_errors, api_url_of, client, globals_of
 
 ApiKeyOption = Annotated[
     str | None,
@@ -28,7 +28,7 @@ ApiUrlOption = Annotated[
     str | None,
     typer.Option(
         "--api-url",
-        envvar="RUNTOOLS_API_URL",
+        # No envvar here: RUNTOOLS_API_URL must not outrank the global --api-url.
         help="Server URL [default: RUNTOOLS_API_URL or http://127.0.0.1:8700]",
         show_default=False,
     ),
@@ -49,7 +49,9 @@ def api_client(
         if api_key is None and api_url is None:
             rt = client(ctx, as_json=as_json)
         else:
-            globals_ = globals_of(ctx)
-            rt = RunTools(api_key=api_key or globals_.api_key, base_url=api_url or globals_.api_url)
+            rt = RunTools(
+                api_key=api_key or globals_of(ctx).api_key,
+                base_url=api_url or api_url_of(ctx, as_json=as_json),
+            )
         with rt:
             yield rt
