@@ -338,6 +338,12 @@ def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
         ),
         (("auth", "keys", "create"), {}, 2, "Missing argument"),
         (
+            ("--api-key", admin_key, "auth", "keys", "create", "ci", "--scopes", ""),
+            {},
+            2,
+            "empty --scopes",
+        ),
+        (
             ("--api-key", admin_key, "auth", "status"),
             {"RUNTOOLS_API_URL": "http://127.0.0.1:1"},
             3,

@@ -40,11 +40,18 @@ def _wire(model: Any) -> dict[str, Any]:
     return data
 
 
-def _scopes(scopes: str | None, scope: list[str] | None) -> list[str] | None:
+def _scopes(scopes: str | None, scope: list[str] | None, *, as_json: bool) -> list[str] | None:
     if scopes is None and not scope:
         return None
     chosen = [s.strip() for s in (scopes or "").split(",") if s.strip()]
     chosen += [s.strip() for s in scope or [] if s.strip()]
+    if not chosen:
+        # `--scopes "$UNSET"` must not mean "every scope": that takes --scopes "*".
+        fail(
+            'empty --scopes: name the scopes, or pass --scopes "*" for every scope',
+            code=EXIT_USAGE,
+            as_json=as_json,
+        )
     return chosen
 
 
@@ -170,7 +177,7 @@ def create_key(
 
         KEY=$(runtools auth keys create deploy --scopes "sandbox:*" --test --rate-limit 10)
     """
-    chosen = _scopes(scopes, scope)
+    chosen = _scopes(scopes, scope, as_json=as_json)
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
         created = rt.api_keys.create(
             name,
@@ -216,7 +223,7 @@ def update_key(
 
         runtools auth keys update key_2bKx7TgQ --rate-limit 30
     """
-    chosen = _scopes(scopes, scope)
+    chosen = _scopes(scopes, scope, as_json=as_json)
     if project is not None and no_project:
         fail("--project and --no-project contradict each other", code=EXIT_USAGE, as_json=as_json)
     if rate_limit is not None and plan_rate_limit:

@@ -292,6 +292,20 @@ def test_update_changes_scopes_and_the_next_request_sees_them(
     assert me["credential"]["scopes"] == ["sandbox:read"]
 
 
+def test_an_update_never_widens_a_key_to_every_scope_by_omission(
+    admin: Member, secret_registry: Any
+) -> None:
+    # On create an empty list means "*"; on update that would silently widen the key.
+    key = admin.create_key(secret_registry, scopes=["sandbox:read"])
+    for empty in ([], None):
+        response = admin.patch(f"/v1/api-keys/{key['id']}", json={"scopes": empty})
+        assert response.status_code == 400, empty
+        assert '["*"]' in response.json()["error"]["message"]
+    assert admin.get(f"/v1/api-keys/{key['id']}").json()["data"]["scopes"] == ["sandbox:read"]
+    widened = admin.patch(f"/v1/api-keys/{key['id']}", json={"scopes": ["*"]})
+    assert widened.json()["data"]["scopes"] == ["*"]  # said in so many words: fine
+
+
 def test_patch_null_name_is_refused(admin: Member) -> None:
     response = admin.patch(f"/v1/api-keys/{admin.key_id}", json={"name": None})
     assert response.status_code == 400

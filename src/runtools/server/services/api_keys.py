@@ -342,6 +342,10 @@ class ApiKeyService:
                 key.name = _validated_name(name)
                 changed.append("name")
             if not isinstance(scopes, Unset):
+                if not scopes:  # on create an empty list means "*"; here it must be said
+                    raise InvalidRequest(
+                        'scopes: an empty list would grant every scope; send ["*"] for that'
+                    )
                 normalized = _validated_scopes(scopes)
                 owner_role = self._owner_role(session, key)
                 check_grant(caller, owner_role, normalized)
