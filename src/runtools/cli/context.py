@@ -87,7 +87,11 @@ def api_errors(as_json: bool) -> Iterator[None]:
         fail(NOT_SIGNED_IN, code=EXIT_AUTHENTICATION, as_json=as_json, error_code="unauthorized")
     except APIStatusError as exc:
         message = exc.message
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+        if (
+            isinstance(exc, RateLimitError)
+            and exc.retry_after is not None
+            and "retry in" not in message  # this service's messages say it already
+        ):
             message += f"; retry in {exc.retry_after:.0f}s"
         fail(
             message,
