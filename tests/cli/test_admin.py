@@ -197,6 +197,11 @@ def test_password_from_stdin_is_stored_hashed(server_env: dict[str, str]) -> Non
         check=False,
     )
     assert short.returncode == 1 and "12-1024 characters" in short.stderr
+    empty = runtools(
+        "admin", "create-user", "bob@example.com", "--org", "acme", "--password-stdin",
+        env=server_env, stdin="", check=False,
+    )  # fmt: skip
+    assert empty.returncode == 2 and "stdin was empty" in empty.stderr  # a usage error
 
 
 def test_rotating_the_signing_key_publishes_both_keys(

@@ -55,3 +55,11 @@ def test_one_server_per_home_on_sqlite(server_env: dict[str, str], tmp_path: Pat
     finally:
         first.stop()
     LiveServer(env=server_env, log_path=tmp_path / "again.log").start().stop()  # released
+
+
+def test_an_unknown_log_level_is_a_usage_error(server_env: dict[str, str]) -> None:
+    result = runtools("serve", "--log-level", "loud", env=server_env, check=False)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: --log-level must be one of debug, info, warning, error, not 'loud'\n"
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from runtools.cli.output import emit_json, fail
+from runtools.cli.output import EXIT_USAGE, emit_json, fail
 from runtools.cli.server_env import server_settings, unreachable
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def create_user(
     if password_stdin:
         password = sys.stdin.read().rstrip("\r\n")
         if not password:
-            fail("--password-stdin given but stdin was empty", as_json=as_json)
+            fail("--password-stdin given but stdin was empty", code=EXIT_USAGE, as_json=as_json)
     with _runtime(as_json) as runtime:
         result = operator.create_user(
             runtime, email, org_name=org, role=role, password=password, display_name=display_name

@@ -13,6 +13,8 @@ import typer
 
 from runtools.cli.server_env import claimed_node, reachable_database, server_settings
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 HELP = """Start the API service (SQLite under RUNTOOLS_HOME unless RUNTOOLS_DATABASE_URL is set).
 
 Migrations are applied on start. A setting that does not parse exits 2, a
@@ -54,6 +56,10 @@ def serve(
         from runtools.cli.output import fail
 
         fail(f"the server is not installed ({exc.name}); pip install 'runtools-platform[server]'")
+    if log_level.lower() not in LOG_LEVELS:
+        from runtools.cli.output import fail
+
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}", code=2)
     settings = server_settings()
     if workers > 1 and settings.is_sqlite:
         from runtools.cli.output import fail
