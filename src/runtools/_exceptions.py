@@ -25,6 +25,8 @@ chosen in one place, :func:`make_status_error`.
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 
 __all__ = [
@@ -86,6 +88,29 @@ class DeviceLoginError(RunToolsError):
         self.message = message
 
 
+#: Headers that carry a credential: blanked in any request an exception keeps.
+_CREDENTIAL_HEADERS = ("x-api-key", "authorization")
+
+
+def _without_credentials(request: httpx.Request) -> httpx.Request:
+    """The request, its credential headers blanked: an exception is logged, printed, kept.
+
+    (httpx hides ``Authorization`` in a repr, but not ``X-API-Key``, and not
+    from anyone who reads the headers.) An exception ends its request; no
+    retry sends it again.
+    """
+    for name in _CREDENTIAL_HEADERS:
+        if name in request.headers:
+            request.headers[name] = "[redacted]"
+    return request
+
+
+def _response_without_credentials(response: httpx.Response) -> httpx.Response:
+    with contextlib.suppress(RuntimeError):  # a response built without a request
+        _without_credentials(response.request)
+    return response
+
+
 class APIConnectionError(RunToolsError):
     """The request was sent (or attempted) but no HTTP response came back."""
 
@@ -93,7 +118,7 @@ class APIConnectionError(RunToolsError):
         message = message or "Connection error"
         super().__init__(message)
         self.message = message
-        self.request = request
+        self.request = _without_credentials(request)
 
 
 class APITimeoutError(APIConnectionError):
@@ -112,7 +137,7 @@ class APIResponseValidationError(RunToolsError):
     def __init__(self, response: httpx.Response, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.response = response
+        self.response = _response_without_credentials(response)
         self.status_code = response.status_code
         self.request_id: str | None = response.headers.get("x-request-id")
 
@@ -149,7 +174,7 @@ class APIStatusError(RunToolsError):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.response = response
+        self.response = _response_without_credentials(response)
         self.status_code = response.status_code
         self.code = code
         self.request_id = request_id

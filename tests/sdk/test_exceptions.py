@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runtools import (
+    APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     AsyncRunTools,
@@ -59,6 +60,23 @@ def test_each_status_maps_to_its_class(
     assert error.request_id is not None and error.request_id.startswith("req_")
     assert error.request_id == error.response.headers["x-request-id"]
     assert "Something precise" in str(error)
+
+
+def test_an_error_keeps_no_credential_in_its_request(
+    no_retry_client: RunTools, fake: FakeRunTools, api_key: str
+) -> None:
+    # Exceptions get logged, printed and kept; httpx hides Authorization, not X-API-Key.
+    fake.fail_next("GET", "/v1/me", Fault(404, "not_found", "Nothing here"))
+    with pytest.raises(NotFoundError) as caught:
+        no_retry_client.me()
+    headers = caught.value.response.request.headers
+    assert headers["x-api-key"] == "[redacted]"
+    assert api_key not in repr(headers) and api_key not in str(dict(headers))
+    assert no_retry_client.me().credential.type  # the client itself still sends its key
+    closed = RunTools(api_key=api_key, base_url="http://127.0.0.1:9", max_retries=0)
+    with closed, pytest.raises(APIConnectionError) as unreachable:
+        closed.me()
+    assert unreachable.value.request.headers["x-api-key"] == "[redacted]"
 
 
 def test_bad_credentials_are_an_authentication_error(server_url: str) -> None:
