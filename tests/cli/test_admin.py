@@ -101,7 +101,9 @@ def test_missing_and_duplicate_names_fail_clearly(server_env: dict[str, str]) ->
         assert "Traceback" not in result.stderr
         as_json = runtools(*args, "--json", env=server_env, check=False)
         assert as_json.returncode == 1
-        assert message in json.loads(as_json.stdout)["error"]["message"]
+        error = json.loads(as_json.stdout)["error"]
+        assert message in error["message"]
+        assert error["code"] == "refused" and error["requestId"] is None  # no server asked
 
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", env=server_env)
     again = runtools(

@@ -112,6 +112,9 @@ def test_errors_are_one_line_and_json_errors_are_json(user_env: dict[str, str]) 
     down = dict(user_env, RUNTOOLS_API_URL="http://127.0.0.1:9")
     unreachable = runtools("sandbox", "list", env=down, check=False)
     assert unreachable.returncode == 3 and unreachable.stderr.startswith("error: ")
+    unreachable_json = runtools("sandbox", "list", "--json", env=down, check=False)
+    error = json.loads(unreachable_json.stdout)["error"]
+    assert error["code"] == "unavailable" and error["requestId"] is None
     for bad in ("http://127.0.0.1:abc", "http://[::1"):
         malformed = runtools("--api-url", bad, "sandbox", "list", env=user_env, check=False)
         assert malformed.returncode == 2 and malformed.stderr.count("\n") == 1, malformed.stderr

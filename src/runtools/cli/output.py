@@ -30,6 +30,16 @@ EXIT_AUTHENTICATION = 4
 EXIT_PERMISSION = 5
 EXIT_NOT_FOUND = 6
 
+#: The JSON error ``code`` of an error the CLI reports without a server's code.
+EXIT_CODES = {
+    EXIT_ERROR: "refused",
+    EXIT_USAGE: "usage_error",
+    EXIT_UNAVAILABLE: "unavailable",
+    EXIT_AUTHENTICATION: "unauthorized",
+    EXIT_PERMISSION: "forbidden",
+    EXIT_NOT_FOUND: "not_found",
+}
+
 
 def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, default=str) + "\n")
@@ -43,13 +53,18 @@ def fail(
     error_code: str | None = None,
     request_id: str | None = None,
 ) -> NoReturn:
-    """Print ``error: message (request req_…)`` on stderr (and JSON on stdout) and exit."""
+    """Print ``error: message (request req_…)`` on stderr (and JSON on stdout) and exit.
+
+    The JSON always has ``code``, ``message`` and ``requestId``: the server's
+    code, or for what the CLI finds itself (no connection, a usage error) the
+    code of its exit status; ``requestId`` is null when no request was answered.
+    """
     if as_json:
-        error: dict[str, Any] = {"message": message}
-        if error_code:
-            error["code"] = error_code
-        if request_id:
-            error["requestId"] = request_id
+        error: dict[str, Any] = {
+            "code": error_code or EXIT_CODES.get(code, "error"),
+            "message": message,
+            "requestId": request_id,
+        }
         emit_json({"error": error})
     suffix = f" (request {request_id})" if request_id else ""
     typer.echo(f"error: {message}{suffix}", err=True)
