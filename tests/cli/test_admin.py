@@ -221,3 +221,32 @@ def test_rotating_the_signing_key_publishes_both_keys(
     live_server.start()
     after = {k["kid"] for k in httpx.get(f"{live_server.url}/.well-known/jwks.json").json()["keys"]}
     assert after == before | {rotated["kid"]}
+
+
+def test_a_user_without_a_password_is_given_one_once(
+    server_env: dict[str, str], live_server: Any, secret_registry: Any
+) -> None:
+    import httpx
+
+    runtools("admin", "create-org", "acme", env=server_env)
+    runtools("admin", "create-user", "ada@example.com", "--org", "acme", env=server_env)
+    password = "correct horse battery staple"
+    given = runtools(
+        "admin", "set-password", "ada@example.com", "--password-stdin",
+        env=server_env, stdin=password + "\n",
+    )  # fmt: skip
+    assert "can now sign in" in given.stdout
+    live_server.start()
+    signed_in = httpx.post(
+        f"{live_server.url}/v1/auth/login", json={"email": "ada@example.com", "password": password}
+    )
+    assert signed_in.status_code == 200
+    secret_registry.add(signed_in.json()["data"]["accessToken"])
+    secret_registry.add(signed_in.json()["data"]["refreshToken"])
+    again = runtools(
+        "admin", "set-password", "ada@example.com", "--password-stdin",
+        env=server_env, stdin="another long password\n", check=False,
+    )  # fmt: skip
+    assert again.returncode == 1 and "already has a password" in again.stderr
+    unsaid = runtools("admin", "set-password", "ada@example.com", env=server_env, check=False)
+    assert unsaid.returncode == 2

@@ -132,6 +132,40 @@ def create_user(
     )
 
 
+@app.command("set-password")
+def set_password(
+    email: Annotated[str, typer.Argument(help="The user's email address")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin (required)")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give a sign-in password to a user who has none, so they can `runtools login`.
+
+    A user created without --password-stdin (like the first admin of a
+    bootstrap) cannot sign in until they have one. A user who has a password
+    changes it themselves; this command never replaces one.
+
+    Example:
+
+        printf '%s' "$PASSWORD" | runtools admin set-password ada@example.com --password-stdin
+    """
+    from runtools.server.services import operator
+
+    if not password_stdin:
+        fail("give the password on stdin with --password-stdin", code=EXIT_USAGE, as_json=as_json)
+    password = sys.stdin.read().rstrip("\r\n")
+    if not password:
+        fail("--password-stdin given but stdin was empty", code=EXIT_USAGE, as_json=as_json)
+    with _runtime(as_json) as runtime:
+        user = operator.set_first_password(runtime, email, password)
+    _report(
+        as_json,
+        {"id": user.id, "email": user.email, "passwordSet": True},
+        lambda: typer.echo(f"{user.email} can now sign in (runtools login)"),
+    )
+
+
 @app.command("create-key")
 def create_key(
     org: Annotated[str, typer.Option("--org", help="The key's organization")],

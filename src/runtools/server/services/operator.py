@@ -67,6 +67,25 @@ def create_user(
         return UserMembership(user, org, role, created)
 
 
+def set_first_password(runtime: Runtime, email: str, password: str) -> User:
+    """Give a sign-in password to a user who has none (one created without).
+
+    A user who has a password changes it themselves (``POST /v1/auth/password``):
+    the operator never replaces one.
+    """
+    password_hash = hash_password(password)
+    with runtime.database.session() as session:
+        user = organizations.user_by_email(session, email)
+        if user.password_hash is not None:
+            raise Conflict(
+                f"{user.email} already has a password; they change it themselves "
+                "(POST /v1/auth/password)"
+            )
+        user.password_hash = password_hash
+        session.commit()
+        return user
+
+
 def create_key(
     runtime: Runtime,
     *,
