@@ -18,7 +18,8 @@ from runtools.cli.output import EXIT_USAGE, emit_json, fail
 app = typer.Typer(
     help=(
         "Sandboxes: isolated Linux environments for running commands.\n\n"
-        "Authenticates with --api-key or RUNTOOLS_API_KEY (scopes sandbox:*); "
+        "Authenticates with --api-key, RUNTOOLS_API_KEY or the stored login "
+        "(scopes sandbox:*); "
         "a name works wherever an id does."
     ),
     no_args_is_help=True,
