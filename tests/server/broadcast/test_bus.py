@@ -59,6 +59,17 @@ def node(transport: Transport) -> tuple[BroadcastEventBus, Inbox]:
     return bus, inbox
 
 
+def watched_pair(
+    make: Callable[[], Transport],
+) -> tuple[BroadcastEventBus, BroadcastEventBus, Inbox, list[bool]]:
+    """Nodes A and B on one link, with B's inbox and every connection state B announced."""
+    a, _ = node(make())
+    b, b_inbox = node(make())
+    states: list[bool] = []
+    b.watch(states.append)
+    return a, b, b_inbox, states
+
+
 @pytest.fixture(params=["redis", "postgres"])
 def transports(request: pytest.FixtureRequest) -> Iterator[Callable[[], Transport]]:
     name = channel()
@@ -112,10 +123,7 @@ def test_the_publishing_node_forgets_at_once_and_ignores_its_own_echo(
 def test_losing_redis_is_announced_and_reconnection_restores_delivery(tmp_path: Path) -> None:
     server = PrivateRedis(tmp_path / "redis").start()
     name = channel()
-    a, _ = node(RedisTransport(server.url, name, timeout=0.5))
-    b, b_inbox = node(RedisTransport(server.url, name, timeout=0.5))
-    states: list[bool] = []
-    b.watch(states.append)
+    a, b, b_inbox, states = watched_pair(lambda: RedisTransport(server.url, name, timeout=0.5))
     try:
         wait_for(lambda: a.connected and b.connected)
         server.stop()
@@ -142,10 +150,7 @@ def test_after_a_database_restart_the_next_revocation_goes_out_at_once() -> None
     # event on its failure left B trusting its cache until A happened to publish again.
     postgres = PrivatePostgres().init().start()
     name = channel()
-    a, _ = node(PostgresTransport(postgres.url, name, timeout=0.5))
-    b, b_inbox = node(PostgresTransport(postgres.url, name, timeout=0.5))
-    states: list[bool] = []
-    b.watch(states.append)
+    a, b, b_inbox, states = watched_pair(lambda: PostgresTransport(postgres.url, name, timeout=0.5))
     try:
         wait_for(lambda: a.connected and b.connected)
         a.publish(CredentialEvent(EventKind.KEY_REVOKED, "org_1", key_id="key_before"))

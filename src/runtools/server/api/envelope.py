@@ -29,10 +29,14 @@ class RequestModel(WireModel):
     @field_validator("*")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        """No text holds a NUL: PostgreSQL cannot store one, so no database ever gets one."""
-        if contains_nul(value):
-            raise ValueError("must not contain NUL characters")
-        return value
+        return refuse_nul(value)
+
+
+def refuse_nul(value: T) -> T:
+    """A validator: no text holds a NUL (PostgreSQL cannot store one, so no database does)."""
+    if contains_nul(value):
+        raise ValueError("must not contain NUL characters")
+    return value
 
 
 def contains_nul(value: object) -> bool:

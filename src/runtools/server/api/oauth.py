@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtools.server.api.context import request_context, runtime_of
-from runtools.server.api.envelope import contains_nul
+from runtools.server.api.envelope import refuse_nul
 from runtools.server.api.errors import describe_validation
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.api.route_table import operation_id
@@ -50,13 +50,7 @@ router = APIRouter(
 )
 
 
-def _no_nul(value: str | None) -> str | None:
-    if contains_nul(value):
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-OptionalField = Annotated[str | None, Form(max_length=512), AfterValidator(_no_nul)]
+OptionalField = Annotated[str | None, Form(max_length=512), AfterValidator(refuse_nul)]
 
 
 class OAuthErrorBody(BaseModel):
