@@ -440,6 +440,11 @@ def test_last_used_at_is_recorded_without_a_write_per_request(
     used = admin.get(f"/v1/api-keys/{admin.key_id}").json()["data"]["lastUsedAt"]
     assert used.startswith("2026-01-15T12:00")
     assert runtime.usage.flush() == 0  # same minute: nothing new to write
+    clock.advance(timedelta(seconds=61))  # a cached key's use in the next minute is noted
+    admin.get("/v1/me")
+    assert runtime.usage.flush() == 1
+    later = admin.get(f"/v1/api-keys/{admin.key_id}").json()["data"]["lastUsedAt"]
+    assert later.startswith("2026-01-15T12:01")
 
 
 def test_verification_costs_no_database_round_trip_in_the_steady_state(

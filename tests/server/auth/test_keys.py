@@ -1,8 +1,12 @@
+import hashlib
+
 from runtools.server.auth.keys import (
     KEY_LENGTH,
+    SHORT_INPUT,
     generate_key,
     hash_key,
     is_well_formed,
+    sha256_hex,
 )
 
 
@@ -34,3 +38,13 @@ def test_wrong_prefix_length_or_alphabet_is_malformed() -> None:
     assert not is_well_formed(key + "x")
     assert not is_well_formed(key[:10] + "-" + key[11:])
     assert not is_well_formed("")
+
+
+def test_digests_are_sha256_on_both_sides_of_the_short_input_bound() -> None:
+    # Stored key hashes and cache keys must not depend on which implementation ran.
+    assert sha256_hex(b"abc") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    )
+    for size in (0, 1, 46, SHORT_INPUT - 1, SHORT_INPUT, SHORT_INPUT + 1, 700):
+        data = bytes(range(256)) * 3
+        assert sha256_hex(data[:size]) == hashlib.sha256(data[:size]).hexdigest()

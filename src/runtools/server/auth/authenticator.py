@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NoReturn
 
@@ -66,13 +66,17 @@ class VerifiedKey:
     ends: float
     # Whose last use to note (``lastUsedAt``); the hot path reads it for either kind.
     key_id: str
+    # The one mutable part: when the next use must be noted again (``touch``'s
+    # answer, the end of the minute last noted), so the hot path skips the call
+    # until then.
+    next_note: list[float] = field(compare=False)
 
     @classmethod
     def of(cls, record: KeyRecord) -> VerifiedKey:
         principal = _key_principal(record)
         ends = [t.timestamp() for t in (record.expires_at, record.revoked_at) if t is not None]
         ends_at = min(ends, default=math.inf) if principal is not None else -math.inf
-        return cls(record, principal, ends_at, record.key_id)
+        return cls(record, principal, ends_at, record.key_id, [-math.inf])
 
     @property
     def credential_id(self) -> str:
@@ -208,7 +212,9 @@ class Authenticator:
         if verified.ends <= now:  # also refuses a key whose owner left: its end is -inf
             return None
         if verified.key_id is not None:
-            self._usage.touch(verified.key_id, now)
+            note = verified.next_note
+            if now >= note[0]:
+                note[0] = self._usage.touch(verified.key_id, now)
         elif authorization is None:
             return None  # an access token sent as X-API-Key: ``authenticate()`` refuses it
         return verified.principal

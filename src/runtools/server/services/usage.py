@@ -27,16 +27,20 @@ class UsageRecorder:
         self._recorded_minute: dict[str, int] = {}  # minutes since the epoch
         self._lock = threading.Lock()
 
-    def touch(self, key_id: str, now: float) -> None:
-        """Note a use at ``now`` (seconds since the epoch): one integer compare per request."""
+    def touch(self, key_id: str, now: float) -> float:
+        """Note a use at ``now`` (seconds since the epoch); returns when the next is due.
+
+        Uses are noted to the minute: until the returned time (the minute's end)
+        another note of this key changes nothing, so a caller may skip it.
+        """
         minute = int(now // 60)
-        if self._recorded_minute.get(key_id) == minute:
-            return
-        with self._lock:
-            self._recorded_minute[key_id] = minute
-            self._pending[key_id] = datetime.fromtimestamp(minute * 60, UTC)
-            if len(self._recorded_minute) > 100_000:
-                self._recorded_minute.clear()
+        if self._recorded_minute.get(key_id) != minute:
+            with self._lock:
+                self._recorded_minute[key_id] = minute
+                self._pending[key_id] = datetime.fromtimestamp(minute * 60, UTC)
+                if len(self._recorded_minute) > 100_000:
+                    self._recorded_minute.clear()
+        return (minute + 1) * 60.0
 
     def flush(self) -> int:
         with self._lock:
