@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from runtools.server.errors import SandboxFileTooLarge
 from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits
+from runtools.server.sandbox.oom import COMMAND_SCORE
 
 pytestmark = pytest.mark.anyio
 
@@ -125,3 +127,51 @@ async def test_cgroups_live_beneath_the_service_cgroup(
         assert parents, f"{d} is not beneath the service's own cgroup"
         assert d.parent.parent.name == "runtools-sandboxes"
         assert d.parent.parent.parent in parents  # never at a hierarchy root
+
+
+def _memory_charged(cgroup_dirs: list[Path]) -> int:
+    """Bytes charged to the sandbox's memory cgroup (v1 or v2)."""
+    for d in cgroup_dirs:
+        for name in ("memory.usage_in_bytes", "memory.current"):
+            if (d / name).exists():
+                return int((d / name).read_text())
+    raise AssertionError("the sandbox has no memory cgroup")
+
+
+async def test_uploaded_files_count_against_the_sandbox_memory(
+    driver: LocalSandboxDriver,
+    make_sandbox: MakeSandbox,
+    cgroup_dirs: Callable[[str], list[Path]],
+) -> None:
+    # The writable directories are RAM-backed: a file put there through the
+    # file API must be charged to the sandbox, as a command's writes are, or a
+    # tenant could hold host memory beyond its limit (three mounts x disk).
+    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=48, disk_mib=64, pids=64))
+    chunk = b"x" * (20 * 1024 * 1024)
+    await driver.write_file(sandbox, "/workspace/a", chunk)
+    assert _memory_charged(cgroup_dirs(sandbox)) >= len(chunk)
+    await driver.write_file(sandbox, "/tmp/b", chunk)
+    with pytest.raises(SandboxFileTooLarge):
+        await driver.write_file(sandbox, "/home/user/c", chunk)  # past 48 MiB in all
+    # The refusal cost the sandbox nothing: no half-written file, and it still runs.
+    assert await driver.is_alive(sandbox)
+    r = await driver.exec(sandbox, "ls -a /home/user; wc -c < /workspace/a")
+    assert r.stdout.split() == [".", "..", str(len(chunk))], r
+
+
+async def test_commands_go_before_the_sandbox_itself_when_memory_runs_out(
+    driver: LocalSandboxDriver,
+    make_sandbox: MakeSandbox,
+    host_pids: Callable[[str], set[int]],
+) -> None:
+    # In a full sandbox every process is small (files in tmpfs belong to none),
+    # so size alone could make the OOM killer pick bubblewrap or init.
+    sandbox = await make_sandbox()
+    r = await driver.exec(
+        sandbox, "cat /proc/self/oom_score_adj; sh -c 'cat /proc/self/oom_score_adj'"
+    )
+    assert r.stdout.split() == [str(COMMAND_SCORE)] * 2, r
+    keepers = host_pids(sandbox)  # bubblewrap and init: all that runs now
+    assert keepers
+    for pid in keepers:
+        assert Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "0"

@@ -41,7 +41,10 @@ inside: not the driver's state directory, not other sandboxes, not
 ``/root`` or any other host directory. The tmpfs mounts live only in the
 sandbox's mount namespace, so there is no host-side mount to leak; tmpfs
 pages are charged to the sandbox's memory cgroup, which means the disk
-size is also bounded by the memory limit.
+size is also bounded by the memory limit. Uploaded files are charged the
+same way: a helper in the sandbox's cgroups writes them
+(``charged_write``). Commands are the OOM killer's choice before the
+sandbox's own processes (``oom``).
 
 The file API reaches those directories through the root of the sandbox's
 PID 1 and resolves every path component itself (``O_NOFOLLOW``, lexical

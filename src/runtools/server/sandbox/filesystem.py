@@ -93,7 +93,9 @@ class ConfinedFiles:
     """Path-safe file operations below ``roots`` of the tree at ``root_fd``.
 
     ``root_fd`` stays owned by the caller. Files and directories created
-    here are given to ``uid``/``gid`` so the sandbox user owns them.
+    here are given to ``uid``/``gid`` so the sandbox user owns them. A new
+    file's content is written by ``fill(fd, data, path)`` when given (the
+    driver's: a process the sandbox is charged for), else by this process.
     """
 
     def __init__(
@@ -105,8 +107,10 @@ class ConfinedFiles:
         gid: int,
         max_file_bytes: int,
         max_list_entries: int,
+        fill: Callable[[int, bytes, str], None] | None = None,
     ) -> None:
         self._root_fd = root_fd
+        self._fill = fill
         self._roots = roots
         self._uid = uid
         self._gid = gid
@@ -256,9 +260,12 @@ class ConfinedFiles:
             try:
                 os.fchown(fd, self._uid, self._gid)
                 os.fchmod(fd, mode)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                if self._fill is not None:
+                    self._fill(fd, data, path)
+                else:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

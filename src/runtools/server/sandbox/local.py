@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from runtools.server.errors import (
     SandboxUnavailable,
 )
 from runtools.server.sandbox.cgroups import CgroupHost, SandboxCgroup
+from runtools.server.sandbox.charged_write import write_charged
 from runtools.server.sandbox.driver import (
     DEFAULT_CWD,
     DEFAULT_MAX_OUTPUT_BYTES,
@@ -62,6 +64,7 @@ from runtools.server.sandbox.layout import (
     etc_files,
     init_argv,
 )
+from runtools.server.sandbox.oom import COMMAND_SCORE, scored
 from runtools.server.sandbox.output import Leftovers
 from runtools.server.sandbox.process import Exited, Output, follow, spawn
 from runtools.server.sandbox.state import SANDBOX_ID, SandboxState, StateStore
@@ -556,7 +559,7 @@ class LocalSandboxDriver:
             cgroup.sweep_leaves(EXEC_LEAF_PREFIX)
             procs = cgroup.make_leaf(leaf)
             try:
-                child = spawn(join_cgroups_argv(procs, argv), env=HOST_ENV)
+                child = spawn(join_cgroups_argv(procs, scored(COMMAND_SCORE, argv)), env=HOST_ENV)
             except OSError as exc:
                 cgroup.remove_leaf(leaf)
                 raise SandboxError(f"cannot run command: {exc}") from exc
@@ -632,6 +635,7 @@ class LocalSandboxDriver:
                     gid=state.gid,
                     max_file_bytes=self._max_file_bytes,
                     max_list_entries=self._max_list_entries,
+                    fill=partial(write_charged, state.cgroup),
                 )
             )
         finally:
