@@ -192,4 +192,5 @@ def build_sandboxes(settings: Settings, database: Database, clock: Clock) -> San
         driver,
         node=settings.sandbox_node,
         quota=settings.sandbox_quota,
+        memory_budget_mib=settings.sandbox_memory_budget,
     )

@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     sandbox_quota: int = Field(default=10, ge=0)
     """Live (not destroyed, not failed) sandboxes an organization may have at once."""
 
+    sandbox_memory_budget_mib: int | None = Field(default=None, ge=1)
+    """Memory this node promises its live sandboxes in all (their ``memory`` summed).
+
+    Unset: three quarters of the host's RAM. Files in a sandbox live in RAM
+    and count against its ``memory``, so this also bounds them.
+    """
+
     sandbox_state_dir: Path | None = None
     """The isolation driver's private state; ``home/sandboxes`` when unset."""
 
@@ -182,6 +189,14 @@ class Settings(BaseSettings):
         if value is not None and value.split(":", 1)[0] not in {"redis", "rediss", "unix"}:
             raise ValueError("RUNTOOLS_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return value
+
+    @property
+    def sandbox_memory_budget(self) -> int:
+        """``sandbox_memory_budget_mib``, or three quarters of the host's RAM, in MiB."""
+        if self.sandbox_memory_budget_mib is not None:
+            return self.sandbox_memory_budget_mib
+        host_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
+        return max(1, host_mib * 3 // 4)
 
     @property
     def sandbox_root(self) -> Path:

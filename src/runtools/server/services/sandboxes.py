@@ -13,6 +13,9 @@ Rules enforced here, whatever the transport:
   concurrent requests - on one node or several - cannot both act;
 - an organization never has more live sandboxes than its quota: creations
   are serialised per organization in the database;
+- a node never promises its live sandboxes more memory in all than its
+  budget (files live in RAM, so this bounds them too): creations are
+  serialised per node as well;
 - nothing is recorded when isolation is unavailable (503), and no command
   ever runs outside it;
 - environment values reach the driver only; records and audit events hold
@@ -45,6 +48,7 @@ from runtools.server.errors import (
     QuotaExceeded,
     SandboxNotFound,
     SandboxStateConflict,
+    SandboxUnavailable,
 )
 from runtools.server.sandbox.driver import (
     ResourceLimits,
@@ -121,12 +125,14 @@ class SandboxService:
         *,
         node: str,
         quota: int,
+        memory_budget_mib: int,
     ) -> None:
         self._database = database
         self._clock = clock
         self.driver = driver
         self.node = node
         self._quota = quota
+        self._memory_budget = memory_budget_mib
         # Commands and file operations in flight, per sandbox (this node only):
         # a sandbox that is busy is never idle.
         self._busy: Counter[str] = Counter()
@@ -253,6 +259,7 @@ class SandboxService:
                 f"Your organization has reached its quota of {self._quota} live sandboxes; "
                 "destroy one first"
             )
+        self._reserve_memory(session, new.resources.memory_mib)
         if new.name is not None:
             existing = repo.find(session, caller.org_id, new.name)
             if existing is not None and existing.status != S.DESTROYED:
@@ -282,6 +289,21 @@ class SandboxService:
         session.add(row)
         session.flush()
         repo.replace_tags(session, row, new.tags)
+
+    def _reserve_memory(self, session: Session, memory_mib: int) -> None:
+        budget = self._memory_budget
+        if memory_mib > budget:
+            raise InvalidRequest(
+                f"resources.memory of {memory_mib} MiB is more than this node gives all its "
+                f"sandboxes together ({budget} MiB)"
+            )
+        repo.lock_node(session, self.node)
+        promised = repo.memory_promised(session, self.node, LIVE)
+        if promised + memory_mib > budget:
+            raise SandboxUnavailable(
+                f"This node has {budget - promised} MiB of sandbox memory left of {budget} MiB; "
+                "ask for less memory, destroy a sandbox or try again later"
+            )
 
     # -- reading ---------------------------------------------------------------
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from runtools.server.clock import as_utc
@@ -22,7 +23,9 @@ from runtools.server.store.pagination import Page
 __all__ = [
     "count_live",
     "find",
+    "lock_node",
     "lock_org",
+    "memory_promised",
     "on_node",
     "replace_tags",
     "search",
@@ -43,6 +46,28 @@ def lock_org(session: Session, org_id: str) -> None:
     session.execute(
         update(Organization).where(Organization.id == org_id).values(plan=Organization.plan)
     )
+
+
+def lock_node(session: Session, node: str) -> None:
+    """Serialise sandbox creations on ``node`` until this transaction ends.
+
+    PostgreSQL: a transaction advisory lock keyed by schema and node. SQLite
+    needs none: ``lock_org`` has already taken the database's write lock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    schema = session.scalar(text("SELECT current_schema()"))
+    digest = hashlib.sha256(f"runtools-sandbox-node:{schema}:{node}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def memory_promised(session: Session, node: str, live: Collection[str]) -> int:
+    """MiB of memory the live sandboxes on ``node`` may use, summed."""
+    query = select(func.coalesce(func.sum(Sandbox.memory_mib), 0)).where(
+        Sandbox.node == node, Sandbox.status.in_(live)
+    )
+    return int(session.scalar(query) or 0)
 
 
 def count_live(session: Session, org_id: str, live: Collection[str]) -> int:
