@@ -106,6 +106,22 @@ def test_nul_characters_in_a_path_or_query_are_refused(admin: Member, path: str)
     assert "NUL" in error["message"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/sandboxes?status=running&status=paused",
+        "/v1/audit-logs?action=auth.failed&limit=5&action=key.created",
+        "/v1/api-keys?limit=1&limit=100",
+    ],
+)
+def test_a_query_parameter_given_twice_is_refused_not_half_applied(
+    admin: Member, path: str
+) -> None:
+    error = assert_envelope(admin.get(path), 400, "invalid_request")
+    assert "more than once" in error["message"] and "comma-separated" in error["message"]
+    assert admin.get("/v1/sandboxes?status=running,paused").status_code == 200
+
+
 def test_nul_characters_in_sign_in_and_oauth_forms_are_refused(client: TestClient) -> None:
     signed_in = client.post(
         "/v1/auth/login", json={"email": "ada\u0000@example.com", "password": "x"}

@@ -71,6 +71,23 @@ async def test_paths_outside_are_rejected(
         await driver.list_files(sandbox, path)
 
 
+async def test_files_and_directories_are_not_taken_for_each_other(
+    driver: LocalSandboxDriver, sandbox: str
+) -> None:
+    await driver.write_file(sandbox, "notes.txt", b"v1")
+    for path in ("notes.txt/", "/workspace/notes.txt/.", "new.txt/"):
+        with pytest.raises(SandboxPathRejected, match="cannot end with '/'"):
+            await driver.write_file(sandbox, path, b"v2")
+        with pytest.raises(SandboxPathRejected, match="cannot end with '/'"):
+            await driver.read_file(sandbox, path)
+    assert await driver.read_file(sandbox, "notes.txt") == b"v1"
+    assert [e.name for e in await driver.list_files(sandbox, "/workspace")] == ["notes.txt"]
+    with pytest.raises(SandboxPathRejected, match=r"not a directory: /workspace/notes\.txt"):
+        await driver.list_files(sandbox, "notes.txt")
+    with pytest.raises(SandboxNotFound):
+        await driver.list_files(sandbox, "missing")
+
+
 async def test_symlinks_cannot_escape(
     driver: LocalSandboxDriver, sandbox: str, tmp_path: Path, secret_registry: Any
 ) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,6 +104,19 @@ class WireMiddleware:
             )
             self._log(scope, 400, started)
             return
+        repeated = _repeated_parameter(query) if query else None
+        if repeated is not None:
+            # FastAPI would keep the last value silently: a filter half applied.
+            await send_error(
+                send,
+                400,
+                "invalid_request",
+                f"Query parameter {repeated!r} is given more than once; "
+                "pass it once (list filters take comma-separated values)",
+                request_id,
+            )
+            self._log(scope, 400, started)
+            return
         limit = self._body_limit(scope)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
@@ -180,3 +194,16 @@ def _content_length(scope: Scope) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+def _repeated_parameter(query: bytes) -> str | None:
+    """The first query parameter name that appears twice, if any."""
+    names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+    if len(names) == len(set(names)):
+        return None
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None

@@ -60,6 +60,20 @@ def normalize(path: str, roots: tuple[str, ...], base: str = DEFAULT_CWD) -> str
     return result
 
 
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _refuse_directory_form(path: str) -> None:
+    """A file path names a file: ``a.txt/`` (or ``a.txt/.``) is refused, not read as ``a.txt``."""
+    if path.endswith(("/", "/.")):
+        raise SandboxPathRejected(f"a file path cannot end with '/': {path}")
+
+
 def _is_symlink(name: str, dir_fd: int) -> bool:
     try:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
@@ -192,6 +206,8 @@ class ConfinedFiles:
     # -- operations --------------------------------------------------------
 
     def read(self, path: str) -> bytes:
+        _refuse_directory_form(path)
+
         def final(dir_fd: int, name: str, full: str) -> bytes:
             # O_NONBLOCK: opening a FIFO must not hang the service.
             fd = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_NONBLOCK)
@@ -219,6 +235,7 @@ class ConfinedFiles:
         return self._guard(path, lambda: self._resolve(path, final))
 
     def write(self, path: str, data: bytes) -> None:
+        _refuse_directory_form(path)
         if len(data) > self.max_file_bytes:
             raise SandboxFileTooLarge(f"file is larger than {self.max_file_bytes} bytes")
 
@@ -278,7 +295,12 @@ class ConfinedFiles:
 
     def listdir(self, path: str) -> list[FileEntry]:
         def final(dir_fd: int, name: str, full: str) -> list[FileEntry]:
-            fd = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fd = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_DIRECTORY)
+            except SandboxNotFound:
+                if _exists(name, dir_fd):  # there, but not a directory (links are followed)
+                    raise SandboxPathRejected(f"not a directory: {full}") from None
+                raise
             try:
                 return self._entries(fd, full)
             finally:
