@@ -28,13 +28,14 @@ from runtools._credentials import StoredSessionCredential
 from runtools._events import EVENT_STREAM, EventParser
 from runtools._file_lock import LockTimeout
 from runtools._login_store import LoginStoreError
-from runtools._models import Me
+from runtools._models import Me, SessionTokens
 from runtools._retry import DEFAULT_MAX_RETRIES
 from runtools._session_refresh import (
     login_ended_error,
     needs_refresh,
     refresh_request,
     refreshed_login,
+    switched_login,
 )
 from runtools.resources.api_keys import ApiKeys, AsyncApiKeys
 from runtools.resources.audit_logs import AsyncAuditLogs, AuditLogs
@@ -144,6 +145,16 @@ class RunTools(BaseClient):
             renewed = refreshed_login(login, parse_envelope(response))
             store.save(renewed)
             credential.adopt(renewed)
+
+    def _carry_stored_login(self, tokens: SessionTokens) -> None:
+        """After a switch of organization: a stored login goes on as the new session."""
+        credential = self._stored_session()
+        if credential is None:
+            return
+        moved = switched_login(credential.login, tokens)
+        with credential.store.locked() as store:
+            store.save(moved)
+        credential.adopt(moved)
 
     def close(self) -> None:
         """Close the connection pool, unless the caller passed its own ``http_client``."""
@@ -360,6 +371,23 @@ class AsyncRunTools(BaseClient):
             credential.adopt(renewed)
         finally:
             lock.release()
+
+    async def _carry_stored_login(self, tokens: SessionTokens) -> None:
+        """After a switch of organization: a stored login goes on as the new session."""
+        credential = self._stored_session()
+        if credential is None:
+            return
+        moved = switched_login(credential.login, tokens)
+        lock = credential.store.lock()
+        try:
+            await lock.acquire_async()
+        except LockTimeout as exc:
+            raise LoginStoreError(f"Another runtools process holds {lock.path}") from exc
+        try:
+            credential.store.locked_view().save(moved)
+        finally:
+            lock.release()
+        credential.adopt(moved)
 
     async def close(self) -> None:
         """Close the connection pool, unless the caller passed its own ``http_client``."""

@@ -13,6 +13,7 @@ No I/O here; the clients send and wait.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -20,6 +21,7 @@ import httpx
 from runtools._base_client import Envelope
 from runtools._exceptions import APIStatusError, make_status_error
 from runtools._login_store import StoredLogin
+from runtools._models import SessionTokens
 from runtools._retry import parse_retry_after
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "needs_refresh",
     "refresh_request",
     "refreshed_login",
+    "switched_login",
 ]
 
 #: Refresh when less than this is left, so a request never leaves with a dying token.
@@ -71,6 +74,19 @@ def refreshed_login(
     seconds = expires_in if isinstance(expires_in, int | float) else 0
     expires_at = (now or datetime.now(UTC)) + timedelta(seconds=seconds)
     return previous.with_tokens(access, refresh, expires_at)
+
+
+def switched_login(
+    previous: StoredLogin, tokens: SessionTokens, now: datetime | None = None
+) -> StoredLogin:
+    """``previous``, carried over to the session a switch of organization started."""
+    expires_at = (now or datetime.now(UTC)) + timedelta(seconds=tokens.expires_in)
+    return replace(
+        previous.with_tokens(tokens.access_token, tokens.refresh_token, expires_at),
+        session_id=tokens.session_id,
+        org_id=tokens.org.id if tokens.org is not None else None,
+        org_name=tokens.org.name if tokens.org is not None else None,
+    )
 
 
 def login_ended_error(response: httpx.Response, api_url: str) -> APIStatusError:

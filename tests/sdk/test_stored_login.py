@@ -146,6 +146,60 @@ def test_a_signed_out_session_says_to_sign_in_again(
         rt.me()
 
 
+def _also_member_of_globex(app: Any) -> None:
+    runtime = runtime_of(app)
+    operator.create_org(runtime, "globex")
+    operator.create_user(
+        runtime, "ada@example.com", org_name="globex", role="member", password=None,
+        display_name=None,
+    )  # fmt: skip
+
+
+def _saved_after_switch(store: LoginStore, before: dict[str, Any], registry: Any) -> StoredLogin:
+    saved = store.get(URL)
+    assert saved is not None and saved.access_token and saved.refresh_token
+    registry.add(saved.access_token)
+    registry.add(saved.refresh_token)
+    assert saved.refresh_token != before["refreshToken"]
+    assert saved.session_id != before["sessionId"] and saved.org_name == "globex"
+    assert saved.seconds_left() > 60
+    return saved
+
+
+def test_switching_organization_carries_the_stored_login_over(
+    app: Any, http: TestClient, store: LoginStore, secret_registry: Any
+) -> None:
+    _also_member_of_globex(app)
+    tokens = sign_in(http, secret_registry)
+    store.save(stored(tokens, expires_at=datetime.now(UTC) + timedelta(hours=1)))
+    rt = RunTools(base_url=URL, http_client=http)
+    moved = rt.auth.switch_org("globex")
+    saved = _saved_after_switch(store, tokens, secret_registry)
+    assert saved.session_id == moved.session_id
+    # This client goes on as the new session, and so does the next process.
+    assert rt.me().organization.name == "globex"
+    assert RunTools(base_url=URL, http_client=http).me().credential.id == moved.session_id
+
+
+@pytest.mark.anyio
+async def test_switching_organization_carries_the_stored_login_over_async(
+    app: Any, store: LoginStore, secret_registry: Any
+) -> None:
+    _also_member_of_globex(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=URL) as http:
+        signed_in = await http.post(
+            "/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
+        )
+        tokens = signed_in.json()["data"]
+        secret_registry.add(tokens["accessToken"])
+        secret_registry.add(tokens["refreshToken"])
+        store.save(stored(tokens, expires_at=datetime.now(UTC) + timedelta(hours=1)))
+        async with AsyncRunTools(base_url=URL, http_client=http) as rt:
+            moved = await rt.auth.switch_org("globex")
+            assert (await rt.me()).credential.id == moved.session_id
+    assert _saved_after_switch(store, tokens, secret_registry).session_id == moved.session_id
+
+
 def test_sessions_are_listed_and_revoked(
     http: TestClient, store: LoginStore, secret_registry: Any
 ) -> None:

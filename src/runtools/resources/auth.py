@@ -44,11 +44,15 @@ class Auth(SyncResource):
     def switch_org(self, org: str) -> SessionTokens:
         """End this session and start one in ``org``, another of your organizations.
 
-        This client's token stops working: continue with the returned tokens,
-        e.g. ``RunTools(access_token=tokens.access_token)``.
+        A client on the stored login (``runtools login``) goes on as the new
+        session, and the stored login with it. A client given its token
+        explicitly cannot: that token stops working, continue with the
+        returned ones, e.g. ``RunTools(access_token=tokens.access_token)``.
         """
         envelope = self._client._request("POST", "/auth/switch-org", json=_switch(org))
-        return envelope.model(SessionTokens)
+        tokens = envelope.model(SessionTokens)
+        self._client._carry_stored_login(tokens)
+        return tokens
 
 
 class AsyncAuth(AsyncResource):
@@ -68,6 +72,12 @@ class AsyncAuth(AsyncResource):
         await self._client._request("POST", "/auth/logout")
 
     async def switch_org(self, org: str) -> SessionTokens:
-        """End this session and start one in ``org``, another of your organizations."""
+        """End this session and start one in ``org``, another of your organizations.
+
+        As :meth:`Auth.switch_org`: a client on the stored login goes on as
+        the new session.
+        """
         envelope = await self._client._request("POST", "/auth/switch-org", json=_switch(org))
-        return envelope.model(SessionTokens)
+        tokens = envelope.model(SessionTokens)
+        await self._client._carry_stored_login(tokens)
+        return tokens
