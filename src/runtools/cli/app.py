@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 
 from runtools.cli import admin, auth, login, sandbox, serve
 from runtools.cli.context import Globals
+from runtools.cli.output import EXIT_USAGE, fail
 
 app = typer.Typer(
     name="runtools",
@@ -55,4 +57,20 @@ app.add_typer(sandbox.app, name="sandbox")
 
 
 def main() -> None:
-    app()
+    if "--json" not in sys.argv[1:]:
+        app()
+        return
+    # With --json, an error in the command line itself (an unknown option, a
+    # missing argument) is JSON on stdout too, as every other error is.
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # the argument parser's errors: usage, exit 2
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        try:
+            fail(message, code=getattr(exc, "exit_code", EXIT_USAGE), as_json=True)
+        except typer.Exit as stop:
+            sys.exit(stop.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
