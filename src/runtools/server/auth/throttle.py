@@ -3,34 +3,36 @@
 A sliding window per subject (an account, an address): after ``limit``
 failures within ``window`` seconds, further attempts are refused until the
 oldest failure leaves the window. Only failures count, so a legitimate user
-who types correctly is never slowed down. In process; bounded in memory.
+who types correctly is never slowed down.
+
+Failures are kept in the database, so every worker and every node counts
+the same ones: spreading guesses over the nodes of a cluster (or the
+workers of one) buys an attacker nothing. Subjects are stored as SHA-256
+digests, never as typed. The database not answering is a 503: guesses are
+never let through uncounted.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
+import hashlib
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from runtools.server.clock import Clock
 from runtools.server.errors import RateLimited
+from runtools.server.store import auth_failures
+from runtools.server.store.database import Database, unavailable
 
 
 class Throttle:
     def __init__(
-        self,
-        *,
-        limit: int,
-        window: float,
-        max_subjects: int = 100_000,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, *, database: Database, clock: Clock, name: str, limit: int, window: float
     ) -> None:
+        self._database = database
+        self._clock = clock
+        self._name = name
         self.limit = limit
         self.window = window
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._max = max_subjects
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
 
     def check(self, subject: str, what: str) -> None:
         """Raise ``RateLimited`` if ``subject`` is over its limit.
@@ -38,32 +40,40 @@ class Throttle:
         ``what`` says what happened ("Too many failed sign-ins"); the message
         adds when to retry, in the seconds ``Retry-After`` gives too.
         """
-        with self._lock:
-            failures = self._recent(subject)
-            if failures is not None and len(failures) >= self.limit:
-                retry_after = int(failures[0] + self.window - self._monotonic()) + 1
-                raise RateLimited(f"{what}; retry in {retry_after}s", retry_after=retry_after)
+        now = self._clock.timestamp()
+        try:
+            with self._database.session() as session:
+                count, oldest = auth_failures.recent(
+                    session, self._digest(subject), now - self.window
+                )
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+        if count >= self.limit and oldest is not None:
+            retry_after = max(1, int(oldest + self.window - now) + 1)
+            raise RateLimited(f"{what}; retry in {retry_after}s", retry_after=retry_after)
 
     def failed(self, subject: str) -> None:
-        with self._lock:
-            failures = self._recent(subject)
-            if failures is None:
-                failures = deque()
-                self._failures[subject] = failures
-            failures.append(self._monotonic())
-            self._failures.move_to_end(subject)
-            while len(self._failures) > self._max:
-                self._failures.popitem(last=False)
+        now = self._clock.timestamp()
+        try:
+            with self._database.session() as session:
+                auth_failures.add(
+                    session,
+                    self._name,
+                    self._digest(subject),
+                    now,
+                    forget_before=now - self.window,
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
 
     def reset(self, subject: str) -> None:
-        with self._lock:
-            self._failures.pop(subject, None)
+        try:
+            with self._database.session() as session:
+                auth_failures.forget(session, self._digest(subject))
+                session.commit()
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
 
-    def _recent(self, subject: str) -> deque[float] | None:
-        failures = self._failures.get(subject)
-        if failures is None:
-            return None
-        horizon = self._monotonic() - self.window
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        return failures
+    def _digest(self, subject: str) -> str:
+        return hashlib.sha256(f"{self._name}:{subject}".encode()).hexdigest()

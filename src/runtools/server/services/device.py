@@ -67,8 +67,13 @@ class DeviceService:
         self._settings = settings
         self._sessions = sessions
         window = settings.device_code_ttl_seconds
-        self.user_throttle = Throttle(limit=settings.device_max_wrong_codes, window=window)
-        self.ip_throttle = Throttle(limit=settings.device_max_wrong_codes, window=window)
+        limit = settings.device_max_wrong_codes
+        self.user_throttle = Throttle(
+            database=database, clock=clock, name="device:user", limit=limit, window=window
+        )
+        self.ip_throttle = Throttle(
+            database=database, clock=clock, name="device:ip", limit=limit, window=window
+        )
 
     def start(self, client_id: str, context: RequestContext) -> DeviceAuthorization:
         client_id = client_id.strip()

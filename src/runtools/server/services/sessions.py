@@ -109,9 +109,19 @@ class SessionService:
         self._refresh_key = self._service_secret("refresh_successor")
         window = settings.login_failure_window_seconds
         self.account_throttle = Throttle(
-            limit=settings.login_max_failures_per_account, window=window
+            database=database,
+            clock=clock,
+            name="sign-in:account",
+            limit=settings.login_max_failures_per_account,
+            window=window,
         )
-        self.ip_throttle = Throttle(limit=settings.login_max_failures_per_ip, window=window)
+        self.ip_throttle = Throttle(
+            database=database,
+            clock=clock,
+            name="sign-in:ip",
+            limit=settings.login_max_failures_per_ip,
+            window=window,
+        )
 
     # -- signing in ------------------------------------------------------------
 

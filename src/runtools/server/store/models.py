@@ -282,3 +282,25 @@ class IdempotencyRecord(Base):
     sealed_response: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuthFailure(Base):
+    """One failed guess (a sign-in, a device user code), for throttling on every node.
+
+    ``throttle`` names what counts it (``sign-in:account``, ``device:ip``, …);
+    ``subject`` is SHA-256 of who (an email, an address, a user id) with that
+    name: the table never holds what a person typed. ``failed_at`` is seconds
+    since the epoch. A throttle's rows older than its window are deleted as
+    new failures arrive.
+    """
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (
+        Index("ix_auth_failures_subject_failed_at", "subject", "failed_at"),
+        Index("ix_auth_failures_throttle_failed_at", "throttle", "failed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    throttle: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    failed_at: Mapped[float] = mapped_column(Float)
