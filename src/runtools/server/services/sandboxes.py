@@ -300,8 +300,9 @@ class SandboxService:
         repo.lock_node(session, self.node)
         promised = repo.memory_promised(session, self.node, LIVE)
         if promised + memory_mib > budget:
+            # How much others use stays unsaid: one tenant learns nothing of another.
             raise SandboxUnavailable(
-                f"This node has {budget - promised} MiB of sandbox memory left of {budget} MiB; "
+                f"This node has no room for a sandbox with {memory_mib} MiB of memory now; "
                 "ask for less memory, destroy a sandbox or try again later"
             )
 
