@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from runtools.server.errors import SandboxFileTooLarge
+from runtools.server.errors import SandboxFileTooLarge, SandboxStateConflict
 from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits
 from runtools.server.sandbox.oom import COMMAND_SCORE
 
@@ -175,3 +176,52 @@ async def test_commands_go_before_the_sandbox_itself_when_memory_runs_out(
     assert keepers
     for pid in keepers:
         assert Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "0"
+
+
+async def test_an_upload_that_does_not_fit_is_refused_before_a_command_pays_for_it(
+    driver: LocalSandboxDriver, make_sandbox: MakeSandbox
+) -> None:
+    # A command holds most of the memory; an upload that would not fit must fail
+    # on its own, never wake the OOM killer against the command.
+    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=128, disk_mib=256, pids=64))
+    holder = asyncio.create_task(
+        driver.exec(
+            sandbox,
+            "python3 -c \"import time; a = bytearray(95 << 20); a[::4096] = b'x' * len(a[::4096]);"
+            " print('held', flush=True); time.sleep(4); print('done')\"",
+            timeout_ms=30_000,
+        )
+    )
+    await asyncio.sleep(2)
+    with pytest.raises(SandboxFileTooLarge):
+        await driver.write_file(sandbox, "big", b"x" * (30 * 1024 * 1024))
+    r = await holder
+    assert (r.exit_code, r.stdout) == (0, "held\ndone\n"), r
+    await driver.write_file(sandbox, "big", b"x" * (30 * 1024 * 1024))  # fits now
+
+
+async def test_pausing_during_an_upload_never_leaves_it_hanging(
+    driver: LocalSandboxDriver, make_sandbox: MakeSandbox
+) -> None:
+    # A sandbox starved of CPU: were the upload's writer subject to its quota (or
+    # frozen with it), the upload would crawl, and a pause would stop it for good.
+    sandbox = await make_sandbox(ResourceLimits(vcpus=0.01, memory_mib=256, disk_mib=256, pids=64))
+    data = b"x" * (24 * 1024 * 1024)
+    for delay in (0.0, 0.02, 0.2):
+        upload = asyncio.create_task(driver.write_file(sandbox, "f", data))
+        await asyncio.sleep(delay)
+        try:
+            await driver.pause(sandbox)
+        except SandboxStateConflict:
+            paused = False  # an upload in flight: refused, not frozen
+        else:
+            paused = True
+        try:
+            # Still paused: the upload must end on its own all the same.
+            with contextlib.suppress(SandboxStateConflict):  # paused before it began
+                await asyncio.wait_for(upload, timeout=10)
+        finally:
+            if paused:
+                await driver.resume(sandbox)
+    await asyncio.wait_for(driver.write_file(sandbox, "f", data), timeout=10)
+    assert await driver.read_file(sandbox, "f") == data

@@ -132,6 +132,37 @@ class SandboxCgroup:
                     found.update(int(p) for p in _read(extra / "cgroup.procs").split())
         return found
 
+    def memory_procs(self) -> Path | None:
+        """v1: the memory cgroup's ``cgroup.procs`` alone.
+
+        A process placed only there is charged for the memory it allocates
+        but is neither frozen with the sandbox, nor throttled by its CPU
+        quota, nor counted against its pids. v2 has one hierarchy: None
+        (a leaf under the sandbox is the only way to be charged).
+        """
+        return self.extra_dirs[0] / "cgroup.procs" if self.version == 1 else None
+
+    def memory_headroom(self) -> int:
+        """Bytes the sandbox may still be charged before it runs out of memory.
+
+        The limit less what is charged, plus the file cache the kernel would
+        reclaim first (files in tmpfs are not in it: they cannot be reclaimed).
+        """
+        if self.version == 1:
+            group = self.extra_dirs[0]
+            limit = int(_read(group / "memory.limit_in_bytes"))
+            used = int(_read(group / "memory.usage_in_bytes"))
+            prefix = "total_"
+        else:
+            group = self.track_dir
+            raw = _read(group / "memory.max").strip()
+            limit = int(raw) if raw != "max" else 1 << 62
+            used = int(_read(group / "memory.current"))
+            prefix = ""
+        stats = dict(line.split() for line in _read(group / "memory.stat").splitlines())
+        cache = sum(int(stats.get(f"{prefix}{n}", 0)) for n in ("active_file", "inactive_file"))
+        return limit - used + cache
+
     # -- freezing ----------------------------------------------------------
 
     def is_frozen(self) -> bool:

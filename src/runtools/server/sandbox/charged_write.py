@@ -5,21 +5,29 @@ charged to the memory cgroup of the process that writes them. Written by
 the service itself, an upload would be charged to the service's cgroup, and
 a tenant could hold host memory beyond its sandbox's limit (up to its disk
 size on each of the three mounts). So the content goes through ``cat``,
-run in a fresh leaf of the sandbox's cgroups, into a file the service
-opened and confined beforehand: the upload counts against the sandbox's
-``memory`` like anything its commands write.
+placed in the sandbox's memory cgroup, into a file the service opened and
+confined beforehand: the upload counts against the sandbox's ``memory``
+like anything its commands write.
 
-``cat`` runs on the host as root but can only write to the one open file
-it is given as stdout. It is the OOM killer's first choice (``oom``), so an
-upload that fills the sandbox's memory fails alone: the sandbox's processes
-are left running.
+- An upload larger than the sandbox's free memory is refused before a byte
+  is written, so it does not wake the OOM killer in the sandbox.
+- ``cat`` runs on the host as root but can only write to the one open file
+  it is given as stdout. Should it still run out of memory (racing a
+  command), it is the OOM killer's first choice (``oom``).
+- On cgroup v1 it joins the memory controller only: a paused sandbox cannot
+  freeze it and the sandbox's CPU quota does not slow it. On v2 it joins a
+  leaf of the sandbox (one hierarchy), and the driver refuses to pause a
+  sandbox while an upload runs.
+- The transfer is awaited, not run in a worker thread, so slow uploads never
+  hold the threads other requests need; it is bounded by a timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import secrets
-import subprocess
 
 from runtools.server.errors import SandboxError, SandboxFileTooLarge, SandboxStateConflict
 from runtools.server.sandbox.cgroups import SandboxCgroup
@@ -31,11 +39,13 @@ __all__ = ["UPLOAD_LEAF_PREFIX", "write_charged"]
 UPLOAD_LEAF_PREFIX = "upload-"
 #: Generous: ``cat`` moves the largest upload (tens of MiB) in well under a second.
 UPLOAD_TIMEOUT_S = 60.0
+#: Left free for the sandbox's own processes when an upload is admitted.
+MEMORY_MARGIN = 4 * 1024 * 1024
 _WRITER = scored(WRITER_SCORE, ["/bin/cat"])
 
 
-def write_charged(cgroup: SandboxCgroup, fd: int, data: bytes, path: str) -> None:
-    """Write ``data`` to the open file ``fd`` from a process in ``cgroup``.
+async def write_charged(cgroup: SandboxCgroup, fd: int, data: bytes, path: str) -> None:
+    """Write ``data`` to the open file ``fd`` from a process charged to ``cgroup``.
 
     Raises ``OSError(ENOSPC)`` when the mount is full (the caller translates
     it as for any write), ``SandboxFileTooLarge`` when the sandbox's memory
@@ -43,33 +53,51 @@ def write_charged(cgroup: SandboxCgroup, fd: int, data: bytes, path: str) -> Non
     """
     if cgroup.is_frozen():
         raise SandboxStateConflict("the sandbox is paused")
-    leaf = f"{UPLOAD_LEAF_PREFIX}{secrets.token_hex(6)}"
-    procs = cgroup.make_leaf(leaf)
     try:
-        try:
-            done = subprocess.run(  # noqa: S603 - fixed argv, no shell input from the caller
-                join_cgroups_argv(procs, _WRITER),
-                input=data,
-                stdout=fd,
-                stderr=subprocess.PIPE,
-                env=HOST_ENV,
-                timeout=UPLOAD_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise SandboxError(f"writing {path} timed out") from exc
-        except OSError as exc:
-            raise SandboxError(f"cannot write {path}: {exc.strerror}") from exc
+        headroom = cgroup.memory_headroom()
+    except (OSError, ValueError) as exc:
+        raise SandboxError(f"cannot read the sandbox's memory use: {exc}") from exc
+    if len(data) > headroom - MEMORY_MARGIN:
+        raise SandboxFileTooLarge(f"no memory left in the sandbox for {path}")
+    memory_procs = cgroup.memory_procs()
+    leaf = None if memory_procs is not None else f"{UPLOAD_LEAF_PREFIX}{secrets.token_hex(6)}"
+    procs = [memory_procs] if memory_procs is not None else cgroup.make_leaf(str(leaf))
+    try:
+        returncode, message = await _run_writer(join_cgroups_argv(procs, _WRITER), fd, data, path)
     finally:
-        cgroup.remove_leaf(leaf)
-    if done.returncode == 0:
+        if leaf is not None:
+            cgroup.remove_leaf(leaf)
+    if returncode == 0:
         return
-    message = done.stderr.decode(errors="replace").strip()
     if message.startswith(JOIN_FAILED):
         raise SandboxError(message)
     if "No space left" in message:
         raise OSError(errno.ENOSPC, "No space left on device")
-    if done.returncode < 0 or "Cannot allocate memory" in message:
+    if returncode < 0 or "Cannot allocate memory" in message:
         # Killed by the sandbox's OOM killer, or refused memory: its memory is full.
         raise SandboxFileTooLarge(f"no memory left in the sandbox for {path}")
-    raise SandboxError(f"cannot write {path}: {message or f'exit {done.returncode}'}")
+    raise SandboxError(f"cannot write {path}: {message or f'exit {returncode}'}")
+
+
+async def _run_writer(argv: list[str], fd: int, data: bytes, path: str) -> tuple[int, str]:
+    try:
+        writer = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=fd,
+            stderr=asyncio.subprocess.PIPE,
+            env=HOST_ENV,
+        )
+    except OSError as exc:
+        raise SandboxError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        _, stderr = await asyncio.wait_for(writer.communicate(data), UPLOAD_TIMEOUT_S)
+    except BaseException as exc:
+        with contextlib.suppress(ProcessLookupError):
+            writer.kill()
+        await writer.wait()
+        if isinstance(exc, TimeoutError):
+            raise SandboxError(f"writing {path} timed out") from exc
+        raise
+    assert writer.returncode is not None
+    return writer.returncode, stderr.decode(errors="replace").strip()

@@ -30,7 +30,7 @@ from runtools.server.errors import (
 )
 from runtools.server.sandbox.driver import DEFAULT_CWD, FileEntry, FileType
 
-__all__ = ["ConfinedFiles", "normalize"]
+__all__ = ["ConfinedFiles", "PendingWrite", "normalize", "translate_os_error"]
 
 MAX_SYMLINK_HOPS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -71,7 +71,7 @@ def _exists(name: str, dir_fd: int) -> bool:
 def _refuse_directory_form(path: str) -> None:
     """A file path names a file: ``a.txt/`` (or ``a.txt/.``) is refused, not read as ``a.txt``."""
     if path.endswith(("/", "/.")):
-        raise SandboxPathRejected(f"a file path cannot end with '/': {path}")
+        raise SandboxPathRejected(f"a file path cannot end with '/' or '/.': {path}")
 
 
 def _is_symlink(name: str, dir_fd: int) -> bool:
@@ -81,7 +81,8 @@ def _is_symlink(name: str, dir_fd: int) -> bool:
         return False
 
 
-def _translate(exc: OSError, path: str) -> Exception:
+def translate_os_error(exc: OSError, path: str) -> Exception:
+    """The sandbox error a failed file operation on ``path`` is to its caller."""
     if exc.errno in (errno.ENOENT, errno.ENOTDIR):
         return SandboxNotFound(f"no such file or directory: {path}")
     if exc.errno == errno.EISDIR:
@@ -93,6 +94,42 @@ def _translate(exc: OSError, path: str) -> Exception:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return SandboxFileTooLarge(f"no space left in the sandbox for {path}")
     return SandboxError(f"file operation failed for {path}: {exc.strerror}")
+
+
+class PendingWrite:
+    """A temporary file being filled; ``commit`` renames it over the name, ``abort`` drops it.
+
+    Holds its own descriptor of the (confined) directory, so nothing is
+    resolved by path again. Exactly one of ``commit`` or ``abort`` is called.
+    """
+
+    def __init__(self, dir_fd: int, temporary: str, name: str, path: str, fd: int) -> None:
+        self.dir_fd = dir_fd
+        self.temporary = temporary
+        self.name = name
+        self.path = path
+        #: The temporary file, open for writing.
+        self.fd = fd
+
+    def commit(self) -> None:
+        try:
+            os.close(self.fd)
+            self.fd = -1
+            os.rename(self.temporary, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except OSError as exc:
+            self.abort()
+            raise translate_os_error(exc, self.path) from exc
+        os.close(self.dir_fd)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.fd >= 0:
+                os.close(self.fd)
+        self.fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.temporary, dir_fd=self.dir_fd)
+        with contextlib.suppress(OSError):
+            os.close(self.dir_fd)
 
 
 class _Restart(Exception):
@@ -107,9 +144,7 @@ class ConfinedFiles:
     """Path-safe file operations below ``roots`` of the tree at ``root_fd``.
 
     ``root_fd`` stays owned by the caller. Files and directories created
-    here are given to ``uid``/``gid`` so the sandbox user owns them. A new
-    file's content is written by ``fill(fd, data, path)`` when given (the
-    driver's: a process the sandbox is charged for), else by this process.
+    here are given to ``uid``/``gid`` so the sandbox user owns them.
     """
 
     def __init__(
@@ -121,10 +156,8 @@ class ConfinedFiles:
         gid: int,
         max_file_bytes: int,
         max_list_entries: int,
-        fill: Callable[[int, bytes, str], None] | None = None,
     ) -> None:
         self._root_fd = root_fd
-        self._fill = fill
         self._roots = roots
         self._uid = uid
         self._gid = gid
@@ -178,7 +211,7 @@ class ConfinedFiles:
                     if exc.errno == errno.ENOENT and create_dirs and walked:
                         next_fd = self._mkdir(part, fd)
                     else:
-                        raise _translate(exc, path) from exc
+                        raise translate_os_error(exc, path) from exc
                 os.close(fd)
                 fd = next_fd
                 walked = f"{walked}/{part}"
@@ -201,7 +234,7 @@ class ConfinedFiles:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_symlink(name, dir_fd):
                 link_dir = path.rsplit("/", 1)[0] or "/"
                 raise _Restart(self._follow(link_dir, name, dir_fd, [], 0)) from None
-            raise _translate(exc, path) from exc
+            raise translate_os_error(exc, path) from exc
 
     # -- operations --------------------------------------------------------
 
@@ -235,17 +268,37 @@ class ConfinedFiles:
         return self._guard(path, lambda: self._resolve(path, final))
 
     def write(self, path: str, data: bytes) -> None:
+        """Create or replace ``path`` with ``data``, written by this process."""
+        pending = self.prepare_write(path, len(data))
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(pending.fd, view) :]
+        except OSError as exc:
+            pending.abort()
+            raise translate_os_error(exc, pending.path) from exc
+        except BaseException:
+            pending.abort()
+            raise
+        pending.commit()
+
+    def prepare_write(self, path: str, size: int) -> PendingWrite:
+        """An empty temporary file beside ``path``, to fill and then ``commit`` over it.
+
+        The new content goes to a temporary file renamed over the name, so a
+        write that fails (no space, no memory) leaves any old file whole. It
+        takes the old file's mode. Whoever fills it need not be this process:
+        the driver has a process in the sandbox's cgroup write the bytes.
+        """
         _refuse_directory_form(path)
-        if len(data) > self.max_file_bytes:
+        if size > self.max_file_bytes:
             raise SandboxFileTooLarge(f"file is larger than {self.max_file_bytes} bytes")
 
-        def final(dir_fd: int, name: str, full: str) -> None:
+        def final(dir_fd: int, name: str, full: str) -> PendingWrite:
             if full in self._roots:
                 raise SandboxPathRejected(f"is a directory: {full}")
             # An existing name is opened first (links resolved by us, a FIFO or
-            # device refused) only to learn its mode: the new content goes to a
-            # temporary file renamed over it, so a write that fails (no space left)
-            # leaves the old file whole.
+            # device refused) only to learn its mode.
             mode = 0o644
             try:
                 existing = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_NONBLOCK)
@@ -261,11 +314,11 @@ class ConfinedFiles:
                 if not stat.S_ISREG(info.st_mode):
                     raise SandboxPathRejected(f"not a regular file: {full}")
                 mode = stat.S_IMODE(info.st_mode)
-            self._replace(dir_fd, name, full, data, mode)
+            return self._temporary(dir_fd, name, full, mode)
 
-        self._guard(path, lambda: self._resolve(path, final, create_dirs=True))
+        return self._guard(path, lambda: self._resolve(path, final, create_dirs=True))
 
-    def _replace(self, dir_fd: int, name: str, path: str, data: bytes, mode: int) -> None:
+    def _temporary(self, dir_fd: int, name: str, path: str, mode: int) -> PendingWrite:
         temporary = f".upload-{secrets.token_hex(8)}"  # short: any valid name fits beside it
         fd = os.open(
             temporary,
@@ -273,25 +326,14 @@ class ConfinedFiles:
             0o600,
             dir_fd=dir_fd,
         )
+        pending = PendingWrite(os.dup(dir_fd), temporary, name, path, fd)
         try:
-            try:
-                os.fchown(fd, self._uid, self._gid)
-                os.fchmod(fd, mode)
-                if self._fill is not None:
-                    self._fill(fd, data, path)
-                else:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=dir_fd)
-            if isinstance(exc, OSError):
-                raise _translate(exc, path) from exc
+            os.fchown(fd, self._uid, self._gid)
+            os.fchmod(fd, mode)
+        except BaseException:
+            pending.abort()
             raise
+        return pending
 
     def listdir(self, path: str) -> list[FileEntry]:
         def final(dir_fd: int, name: str, full: str) -> list[FileEntry]:
@@ -338,7 +380,7 @@ class ConfinedFiles:
         except SandboxError:
             raise
         except OSError as exc:
-            raise _translate(exc, path) from exc
+            raise translate_os_error(exc, path) from exc
 
 
 def _file_type(mode: int) -> FileType:

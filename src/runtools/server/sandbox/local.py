@@ -16,8 +16,8 @@ import secrets
 import shutil
 import signal
 import subprocess
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -51,7 +51,7 @@ from runtools.server.sandbox.enter import (
     join_cgroups_argv,
     open_namespaces,
 )
-from runtools.server.sandbox.filesystem import ConfinedFiles
+from runtools.server.sandbox.filesystem import ConfinedFiles, translate_os_error
 from runtools.server.sandbox.identity import ProcessRef, open_process, start_time
 from runtools.server.sandbox.identity import is_alive as process_is_alive
 from runtools.server.sandbox.layout import (
@@ -122,6 +122,8 @@ class LocalSandboxDriver:
         self._tools: dict[str, str] = {}
         self._cgroups: CgroupHost | None = None
         self._bwraps: dict[str, subprocess.Popen[bytes]] = {}
+        # Uploads being written, per sandbox: such a sandbox is not paused.
+        self._uploads: Counter[str] = Counter()
         self._locks: dict[str, asyncio.Lock] = {}
         self._leftovers = Leftovers()
 
@@ -346,6 +348,11 @@ class LocalSandboxDriver:
     async def pause(self, sandbox_id: str) -> None:
         async with self._lock(sandbox_id):
             state = self._running(sandbox_id)
+            if self._uploads[sandbox_id]:
+                # On cgroup v2 a frozen sandbox would freeze the upload's writer too.
+                raise SandboxStateConflict(
+                    f"a file is being uploaded to sandbox {sandbox_id}; pause it once done"
+                )
             if not await state.cgroup.freeze():
                 await state.cgroup.thaw()
                 raise SandboxError(f"sandbox {sandbox_id} could not be frozen")
@@ -604,7 +611,24 @@ class LocalSandboxDriver:
     # -- files -------------------------------------------------------------
 
     async def write_file(self, sandbox_id: str, path: str, data: bytes) -> None:
-        await self._files(sandbox_id, lambda files: files.write(path, data))
+        # Resolved and opened in a thread (path-safe, quick), filled by a process the
+        # sandbox is charged for (awaited: a slow upload holds no thread), renamed.
+        state = self._state(sandbox_id)
+        pending = await self._files(sandbox_id, lambda files: files.prepare_write(path, len(data)))
+        self._uploads[sandbox_id] += 1
+        try:
+            await write_charged(state.cgroup, pending.fd, data, pending.path)
+        except OSError as exc:
+            pending.abort()
+            raise translate_os_error(exc, pending.path) from exc
+        except BaseException:
+            pending.abort()
+            raise
+        finally:
+            self._uploads[sandbox_id] -= 1
+            if not self._uploads[sandbox_id]:
+                del self._uploads[sandbox_id]
+        await asyncio.to_thread(pending.commit)
 
     async def read_file(self, sandbox_id: str, path: str) -> bytes:
         return await self._files(sandbox_id, lambda files: files.read(path))
@@ -635,7 +659,6 @@ class LocalSandboxDriver:
                     gid=state.gid,
                     max_file_bytes=self._max_file_bytes,
                     max_list_entries=self._max_list_entries,
-                    fill=partial(write_charged, state.cgroup),
                 )
             )
         finally:

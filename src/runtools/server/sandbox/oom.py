@@ -22,7 +22,10 @@ from collections.abc import Sequence
 __all__ = ["COMMAND_SCORE", "WRITER_SCORE", "scored"]
 
 #: A command and everything it starts: before the sandbox's own processes (0).
-COMMAND_SCORE = 500
+#: Small: the kernel adds it as a share of the memory limit (100: a tenth), so
+#: the upload writer (a whole limit) still goes first unless a command holds
+#: nearly all of the sandbox's memory itself.
+COMMAND_SCORE = 100
 #: The service's helper writing an upload: before anything else.
 WRITER_SCORE = 1000
 
