@@ -7,6 +7,7 @@ Building a runtime applies pending migrations.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +23,7 @@ from runtools.server.observability.metrics import Metrics
 from runtools.server.observability.security_log import SecurityEvents
 from runtools.server.ratelimit import RateLimiter, build_rate_limiter
 from runtools.server.sandbox import LocalSandboxDriver
+from runtools.server.sandbox.cgroups import own_memory_limit
 from runtools.server.services.api_keys import ApiKeyService
 from runtools.server.services.audit import AuditLogService, AuditWriter
 from runtools.server.services.device import DeviceService
@@ -192,5 +194,22 @@ def build_sandboxes(settings: Settings, database: Database, clock: Clock) -> San
         driver,
         node=settings.sandbox_node,
         quota=settings.sandbox_quota,
-        memory_budget_mib=settings.sandbox_memory_budget,
+        memory_budget_mib=sandbox_memory_budget(settings),
     )
+
+
+def sandbox_memory_budget(settings: Settings) -> int:
+    """MiB this node promises its sandboxes: the setting, else 3/4 of what it may use."""
+    host = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    usable = min(host, own_memory_limit() or host) // (1024 * 1024)
+    budget = settings.sandbox_memory_budget_mib
+    if budget is None:
+        return max(1, usable * 3 // 4)
+    if budget > usable:
+        logger.warning(
+            "RUNTOOLS_SANDBOX_MEMORY_BUDGET_MIB=%d is more than the %d MiB this service may "
+            "use: sandboxes can run it out of memory",
+            budget,
+            usable,
+        )
+    return budget

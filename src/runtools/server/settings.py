@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     sandbox_memory_budget_mib: int | None = Field(default=None, ge=1)
     """Memory this node promises its live sandboxes in all (their ``memory`` summed).
 
-    Unset: three quarters of the host's RAM. Files in a sandbox live in RAM
-    and count against its ``memory``, so this also bounds them.
+    Unset: three quarters of the host's RAM, or of the service's own cgroup
+    limit if that is lower. Files in a sandbox live in RAM and count against
+    its ``memory``, so this also bounds them.
     """
 
     sandbox_state_dir: Path | None = None
@@ -189,14 +190,6 @@ class Settings(BaseSettings):
         if value is not None and value.split(":", 1)[0] not in {"redis", "rediss", "unix"}:
             raise ValueError("RUNTOOLS_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return value
-
-    @property
-    def sandbox_memory_budget(self) -> int:
-        """``sandbox_memory_budget_mib``, or three quarters of the host's RAM, in MiB."""
-        if self.sandbox_memory_budget_mib is not None:
-            return self.sandbox_memory_budget_mib
-        host_mib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
-        return max(1, host_mib * 3 // 4)
 
     @property
     def sandbox_root(self) -> Path:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 from runtools.server.errors import SandboxError, SandboxUnavailable
 from runtools.server.sandbox.driver import ResourceLimits
 
-__all__ = ["CgroupHost", "SandboxCgroup"]
+__all__ = ["CgroupHost", "SandboxCgroup", "own_memory_limit"]
 
 GROUP_DIR = "runtools-sandboxes"
 V1_LIMIT_CONTROLLERS = ("memory", "pids", "cpu")
@@ -315,6 +315,40 @@ def _under(mount: _Mount, path: str) -> Path:
             f"own cgroup {path} is not visible under the cgroup mount {mount.mountpoint}"
         )
     return mount.mountpoint / path[len(root) :].lstrip("/")
+
+
+def own_memory_limit() -> int | None:
+    """Bytes this process's cgroup (or an ancestor) may use; None when not limited.
+
+    Sandboxes' cgroups nest under the service's own, so in a memory-limited
+    container that limit, not the host's RAM, is what they share.
+    """
+    try:
+        paths = _own_paths()
+        mounts = _mounts()
+    except (OSError, ValueError):
+        return None
+    limits: list[int] = []
+    for mount in mounts:
+        if mount.fstype == "cgroup" and "memory" in mount.options and "memory" in paths:
+            own, name = paths["memory"], "memory.limit_in_bytes"
+        elif mount.fstype == "cgroup2" and "" in paths:
+            own, name = paths[""], "memory.max"
+        else:
+            continue
+        try:
+            directory = _under(mount, own)
+        except SandboxUnavailable:
+            continue
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                raw = _read(directory / name).strip()
+                if raw != "max" and int(raw) < 1 << 60:  # v1 spells "unlimited" as ~2**63
+                    limits.append(int(raw))
+            if directory == mount.mountpoint or directory.parent == directory:
+                break
+            directory = directory.parent
+    return min(limits, default=None)
 
 
 class CgroupHost:
