@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -51,3 +54,21 @@ def test_idle_sandbox_is_paused_and_a_busy_one_is_not(ada: Caller) -> None:
     events = ada.get("/v1/audit-logs?action=sandbox.paused").json()["data"]
     system = [e for e in events if e["targetId"] == idle]
     assert system and system[0]["actorType"] == "system" and system[0]["details"]["idle"]
+
+
+def _kill_init(sandbox_id: str) -> None:
+    """What an out-of-memory kill of the sandbox's own processes looks like."""
+    for procs in Path("/sys/fs/cgroup").glob(f"**/{sandbox_id}/init/cgroup.procs"):
+        for pid in procs.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def test_a_sandbox_whose_processes_died_is_failed_without_being_touched(ada: Caller) -> None:
+    sid = ada.post("/v1/sandboxes", json={}).json()["data"]["id"]
+    _kill_init(sid)
+    # Found by the service's own round, not by a request to the sandbox: until then
+    # it held its organization's quota and the node's memory.
+    assert _wait_for(ada, sid, "failed", within=5), _status(ada, sid)
+    record = ada.get(f"/v1/sandboxes/{sid}").json()["data"]
+    assert "exited unexpectedly" in record["statusMessage"]

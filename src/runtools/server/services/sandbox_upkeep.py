@@ -8,9 +8,12 @@ ties their lives to it). So, for this node's records:
   being destroyed becomes ``destroyed``. Then the driver reaps every
   sandbox it knows that no live record names - processes, cgroups, state
   and uid reservations - including those of the records just failed.
-- **while running**: every ``sandbox_idle_check_seconds`` a running sandbox
-  with an ``idleTimeout`` and no command or file operation in flight, idle
-  for longer than that, is paused (audited as the system's act).
+- **while running**: every ``sandbox_idle_check_seconds`` a running or
+  paused sandbox whose processes have died (its init killed, say) becomes
+  ``failed`` and is cleaned up, so it stops holding its share of the node's
+  memory budget and its organization's quota; and a running sandbox with
+  an ``idleTimeout`` and no command or file operation in flight, idle for
+  longer than that, is paused (audited as the system's act).
 - **on a clean stop** (``shutdown``): live records become ``failed`` ("the
   service stopped") and the driver reaps everything, so nothing is left
   behind even if the service never starts again.
@@ -149,6 +152,19 @@ class SandboxUpkeep:
                 now,
             )
 
+    async def fail_lost(self) -> list[str]:
+        """Fail and clean up this node's running or paused sandboxes whose processes died."""
+        node = self._service.node
+        rows = await self._db(
+            lambda s: [(r.id, r.status) for r in repo.on_node(s, node, {S.RUNNING, S.PAUSED})]
+        )
+        lost = []
+        for sandbox_id, status in rows:
+            if not await self._service.driver.is_alive(sandbox_id):
+                await self._service.lost(sandbox_id, status)
+                lost.append(sandbox_id)
+        return lost
+
     async def pause_idle(self) -> list[str]:
         """Pause every idle sandbox of this node; returns the ids paused."""
         now = self._clock.now()
@@ -174,6 +190,7 @@ class SandboxUpkeep:
         while True:
             await asyncio.sleep(self._idle_check_seconds)
             try:
+                await self.fail_lost()
                 await self.pause_idle()
             except ServiceUnavailable:
                 pass  # the database announces its outage once; the next round tries again

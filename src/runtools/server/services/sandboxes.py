@@ -398,7 +398,7 @@ class SandboxService:
             if action is Action.DESTROY and isinstance(exc, SandboxNotFound):
                 pass  # already gone from the driver: nothing left to free
             else:
-                await self._lost(view.id, via)
+                await self.lost(view.id, via)
                 raise Conflict(
                     f"Sandbox {ref} has stopped ({LOST_MESSAGE}); destroy it and create a new one"
                 ) from exc
@@ -467,7 +467,7 @@ class SandboxService:
 
         await self._db(settle)
 
-    async def _lost(self, sandbox_id: str, status: str) -> None:
+    async def lost(self, sandbox_id: str, status: str) -> None:
         """The driver has no live processes for a sandbox the records call live."""
         await self._settle(sandbox_id, {SandboxStatus(status)}, S.FAILED, LOST_MESSAGE)
         with contextlib.suppress(Exception):
@@ -490,7 +490,7 @@ class SandboxService:
     async def explain(self, view: SandboxView, exc: Exception) -> Exception:
         """Turn a driver's state complaint into what the user should do."""
         if not await self.driver.is_alive(view.id):
-            await self._lost(view.id, S.RUNNING)
+            await self.lost(view.id, S.RUNNING)
             return Conflict(
                 f"Sandbox {view.name or view.id} has stopped ({LOST_MESSAGE}); "
                 "destroy it and create a new one"
