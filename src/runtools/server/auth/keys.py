@@ -80,11 +80,18 @@ _short_sha256 = _builtin_sha256()
 SHORT_INPUT = 64
 
 
+#: Copied, not constructed, for long inputs: a new OpenSSL digest context per
+#: request measurably cost more than the hashing itself.
+_OPENSSL_SHA256 = hashlib.sha256()
+
+
 def sha256_hex(data: bytes) -> str:
     """SHA-256, hex: how keys and tokens are stored and cached."""
     if len(data) <= SHORT_INPUT:
         return str(_short_sha256(data).hexdigest())
-    return hashlib.sha256(data).hexdigest()
+    state = _OPENSSL_SHA256.copy()
+    state.update(data)
+    return state.hexdigest()
 
 
 def hash_key(token: str) -> str:
