@@ -8,6 +8,7 @@ they differ only in how they send and wait. Everything else lives in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cached_property
@@ -27,7 +28,7 @@ from runtools._base_client import (
 from runtools._credentials import StoredSessionCredential
 from runtools._events import EVENT_STREAM, EventParser
 from runtools._file_lock import LockTimeout
-from runtools._login_store import LoginStoreError
+from runtools._login_store import LockedStore, LoginStoreError
 from runtools._models import Me, SessionTokens
 from runtools._retry import DEFAULT_MAX_RETRIES
 from runtools._session_refresh import (
@@ -341,13 +342,7 @@ class AsyncRunTools(BaseClient):
         self, credential: StoredSessionCredential, *, stale_token: str
     ) -> None:
         """Trade the stored refresh token for a new pair, under the store's lock."""
-        lock = credential.store.lock()
-        try:
-            await lock.acquire_async()
-        except LockTimeout as exc:
-            raise LoginStoreError(f"Another runtools process holds {lock.path}") from exc
-        try:
-            store = credential.store.locked_view()
+        async with _locked(credential) as store:
             login = self._login_to_refresh(credential, store, stale_token)
             if login is None:
                 return
@@ -369,8 +364,6 @@ class AsyncRunTools(BaseClient):
             renewed = refreshed_login(login, parse_envelope(response))
             store.save(renewed)
             credential.adopt(renewed)
-        finally:
-            lock.release()
 
     async def _carry_stored_login(self, tokens: SessionTokens) -> None:
         """After a switch of organization: a stored login goes on as the new session."""
@@ -378,15 +371,8 @@ class AsyncRunTools(BaseClient):
         if credential is None:
             return
         moved = switched_login(credential.login, tokens)
-        lock = credential.store.lock()
-        try:
-            await lock.acquire_async()
-        except LockTimeout as exc:
-            raise LoginStoreError(f"Another runtools process holds {lock.path}") from exc
-        try:
-            credential.store.locked_view().save(moved)
-        finally:
-            lock.release()
+        async with _locked(credential) as store:
+            store.save(moved)
         credential.adopt(moved)
 
     async def close(self) -> None:
@@ -506,3 +492,17 @@ class AsyncRunTools(BaseClient):
                 raise connection_error(request, exc) from exc
         finally:
             await response.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _locked(credential: StoredSessionCredential) -> AsyncIterator[LockedStore]:
+    """The login store, under its lock, without blocking the event loop while waiting."""
+    lock = credential.store.lock()
+    try:
+        await lock.acquire_async()
+    except LockTimeout as exc:
+        raise LoginStoreError(f"Another runtools process holds {lock.path}") from exc
+    try:
+        yield credential.store.locked_view()
+    finally:
+        lock.release()

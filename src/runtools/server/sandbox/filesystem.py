@@ -18,7 +18,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -110,6 +110,18 @@ class PendingWrite:
         self.path = path
         #: The temporary file, open for writing.
         self.fd = fd
+
+    @contextlib.contextmanager
+    def filling(self) -> Iterator[int]:
+        """The file to fill; if filling fails, the temporary file goes (OS errors translated)."""
+        try:
+            yield self.fd
+        except OSError as exc:
+            self.abort()
+            raise translate_os_error(exc, self.path) from exc
+        except BaseException:
+            self.abort()
+            raise
 
     def commit(self) -> None:
         try:
@@ -270,16 +282,10 @@ class ConfinedFiles:
     def write(self, path: str, data: bytes) -> None:
         """Create or replace ``path`` with ``data``, written by this process."""
         pending = self.prepare_write(path, len(data))
-        try:
+        with pending.filling() as fd:
             view = memoryview(data)
             while view:
-                view = view[os.write(pending.fd, view) :]
-        except OSError as exc:
-            pending.abort()
-            raise translate_os_error(exc, pending.path) from exc
-        except BaseException:
-            pending.abort()
-            raise
+                view = view[os.write(fd, view) :]
         pending.commit()
 
     def prepare_write(self, path: str, size: int) -> PendingWrite:

@@ -51,7 +51,7 @@ from runtools.server.sandbox.enter import (
     join_cgroups_argv,
     open_namespaces,
 )
-from runtools.server.sandbox.filesystem import ConfinedFiles, translate_os_error
+from runtools.server.sandbox.filesystem import ConfinedFiles
 from runtools.server.sandbox.identity import ProcessRef, open_process, start_time
 from runtools.server.sandbox.identity import is_alive as process_is_alive
 from runtools.server.sandbox.layout import (
@@ -617,13 +617,8 @@ class LocalSandboxDriver:
         pending = await self._files(sandbox_id, lambda files: files.prepare_write(path, len(data)))
         self._uploads[sandbox_id] += 1
         try:
-            await write_charged(state.cgroup, pending.fd, data, pending.path)
-        except OSError as exc:
-            pending.abort()
-            raise translate_os_error(exc, pending.path) from exc
-        except BaseException:
-            pending.abort()
-            raise
+            with pending.filling() as fd:
+                await write_charged(state.cgroup, fd, data, pending.path)
         finally:
             self._uploads[sandbox_id] -= 1
             if not self._uploads[sandbox_id]:
