@@ -19,6 +19,7 @@ boundary with ``raise ... from exc``; nothing else reaches a client.
     ├── IdempotencyKeyReused          422 idempotency_key_reused
     ├── PayloadTooLarge               413 payload_too_large
     ├── RateLimited                   429 rate_limited
+    │   └── Throttled                 429 rate_limited (failed guesses; no X-RateLimit-*)
     ├── ServiceUnavailable            503 service_unavailable
     │   └── SandboxUnavailable        503 sandbox_unavailable
     └── SandboxError                  500 sandbox_error
@@ -50,6 +51,7 @@ __all__ = [
     "ServiceError",
     "ServiceUnavailable",
     "SignInFailed",
+    "Throttled",
     "Unauthorized",
     "ValidationFailed",
 ]
@@ -181,6 +183,15 @@ class RateLimited(ServiceError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class Throttled(RateLimited):
+    """Too many failed guesses (sign-ins, device codes): refused until ``Retry-After``.
+
+    Not the per-minute request window, so the response carries none of that
+    window's ``X-RateLimit-*`` headers: they would say requests remain while
+    this refusal lasts far longer.
+    """
 
 
 class ServiceUnavailable(ServiceError):

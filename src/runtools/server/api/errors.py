@@ -26,7 +26,7 @@ from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import error_body
 from runtools.server.api.guards import CREDENTIAL_HEADERS, Guard, Requirement
 from runtools.server.api.route_table import allowed_methods, route_guard
-from runtools.server.errors import OAuthError, ServiceError
+from runtools.server.errors import OAuthError, ServiceError, Throttled
 from runtools.server.ratelimit.limiter import STATE_KEY as RATE_LIMIT_HEADERS
 
 logger = logging.getLogger("runtools.errors")
@@ -66,6 +66,9 @@ def _response(
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
+    if isinstance(exc, Throttled):
+        # Retry-After alone says when: the per-minute window's headers would not.
+        request.scope["state"].pop(RATE_LIMIT_HEADERS, None)
     return _response(request, exc.status_code, exc.code, exc.message, exc.headers())
 
 

@@ -19,7 +19,7 @@ import hashlib
 from sqlalchemy.exc import SQLAlchemyError
 
 from runtools.server.clock import Clock
-from runtools.server.errors import RateLimited
+from runtools.server.errors import Throttled
 from runtools.server.store import auth_failures
 from runtools.server.store.database import Database, unavailable
 
@@ -35,7 +35,7 @@ class Throttle:
         self.window = window
 
     def check(self, subject: str, what: str) -> None:
-        """Raise ``RateLimited`` if ``subject`` is over its limit.
+        """Raise ``Throttled`` if ``subject`` is over its limit.
 
         ``what`` says what happened ("Too many failed sign-ins"); the message
         adds when to retry, in the seconds ``Retry-After`` gives too.
@@ -50,7 +50,7 @@ class Throttle:
             raise unavailable(exc) from exc
         if count >= self.limit and oldest is not None:
             retry_after = max(1, int(oldest + self.window - now) + 1)
-            raise RateLimited(f"{what}; retry in {retry_after}s", retry_after=retry_after)
+            raise Throttled(f"{what}; retry in {retry_after}s", retry_after=retry_after)
 
     def failed(self, subject: str) -> None:
         now = self._clock.timestamp()
