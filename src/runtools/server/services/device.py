@@ -33,6 +33,7 @@ from runtools.server.services.sessions import SessionService, TokenPair
 from runtools.server.settings import Settings
 from runtools.server.store.database import Database
 from runtools.server.store.models import DeviceGrant
+from runtools.server.store.service_secrets import service_secret
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5
@@ -68,11 +69,12 @@ class DeviceService:
         self._sessions = sessions
         window = settings.device_code_ttl_seconds
         limit = settings.device_max_wrong_codes
+        key = service_secret(database, clock, "throttle_subjects")
         self.user_throttle = Throttle(
-            database=database, clock=clock, name="device:user", limit=limit, window=window
+            database=database, clock=clock, key=key, name="device:user", limit=limit, window=window
         )
         self.ip_throttle = Throttle(
-            database=database, clock=clock, name="device:ip", limit=limit, window=window
+            database=database, clock=clock, key=key, name="device:ip", limit=limit, window=window
         )
 
     def start(self, client_id: str, context: RequestContext) -> DeviceAuthorization:
@@ -160,9 +162,10 @@ class DeviceService:
     def describe(
         self, caller: Principal, typed_code: str, context: RequestContext
     ) -> PendingDevice:
+        guesses = self._count_guess(caller, context)
         with self._database.session() as session:
-            grant = self._find(session, caller, typed_code, context)
-            return PendingDevice(
+            grant = self._find(session, typed_code)
+            pending = PendingDevice(
                 display_user_code(grant.user_code),
                 grant.client_id,
                 grant.ip,
@@ -170,6 +173,8 @@ class DeviceService:
                 as_utc(grant.created_at),
                 as_utc(grant.expires_at),
             )
+        self._right_guess(guesses)
+        return pending
 
     def decide(
         self, caller: Principal, typed_code: str, action: str, context: RequestContext
@@ -178,8 +183,9 @@ class DeviceService:
             raise InvalidRequest("action must be approve or deny")
         if caller.credential_type != "session":
             raise Forbidden("Approving a device sign-in requires a signed-in user, not an API key")
+        guesses = self._count_guess(caller, context)
         with self._database.session() as session:
-            grant = self._find(session, caller, typed_code, context)
+            grant = self._find(session, typed_code)
             grant.status = "approved" if action == "approve" else "denied"
             grant.user_id = caller.user_id
             grant.org_id = caller.org_id
@@ -199,7 +205,7 @@ class DeviceService:
                 self._clock.now(),
             )
             session.commit()
-            return PendingDevice(
+            pending = PendingDevice(
                 display_user_code(grant.user_code),
                 grant.client_id,
                 grant.ip,
@@ -207,14 +213,27 @@ class DeviceService:
                 as_utc(grant.created_at),
                 as_utc(grant.expires_at),
             )
+        self._right_guess(guesses)
+        return pending
 
-    def _find(
-        self, session: Session, caller: Principal, typed_code: str, context: RequestContext
-    ) -> DeviceGrant:
+    def _count_guess(
+        self, caller: Principal, context: RequestContext
+    ) -> list[tuple[Throttle, int]]:
+        """Typing a code is a guess, counted before it is checked (throttled past the limit)."""
         message = "Too many wrong codes"
-        self.user_throttle.check(f"user:{caller.user_id}", message)
+        guesses = [
+            (self.user_throttle, self.user_throttle.admit(f"user:{caller.user_id}", message))
+        ]
         if context.ip:
-            self.ip_throttle.check(f"ip:{context.ip}", message)
+            guesses.append((self.ip_throttle, self.ip_throttle.admit(f"ip:{context.ip}", message)))
+        return guesses
+
+    @staticmethod
+    def _right_guess(guesses: list[tuple[Throttle, int]]) -> None:
+        for throttle, guess in guesses:
+            throttle.succeeded(guess)
+
+    def _find(self, session: Session, typed_code: str) -> DeviceGrant:
         code = normalize_user_code(typed_code)
         now = self._clock.now()
         grant = None
@@ -226,9 +245,6 @@ class DeviceService:
                     DeviceGrant.expires_at > now,
                 )
             )
-        if grant is None:
-            self.user_throttle.failed(f"user:{caller.user_id}")
-            if context.ip:
-                self.ip_throttle.failed(f"ip:{context.ip}")
+        if grant is None:  # the guess stays counted
             raise NotFound("No pending sign-in with that code; check it and try again")
         return grant

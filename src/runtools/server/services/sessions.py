@@ -108,9 +108,12 @@ class SessionService:
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         self._refresh_key = self._service_secret("refresh_successor")
         window = settings.login_failure_window_seconds
+        # Throttled subjects are HMACs under a key of the service's own.
+        throttle_key = self._service_secret("throttle_subjects")
         self.account_throttle = Throttle(
             database=database,
             clock=clock,
+            key=throttle_key,
             name="sign-in:account",
             limit=settings.login_max_failures_per_account,
             window=window,
@@ -118,6 +121,7 @@ class SessionService:
         self.ip_throttle = Throttle(
             database=database,
             clock=clock,
+            key=throttle_key,
             name="sign-in:ip",
             limit=settings.login_max_failures_per_ip,
             window=window,
@@ -130,16 +134,24 @@ class SessionService:
     ) -> TokenPair:
         account = email.strip().lower()
         throttled = "Too many failed sign-ins"
-        self.account_throttle.check(f"account:{account}", throttled)
-        if context.ip:
-            self.ip_throttle.check(f"ip:{context.ip}", throttled)
+        # Counted before the password is checked, so guesses in flight count too.
+        self.account_throttle.admit(f"account:{account}", throttled)
+        guess = self.ip_throttle.admit(f"ip:{context.ip}", throttled) if context.ip else None
+        # No connection is held while Argon2 runs: a burst of sign-ins must not
+        # take the pool every other request needs.
         with self._database.session() as session:
             user = session.scalar(select(User).where(User.email == account))
-            if not self._password_matches(user, password):
-                self._sign_in_failed(session, user, context)
-                raise SignInFailed()
-            assert user is not None
-            self.account_throttle.reset(f"account:{account}")
+            user_id = user.id if user is not None else None
+            stored = user.password_hash if user is not None else None
+        if not self._password_matches(stored, password):
+            with self._database.session() as session:
+                self._sign_in_failed(session, user_id, context)
+            raise SignInFailed()
+        self.account_throttle.reset(f"account:{account}")
+        if guess is not None:
+            self.ip_throttle.succeeded(guess)
+        with self._database.session() as session:
+            user = session.get_one(User, user_id)
             org, role = self._choose_org(session, user, org_name)
             pair = self._start(session, user, org, role, client, context)
             self._audit(session, "session.created", org.id, user.id, pair.session_id, context)
@@ -188,34 +200,30 @@ class SessionService:
             session.commit()
         return pair
 
-    def _password_matches(self, user: User | None, password: str) -> bool:
-        stored = user.password_hash if user is not None and user.password_hash else None
+    def _password_matches(self, stored: str | None, password: str) -> bool:
         try:
             self._hasher.verify(stored or self._dummy_hash, password)
         except (VerificationError, InvalidHashError):
             return False
         return stored is not None
 
-    def _sign_in_failed(self, session: Session, user: User | None, context: RequestContext) -> None:
-        account = user.email if user else None
-        if account:
-            self.account_throttle.failed(f"account:{account}")
-        if context.ip:
-            self.ip_throttle.failed(f"ip:{context.ip}")
+    def _sign_in_failed(
+        self, session: Session, user_id: str | None, context: RequestContext
+    ) -> None:
         org_id = None
-        if user is not None:
+        if user_id is not None:
             org_id = session.scalar(
-                select(Membership.org_id).where(Membership.user_id == user.id).limit(1)
+                select(Membership.org_id).where(Membership.user_id == user_id).limit(1)
             )
         audit.record(
             session,
             AuditRecord(
                 action="auth.sign_in_failed",
                 outcome="failure",
-                reason="wrong_password" if user else "unknown_email",
+                reason="wrong_password" if user_id else "unknown_email",
                 org_id=org_id,
                 actor_type="user",
-                actor_id=user.id if user else None,
+                actor_id=user_id,
                 context=context,
             ),
             self._clock.now(),
@@ -533,7 +541,7 @@ class SessionService:
         """Set a new password; every other session of the user ends."""
         with self._database.session() as session:
             user = session.get_one(User, caller.user_id)
-            if not self._password_matches(user, current):
+            if not self._password_matches(user.password_hash, current):
                 raise InvalidRequest("The current password is not correct")
             if current == new:
                 raise InvalidRequest("The new password must differ from the current one")
