@@ -24,9 +24,12 @@ def request_id_of(request: Request) -> str:
 
 def client_ip(request: Request, *, trust_forwarded_for: bool) -> str | None:
     if trust_forwarded_for:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
+        # The last entry is the one our proxy appended: the address it saw. Anything
+        # before it is whatever the client sent, so it can be blank or made up.
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        last = forwarded.rsplit(",", 1)[-1].strip()[:64]
+        if last:
+            return last
     return request.client.host if request.client else None
 
 
