@@ -295,3 +295,13 @@ def test_malformed_oauth_requests_get_oauth_errors(client: TestClient) -> None:
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
     assert set(response.json()) == {"error", "error_description"}
+
+
+def test_a_throttled_browser_sign_in_says_when_to_retry(ada: Member, client: TestClient) -> None:
+    csrf = _form_token(client.get("/login").text)
+    form = {"email": "ada@example.com", "password": "wrong", "csrf": csrf, "next": "/device"}
+    for _ in range(5):
+        assert client.post("/login", data=form).status_code == 401
+    throttled = client.post("/login", data=form)
+    assert throttled.status_code == 429 and "text/html" in throttled.headers["content-type"]
+    assert int(throttled.headers["retry-after"]) > 60

@@ -135,6 +135,46 @@ def test_failed_sign_ins_are_throttled_per_address(
     assert response.status_code == 429
 
 
+def test_behind_a_proxy_the_address_is_the_one_the_proxy_appended(
+    tmp_path: Any, database_url: str | None, secret_registry: Any
+) -> None:
+    from runtools.server.app import create_app, runtime_of
+    from runtools.server.settings import Settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        home=tmp_path / "proxied", database_url=database_url, trust_forwarded_for=True,
+        _env_file=None,
+    )  # fmt: skip
+    app = create_app(settings)
+    runtime_of(app).sessions.ip_throttle.limit = 3
+    try:
+        client = TestClient(app)
+        # The client writes what it likes before the proxy's entry; only the last counts.
+        for i, sent in enumerate(["", ",", "10.0.0.1"]):
+            forwarded = f"{sent}, 198.51.100.7" if sent else ", 198.51.100.7"
+            client.post(
+                "/v1/auth/login",
+                json={"email": f"x{i}@example.com", "password": "nope"},
+                headers={"X-Forwarded-For": forwarded},
+            )
+        refused = client.post(
+            "/v1/auth/login",
+            json={"email": "y@example.com", "password": "nope"},
+            headers={"X-Forwarded-For": "203.0.113.99, 198.51.100.7"},
+        )
+        assert refused.status_code == 429
+        # A blank last entry is no address: the connection's own is used, never none.
+        for i in range(4):
+            blank = client.post(
+                "/v1/auth/login",
+                json={"email": f"z{i}@example.com", "password": "nope"},
+                headers={"X-Forwarded-For": ","},
+            )
+        assert blank.status_code == 429
+    finally:
+        runtime_of(app).close()
+
+
 def test_signup_is_closed_by_default(client: TestClient) -> None:
     response = client.post(
         "/v1/auth/signup", json={"email": "new@example.com", "password": PASSWORD, "org": "newco"}
@@ -445,3 +485,41 @@ def test_refresh_can_move_the_session_to_another_org(
     assert data["org"]["name"] == "globex"
     me = client.get("/v1/me", headers=bearer(data["accessToken"])).json()["data"]
     assert me["organization"]["name"] == "globex"
+
+
+@pytest.mark.slow
+def test_a_burst_of_wrong_sign_ins_does_not_starve_the_database(
+    live_server: Any, server_env: dict[str, str], secret_registry: Any
+) -> None:
+    import concurrent.futures
+
+    import httpx
+
+    from support.live_server import runtools
+
+    runtools("admin", "create-org", "acme", env=server_env)
+    runtools(
+        "admin", "create-user", "ada@example.com", "--org", "acme", "--role", "admin",
+        "--password-stdin", env=server_env, stdin=PASSWORD,
+    )  # fmt: skip
+    live_server.env["RUNTOOLS_LOGIN_MAX_FAILURES_PER_IP"] = "1000"  # one address plays many
+    server = live_server.start()
+
+    def wrong(i: int) -> int:
+        body = {"email": f"nobody{i}@example.com", "password": "wrong"}
+        return httpx.post(f"{server.url}/v1/auth/login", json=body, timeout=60).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=40) as pool:
+        statuses = list(pool.map(wrong, range(40)))
+    # Refused, never "unavailable": no guess held a connection while it waited.
+    assert statuses == [401] * 40, statuses
+    started = time.monotonic()
+    right = httpx.post(
+        f"{server.url}/v1/auth/login",
+        json={"email": "ada@example.com", "password": PASSWORD},
+        timeout=60,
+    )
+    assert right.status_code == 200
+    secret_registry.add(right.json()["data"]["accessToken"])
+    secret_registry.add(right.json()["data"]["refreshToken"])
+    assert time.monotonic() - started < 5

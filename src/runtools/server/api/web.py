@@ -185,7 +185,10 @@ async def login_submit(
         )
     except (Unauthorized, RateLimited) as exc:
         form = _login_form(csrf, target, exc.message)
-        return cookies.apply(_page("Sign in", form, exc.status_code))
+        page = _page("Sign in", form, exc.status_code)
+        if isinstance(exc, RateLimited):  # a throttled sign-in says when, as the API does
+            page.headers.update(exc.headers())
+        return cookies.apply(page)
     except ServiceError as exc:
         return cookies.apply(
             _page("Sign in", _login_form(csrf, target, exc.message), exc.status_code)
@@ -246,7 +249,10 @@ async def device_confirm(
         )
     except (NotFound, RateLimited) as exc:
         form = _code_form(csrf, user_code[:16], exc.message)
-        return cookies.apply(_page("Sign in a device", form, exc.status_code))
+        page = _page("Sign in a device", form, exc.status_code)
+        if isinstance(exc, RateLimited):
+            page.headers.update(exc.headers())
+        return cookies.apply(page)
     body = f"""<p>A device is asking to sign in as <b>{escape(principal.user_email)}</b>
 in <b>{escape(principal.org_name)}</b>.</p><dl>
 <dt>Code</dt><dd>{escape(pending.user_code)}</dd>
