@@ -38,6 +38,9 @@ def test_command_line_errors_without_json_stay_for_people(env: dict[str, str]) -
     result = runtools("auth", "keys", "list", "--jsn", env=env, check=False)
     assert result.returncode == 2 and result.stdout == ""
     assert "No such option: --jsn" in result.stderr
+    # After `--`, a --json is part of the command to run, not the CLI's option.
+    result = runtools("sandbox", "exec", "box", "--", "--json", "--extra", env=env, check=False)
+    assert result.returncode == 2 and result.stdout == ""
 
 
 def test_help_with_json_is_still_help(env: dict[str, str]) -> None:

@@ -57,7 +57,10 @@ app.add_typer(sandbox.app, name="sandbox")
 
 
 def main() -> None:
-    if "--json" not in sys.argv[1:]:
+    options = sys.argv[1:]
+    if "--" in options:  # what follows is arguments (a command to run), not options
+        options = options[: options.index("--")]
+    if "--json" not in options:
         app()
         return
     # With --json, an error in the command line itself (an unknown option, a
