@@ -384,6 +384,25 @@ def test_switching_org_starts_a_session_there(
     assert direct["org"]["name"] == "globex"
 
 
+def test_a_session_switches_organization_once(
+    ada: Member, tenants: Tenants, client: TestClient, runtime: Any, secret_registry: Any
+) -> None:
+    # Two switches racing past authentication (both found the session live) must
+    # not both start a successor: the second finds the session over.
+    from runtools.server.errors import Unauthorized
+    from runtools.server.services.audit import RequestContext
+
+    tenants.member("globex", "ada@example.com", "member")
+    acme = sign_in(client, secret_registry)
+    first = runtime.sessions.switch_org_by_session(acme["sessionId"], "globex", RequestContext())
+    secret_registry.add(first.access_token)
+    secret_registry.add(first.refresh_token)
+    with pytest.raises(Unauthorized):
+        runtime.sessions.switch_org_by_session(acme["sessionId"], "globex", RequestContext())
+    live = client.get("/v1/auth/sessions", headers=bearer(first.access_token)).json()["data"]
+    assert [s["id"] for s in live] == [first.session_id]
+
+
 def test_sessions_manage_api_keys_within_the_role(
     ada: Member, tenants: Tenants, client: TestClient, secret_registry: Any
 ) -> None:

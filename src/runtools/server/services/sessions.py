@@ -527,8 +527,18 @@ class SessionService:
             old = session.get_one(UserSession, session_id)
             user = session.get_one(User, old.user_id)
             org, role = self._choose_org(session, user, org_name)
-            old.revoked_at = self._clock.now()
-            old.revoke_reason = "switched_org"
+            # Ended only if still live, in this transaction: of two switches at once,
+            # one wins and the other finds the session over (never two successors).
+            ended = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(UserSession)
+                    .where(UserSession.id == session_id, UserSession.revoked_at.is_(None))
+                    .values(revoked_at=self._clock.now(), revoke_reason="switched_org")
+                ),
+            ).rowcount
+            if ended != 1:
+                raise Unauthorized()
             pair = self._start(session, user, org, role, old.client_name, context)
             self._audit(session, "session.switched_org", org.id, user.id, pair.session_id, context)
             session.commit()
