@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -67,15 +68,16 @@ class DeviceService:
         self._clock = clock
         self._settings = settings
         self._sessions = sessions
-        window = settings.device_code_ttl_seconds
-        limit = settings.device_max_wrong_codes
-        key = service_secret(database, clock, "throttle_subjects")
-        self.user_throttle = Throttle(
-            database=database, clock=clock, key=key, name="device:user", limit=limit, window=window
+        throttle = partial(
+            Throttle,
+            database=database,
+            clock=clock,
+            key=service_secret(database, clock, "throttle_subjects"),
+            limit=settings.device_max_wrong_codes,
+            window=settings.device_code_ttl_seconds,
         )
-        self.ip_throttle = Throttle(
-            database=database, clock=clock, key=key, name="device:ip", limit=limit, window=window
-        )
+        self.user_throttle = throttle(name="device:user")
+        self.ip_throttle = throttle(name="device:ip")
 
     def start(self, client_id: str, context: RequestContext) -> DeviceAuthorization:
         client_id = client_id.strip()

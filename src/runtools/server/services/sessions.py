@@ -14,6 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 from argon2 import PasswordHasher
@@ -107,25 +108,18 @@ class SessionService:
         # Verified against when the email is unknown, so both paths cost the same.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         self._refresh_key = self._service_secret("refresh_successor")
-        window = settings.login_failure_window_seconds
         # Throttled subjects are HMACs under a key of the service's own.
-        throttle_key = self._service_secret("throttle_subjects")
-        self.account_throttle = Throttle(
+        throttle = partial(
+            Throttle,
             database=database,
             clock=clock,
-            key=throttle_key,
-            name="sign-in:account",
-            limit=settings.login_max_failures_per_account,
-            window=window,
+            key=self._service_secret("throttle_subjects"),
+            window=settings.login_failure_window_seconds,
         )
-        self.ip_throttle = Throttle(
-            database=database,
-            clock=clock,
-            key=throttle_key,
-            name="sign-in:ip",
-            limit=settings.login_max_failures_per_ip,
-            window=window,
+        self.account_throttle = throttle(
+            name="sign-in:account", limit=settings.login_max_failures_per_account
         )
+        self.ip_throttle = throttle(name="sign-in:ip", limit=settings.login_max_failures_per_ip)
 
     # -- signing in ------------------------------------------------------------
 
@@ -142,7 +136,7 @@ class SessionService:
         with self._database.session() as session:
             user = session.scalar(select(User).where(User.email == account))
             user_id = user.id if user is not None else None
-            stored = user.password_hash if user is not None else None
+            stored = (user.password_hash or None) if user is not None else None
         if not self._password_matches(stored, password):
             with self._database.session() as session:
                 self._sign_in_failed(session, user_id, context)
