@@ -16,6 +16,7 @@ from runtools.server.auth.authenticator import Authenticator, Verified
 from runtools.server.auth.cache import VerificationCache
 from runtools.server.auth.external import ExternalIssuer
 from runtools.server.auth.signing import Keyring
+from runtools.server.auth.steady import SteadyPathLike, build_steady_path
 from runtools.server.broadcast import BroadcastEventBus, build_event_bus
 from runtools.server.clock import Clock, SystemClock
 from runtools.server.events import InProcessEventBus
@@ -56,6 +57,8 @@ class Runtime:
     sessions: SessionService
     devices: DeviceService
     rate_limiter: RateLimiter
+    # Authentication and rate limiting of a request in the steady state, in one call.
+    steady_path: SteadyPathLike
     metrics: Metrics
     sandboxes: SandboxService
     sandbox_io: SandboxIO
@@ -141,7 +144,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     )
     bus.subscribe(authenticator.forget)
     metrics = Metrics(
-        cache_counts=lambda: (cache.hits, cache.misses, len(cache)),
+        cache_counts=lambda: (cache.hits + steady_path.hits, cache.misses, len(cache)),
         event_link_up=lambda: not isinstance(bus, BroadcastEventBus) or bus.connected,
     )
     security = SecurityEvents(metrics)
@@ -154,6 +157,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     rate_limiter = build_rate_limiter(
         settings, on_refusal=lambda limited: metrics.rate_limited.labels(limited).inc()
     )
+    steady_path = build_steady_path(authenticator, rate_limiter)
     sandboxes = build_sandboxes(settings, database, clock)
     return Runtime(
         settings=settings,
@@ -169,6 +173,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         sessions=sessions,
         devices=DeviceService(database, clock, settings, sessions),
         rate_limiter=rate_limiter,
+        steady_path=steady_path,
         metrics=metrics,
         idempotency=IdempotencyService(
             database, clock, service_secret(database, clock, "idempotency")

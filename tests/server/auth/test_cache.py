@@ -72,15 +72,18 @@ def test_limited_trust_forgets_everything_and_shortens_lifetimes_until_lifted() 
     assert cache.get("new") == (True, "principal")
 
 
-def test_peek_sees_live_positive_entries_and_counts_only_those() -> None:
+def test_the_entries_view_is_the_live_store_with_its_expiries() -> None:
+    """The steady path reads ``entries``: every invalidation must show in that same dict."""
     tick = Ticker()
     cache: VerificationCache[str] = VerificationCache(
         max_entries=10, ttl=30, negative_ttl=5, monotonic=tick
     )
+    view = cache.entries
     cache.put("hit", "principal")
     cache.put("miss", None)
-    assert cache.peek("hit") == "principal"
-    assert cache.peek("miss") is None and cache.peek("absent") is None
-    assert (cache.hits, cache.misses) == (1, 0)  # what peek did not find, get counts
-    tick.now = 31
-    assert cache.peek("hit") is None
+    assert view["hit"] == ("principal", 30.0) and view["miss"] == (None, 5.0)
+    assert cache.monotonic is tick
+    cache.discard_where(lambda value: value == "principal")
+    assert "hit" not in view
+    cache.limit_ttl(2)
+    assert view is cache.entries and len(view) == 0

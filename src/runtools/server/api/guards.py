@@ -68,16 +68,18 @@ class Guard:
             return None
         runtime = runtime_of(request)
         scope = request.scope
-        principal: Principal | None = runtime.authenticator.cached(scope["headers"])
+        state = scope["state"]
+        # The steady state in one call: a cached, valid credential, counted (steady.py).
+        principal: Principal | None = runtime.steady_path(scope["headers"], state)
         if principal is None:
             _refuse_repeated_credentials(scope["headers"])
             principal = await runtime.authenticator.authenticate(
                 request.headers, partial(request_context, request)
             )
-        state = scope["state"]
-        state["principal"] = principal
-        if not runtime.rate_limiter.admit_here(principal, state):
+            state["principal"] = principal
             await runtime.rate_limiter.admit_principal(principal, state)
+        elif not runtime.steady_path.counts:
+            await runtime.rate_limiter.admit_principal(principal, state)  # shared counts
         missing = self._missing(principal) if self._checks else None
         if missing is not None:
             runtime.audit.enqueue(

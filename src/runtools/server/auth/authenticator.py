@@ -9,10 +9,10 @@ no credential at all is not audited.
 
 Steady state costs one SHA-256 and one dict lookup: verified credentials are
 cached by digest (misses too), so neither a database round trip nor a
-signature check happens per request. ``cached()`` is that steady state on
-its own, straight from the raw request headers; whatever it does not
-vouch for (any failure, any unusual form) goes through ``authenticate()``,
-which decides and audits. The caller's ``RequestContext`` is
+signature check happens per request. ``SteadyPath`` (steady.py) is that
+steady state on its own, straight from the raw request headers; whatever it
+does not vouch for (any failure, any unusual form) goes through
+``authenticate()``, which decides and audits. The caller's ``RequestContext`` is
 asked for only when a failure is audited: a successful request never builds
 one.
 """
@@ -20,7 +20,7 @@ one.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NoReturn
@@ -36,7 +36,6 @@ from runtools.server.auth.keys import (
     hash_key,
     is_well_formed,
     looks_like_api_key,
-    sha256_hex,
 )
 from runtools.server.auth.principal import Principal
 from runtools.server.auth.signing import InvalidToken, Keyring
@@ -183,48 +182,25 @@ class Authenticator:
         self._sessions = sessions
         self._external = external
 
-    def cached(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> Principal | None:
-        """The principal of a cached, currently valid credential, or None.
+    @property
+    def cache(self) -> VerificationCache[Verified]:
+        return self._cache
 
-        The hot path, kept to a handful of steps: exactly one credential
-        header, sent as ``X-API-Key: <key>`` or ``Authorization: Bearer
-        <token>``, whose exact bytes hash to a verified cache entry that has
-        not ended. A request repeating any header name is left to
-        ``authenticate()``, so two credentials can never be told apart here.
-        None means only "not vouched for here": ``authenticate()`` then
-        decides, and audits any failure.
-        """
-        headers = dict(raw_headers)
-        if len(headers) != len(raw_headers):
-            return None
-        presented = headers.get(b"x-api-key")
-        authorization = headers.get(b"authorization")
-        if authorization is not None:
-            if presented is not None or authorization[:7] != b"Bearer ":
-                return None
-            presented = authorization[7:]
-        elif presented is None:
-            return None
-        verified = self._cache.peek(sha256_hex(presented))
-        if verified is None:
-            return None
-        now = self._clock.timestamp()
-        if verified.ends <= now:  # also refuses a key whose owner left: its end is -inf
-            return None
-        if verified.key_id is not None:
-            note = verified.next_note
-            if now >= note[0]:
-                note[0] = self._usage.touch(verified.key_id, now)
-        elif authorization is None:
-            return None  # an access token sent as X-API-Key: ``authenticate()`` refuses it
-        return verified.principal
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def note_use(self) -> Callable[[str, float], float]:
+        """Note an API key's use (``lastUsedAt``); returns when the next note is due."""
+        return self._usage.touch
 
     async def authenticate(self, headers: Mapping[str, str], context: ContextSource) -> Principal:
         token = presented_credential(headers)
         if token is None:
             raise Unauthorized()
         if looks_like_api_key(token):
-            # Also taken for keys ``cached()`` left alone: it decides, and audits refusals.
+            # Also taken for keys the steady path left alone: it decides, and audits refusals.
             digest = hash_key(token)
             found, verified = self._cache.get(digest)
             if not found:

@@ -18,14 +18,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry(Generic[V]):
+class Entry(NamedTuple, Generic[V]):
+    """A verification (None: a cached miss) and when it expires, on ``monotonic``'s clock."""
+
     value: V | None
     expires: float
 
@@ -39,7 +39,7 @@ class VerificationCache(Generic[V]):
         negative_ttl: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._entries: OrderedDict[str, _Entry[V]] = OrderedDict()
+        self._entries: OrderedDict[str, Entry[V]] = OrderedDict()
         self._max = max_entries
         self._ttl = ttl
         self._negative_ttl = negative_ttl
@@ -59,16 +59,19 @@ class VerificationCache(Generic[V]):
         self.hits += 1
         return True, entry.value
 
-    def peek(self, digest: str) -> V | None:
-        """The live positive value for ``digest``, else None; counts only what it finds.
+    @property
+    def entries(self) -> dict[str, Entry[V]]:
+        """The entries themselves, read (never written) by the steady path.
 
-        A caller that gets None goes on to ``get``, which counts that lookup.
+        A live view: every invalidation changes this same dict. The steady
+        path counts its own hits; ``hits`` and ``misses`` here count ``get``.
         """
-        entry = self._entries.get(digest)
-        if entry is None or entry.value is None or entry.expires <= self._monotonic():
-            return None
-        self.hits += 1
-        return entry.value
+        return self._entries
+
+    @property
+    def monotonic(self) -> Callable[[], float]:
+        """The clock ``Entry.expires`` is on."""
+        return self._monotonic
 
     def put(self, digest: str, value: V | None, *, epoch: int | None = None) -> None:
         """Store a verification; skipped if anything was invalidated since ``epoch``."""
@@ -76,7 +79,7 @@ class VerificationCache(Generic[V]):
         with self._lock:
             if epoch is not None and epoch != self.epoch:
                 return
-            self._entries[digest] = _Entry(value, self._monotonic() + ttl)
+            self._entries[digest] = Entry(value, self._monotonic() + ttl)
             self._entries.move_to_end(digest)
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)

@@ -17,15 +17,13 @@ from typing import Any, NamedTuple, NoReturn
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import RateLimited
 from runtools.server.ratelimit.counters import Counter, LocalCounter
-from runtools.server.ratelimit.meters import Header, Meters
+from runtools.server.ratelimit.meters import STATE_KEY, Header, Meter, Meters
 from runtools.server.ratelimit.policy import (
     WINDOW_SECONDS,
     credential_bucket,
     per_minute,
     window_start,
 )
-
-STATE_KEY = "rate_limit_headers"
 
 
 class Decision(NamedTuple):
@@ -68,30 +66,31 @@ class RateLimiter:
         self._time = wall_clock
         self._on_refusal = on_refusal
 
+    @property
+    def meters(self) -> Meters | None:
+        """Credentials' meters when counts live in this process (and limits are on)."""
+        return self._meters
+
+    @property
+    def wall_clock(self) -> Callable[[], float]:
+        return self._time
+
+    def over_limit(self, meter: Meter, state: MutableMapping[str, Any]) -> NoReturn:
+        """A credential past its meter's limit: the headers of the 429, then the 429."""
+        state[STATE_KEY] = meter.headers(0)
+        self._refuse(meter.limit, meter.ends, "credential")
+
     def admit_here(self, principal: Principal, state: MutableMapping[str, Any]) -> bool:
         """``admit_principal`` without an await when counts live in this process.
 
         False when the count is shared (Redis): then ``admit_principal`` must run.
-        True without counting when rate limits are off. The hot path of every
-        authenticated request: kept to a lookup, a count and a header.
+        True without counting when rate limits are off. (Requests in the steady
+        state are counted by ``SteadyPath`` instead, on the same meters.)
         """
         meters = self._meters
         if meters is None:
             return not self._enabled
-        now = self._time()
-        meter = meters.get((principal.credential_type, principal.credential_id))
-        if meter is None or meter.principal is not principal or meter.ends <= now:
-            meter = meters.open(principal, now)
-        remaining = meter.limit - next(meter.counts)
-        if remaining < 0:
-            state[STATE_KEY] = meter.headers(0)
-            self._refuse(meter.limit, meter.ends, "credential")
-        # meter.headers(remaining), spelt out: this runs on every request.
-        state[STATE_KEY] = [
-            meter.limit_header,
-            (b"x-ratelimit-remaining", b"%d" % remaining),
-            meter.reset_header,
-        ]
+        meters.count(principal, self._time(), state, self.over_limit)
         return True
 
     async def admit_principal(self, principal: Principal, state: MutableMapping[str, Any]) -> None:

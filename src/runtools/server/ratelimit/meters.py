@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from runtools.server.auth.principal import Principal
 from runtools.server.ratelimit.policy import WINDOW_SECONDS, per_minute, window_start
 
 Header = tuple[bytes, bytes]
+
+#: Where a counted request's rate-limit headers are left (its ASGI state), for the
+#: middleware to send on the response, the 429 included.
+STATE_KEY = "rate_limit_headers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,31 @@ class Meters(dict[MeterKey, Meter]):
         super().__init__()
         self._max = max_meters
         self._lock = threading.Lock()
+
+    def count(
+        self,
+        principal: Principal,
+        now: float,
+        state: MutableMapping[str, Any],
+        over_limit: Callable[[Meter, MutableMapping[str, Any]], Any],
+    ) -> None:
+        """Count a request on its meter, leaving its headers in ``state``.
+
+        Past the limit, ``over_limit(meter, state)`` must raise (the 429).
+        """
+        meter = self.get((principal.credential_type, principal.credential_id))
+        if meter is None or meter.principal is not principal or meter.ends <= now:
+            meter = self.open(principal, now)
+        remaining = meter.limit - next(meter.counts)
+        if remaining < 0:
+            over_limit(meter, state)
+            raise RuntimeError("over_limit must raise")
+        # meter.headers(remaining), spelt out: this runs on every request.
+        state[STATE_KEY] = [
+            meter.limit_header,
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            meter.reset_header,
+        ]
 
     def open(self, principal: Principal, now: float) -> Meter:
         key = (principal.credential_type, principal.credential_id)

@@ -1,0 +1,439 @@
+"""The steady path vouches for cached, valid credentials only, and counts them.
+
+``SteadyPath`` answers most requests without the full path. These tests pin
+that it never accepts what ``authenticate`` would refuse, that a refusal
+still reaches the full path (which audits it), and that it counts each
+request it vouches for. Every case runs against both implementations: the
+compiled one the service uses and the Python reference it falls back to;
+the last tests compare the two on random inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import random
+import time
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from runtools.server.auth.cache import Entry
+from runtools.server.auth.keys import sha256_hex
+from runtools.server.auth.principal import Principal
+from runtools.server.auth.steady import SteadyPath, SteadyPathLike, build_steady_path, native
+from runtools.server.clock import FrozenClock
+from runtools.server.errors import RateLimited
+from runtools.server.events import CredentialEvent, EventKind
+from runtools.server.ratelimit.meters import Meter, Meters
+from runtools.server.runtime import Runtime
+from runtools.server.store.models import ApiKey, AuditEvent, Membership
+from support.principals import principal
+from support.tenants import Member, Tenants
+
+IMPLEMENTATIONS = ["compiled", "python"]
+PASSWORD = "correct horse battery staple"
+
+
+def test_the_compiled_path_is_built() -> None:
+    """The service runs on it; without it (no C compiler) it falls back to Python."""
+    assert native() is not None, "runtools.server.auth._steady was not built: run scripts/setup"
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def steady(request: pytest.FixtureRequest, runtime: Runtime) -> SteadyPathLike:
+    """The runtime's steady path, in one implementation or the other, serving the app too."""
+    compiled = request.param == "compiled"
+    assert native() is not None or not compiled, "the compiled steady path was not built"
+    path = build_steady_path(runtime.authenticator, runtime.rate_limiter, compiled=compiled)
+    assert isinstance(path, SteadyPath) is not compiled
+    runtime.steady_path = path
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_window() -> Iterator[None]:
+    """Rate-limit windows are epoch minutes: start well inside one."""
+    into_minute = time.time() % 60
+    if into_minute > 50:
+        time.sleep(60 - into_minute + 0.1)
+    yield
+
+
+def _warm(member: Member, key: str) -> None:
+    assert member.http.get("/v1/me", headers={"X-API-Key": key}).status_code == 200
+
+
+def _vouch(steady: SteadyPathLike, headers: list[tuple[bytes, bytes]]) -> Principal | None:
+    state: dict[str, Any] = {}
+    found: Principal | None = steady(headers, state)
+    if found is None:
+        assert state == {}  # nothing is counted or left behind for a request not vouched for
+    else:
+        assert state["principal"] is found
+    return found
+
+
+def test_a_cached_key_is_vouched_for_in_its_usual_forms(
+    admin: Member, steady: SteadyPathLike
+) -> None:
+    _warm(admin, admin.key)
+    key = admin.key.encode()
+    for headers in (
+        [(b"host", b"x"), (b"x-api-key", key)],
+        [(b"authorization", b"Bearer " + key)],
+        [(b"x-api-key", key), (b"user-agent", b"probe")],
+        [(b"x-api-key", key), (b"accept", b"text/plain"), (b"accept", b"*/*")],
+    ):
+        principal = _vouch(steady, headers)
+        assert principal is not None and principal.credential_id == admin.key_id
+
+
+def test_a_cached_session_token_is_vouched_for_as_a_bearer_only(
+    tenants: Tenants, steady: SteadyPathLike, secret_registry: Any
+) -> None:
+    ada = tenants.member(password=PASSWORD)
+    signed_in = ada.http.post("/v1/auth/login", json={"email": ada.email, "password": PASSWORD})
+    token = signed_in.json()["data"]["accessToken"]
+    secret_registry.add(token)
+    secret_registry.add(signed_in.json()["data"]["refreshToken"])
+    assert ada.http.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).is_success
+    found = _vouch(steady, [(b"authorization", b"Bearer " + token.encode())])
+    assert found is not None and found.credential_type == "session"
+    assert _vouch(steady, [(b"x-api-key", token.encode())]) is None  # the full path refuses it
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"x-api-key", b" KEY")],  # not the exact bytes that were verified
+        [(b"x-api-key", b"Bearer KEY")],
+        [(b"authorization", b"bearer KEY")],  # the full path parses other spellings
+        [(b"authorization", b"Basic Zm9vOmJhcg==")],
+        [(b"authorization", b"Bearer")],
+        [(b"x-api-key", b"KEY"), (b"x-api-key", b"KEY")],
+        [(b"authorization", b"Bearer KEY"), (b"authorization", b"Bearer KEY")],
+        [(b"x-api-key", b"KEY"), (b"authorization", b"Bearer KEY")],
+        [(b"X-API-Key", b"KEY")],  # ASGI names are lower case; anything else is not ours
+    ],
+)
+def test_anything_unusual_is_left_to_the_full_path(
+    admin: Member, steady: SteadyPathLike, headers: list[tuple[bytes, bytes]]
+) -> None:
+    _warm(admin, admin.key)
+    key = admin.key.encode()
+    presented = [(name, value.replace(b"KEY", key)) for name, value in headers]
+    assert _vouch(steady, presented) is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-API-Key", "KEY"), ("X-API-Key", "KEY")],
+        [("X-API-Key", "KEY"), ("X-API-Key", "rt_live_other")],
+        [("Authorization", "Bearer KEY"), ("Authorization", "Bearer KEY")],
+    ],
+)
+def test_a_repeated_credential_header_is_a_400_not_a_pick(
+    admin: Member, steady: SteadyPathLike, headers: list[tuple[str, str]]
+) -> None:
+    _warm(admin, admin.key)
+    sent = [(name, value.replace("KEY", admin.key)) for name, value in headers]
+    response = admin.http.get("/v1/me", headers=sent)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and "one credential" in error["message"]
+    assert admin.key not in response.text
+
+
+def test_a_revoked_key_is_refused_at_once_though_it_was_cached(
+    admin: Member, steady: SteadyPathLike, secret_registry: Any
+) -> None:
+    doomed = admin.create_key(secret_registry, name="doomed")
+    _warm(admin, doomed["key"])
+    assert _vouch(steady, [(b"x-api-key", doomed["key"].encode())]) is not None
+    assert admin.delete(f"/v1/api-keys/{doomed['id']}").status_code == 200
+    assert _vouch(steady, [(b"x-api-key", doomed["key"].encode())]) is None
+    assert admin.http.get("/v1/me", headers={"X-API-Key": doomed["key"]}).status_code == 401
+
+
+def test_a_cached_key_stops_at_its_expiry_and_the_refusal_is_audited(
+    admin: Member,
+    runtime: Runtime,
+    steady: SteadyPathLike,
+    secret_registry: Any,
+    clock: FrozenClock,
+) -> None:
+    expiring = admin.create_key(secret_registry, name="expiring", expiresIn="1h")
+    _warm(admin, expiring["key"])
+    clock.advance(timedelta(minutes=61))
+    assert _vouch(steady, [(b"x-api-key", expiring["key"].encode())]) is None
+    assert admin.http.get("/v1/me", headers={"X-API-Key": expiring["key"]}).status_code == 401
+    runtime.flush()
+    with runtime.database.session() as session:
+        reasons = session.scalars(
+            select(AuditEvent.reason).where(AuditEvent.target_id == expiring["id"])
+        ).all()
+    assert "expired" in reasons
+
+
+def test_a_rotated_key_stops_at_the_end_of_its_grace_though_it_was_cached(
+    admin: Member, steady: SteadyPathLike, secret_registry: Any, clock: FrozenClock
+) -> None:
+    old = admin.create_key(secret_registry, name="old")
+    _warm(admin, old["key"])
+    rotated = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "1h"})
+    secret_registry.add(rotated.json()["data"]["key"])
+    clock.advance(timedelta(minutes=59))
+    assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 200
+    clock.advance(timedelta(minutes=2))
+    assert _vouch(steady, [(b"x-api-key", old["key"].encode())]) is None
+    assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 401
+
+
+def test_a_key_whose_owner_left_is_refused_from_its_cache_entry_without_noting_a_use(
+    member: Member, runtime: Runtime, steady: SteadyPathLike, clock: FrozenClock
+) -> None:
+    _warm(member, member.key)
+    runtime.flush()
+    with runtime.database.session() as session:
+        session.execute(delete(Membership).where(Membership.user_id == member.user_id))
+        session.execute(update(ApiKey).where(ApiKey.id == member.key_id).values(last_used_at=None))
+        session.commit()
+    runtime.bus.publish(
+        CredentialEvent(EventKind.MEMBER_CHANGED, member.org_id, user_id=member.user_id)
+    )
+    clock.advance(timedelta(minutes=2))  # a use now would be a new lastUsedAt
+    # The first refusal caches what the store said; the second is answered from that entry.
+    for _ in range(2):
+        assert member.http.get("/v1/me", headers={"X-API-Key": member.key}).status_code == 401
+        assert _vouch(steady, [(b"x-api-key", member.key.encode())]) is None
+    runtime.flush()
+    with runtime.database.session() as session:
+        used = session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == member.key_id))
+        reasons = session.scalars(
+            select(AuditEvent.reason).where(AuditEvent.target_id == member.key_id)
+        ).all()
+    assert used is None
+    assert reasons.count("owner_removed") == 2
+
+
+def test_a_use_is_noted_once_a_minute(
+    admin: Member, runtime: Runtime, steady: SteadyPathLike, clock: FrozenClock
+) -> None:
+    def last_used() -> Any:
+        runtime.flush()
+        with runtime.database.session() as session:
+            return session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == admin.key_id))
+
+    _warm(admin, admin.key)
+    first = last_used()
+    assert first is not None
+    clock.advance(timedelta(minutes=3))
+    for _ in range(3):
+        assert _vouch(steady, [(b"x-api-key", admin.key.encode())]) is not None
+    noted = last_used()
+    assert noted.replace(tzinfo=None) - first.replace(tzinfo=None) == timedelta(minutes=3)
+
+
+def test_each_request_vouched_for_is_counted_then_refused_past_the_limit(
+    admin: Member, steady: SteadyPathLike, secret_registry: Any
+) -> None:
+    slow = admin.create_key(secret_registry, rateLimit=3)
+    headers = [(b"x-api-key", slow["key"].encode())]
+    _warm(admin, slow["key"])  # the full path counted this one
+    state: dict[str, Any] = {}
+    assert steady(headers, state) is not None
+    assert dict(state["rate_limit_headers"])[b"x-ratelimit-remaining"] == b"1"
+    assert dict(state["rate_limit_headers"])[b"x-ratelimit-limit"] == b"3"
+    assert steady.counts and steady.hits >= 1
+    refused = admin.http.get("/v1/me", headers={"X-API-Key": slow["key"]})
+    assert refused.status_code == 200 and refused.headers["X-RateLimit-Remaining"] == "0"
+    refused = admin.http.get("/v1/me", headers={"X-API-Key": slow["key"]})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_a_changed_limit_applies_at_once_and_keeps_the_windows_count(
+    admin: Member, steady: SteadyPathLike, secret_registry: Any
+) -> None:
+    key = admin.create_key(secret_registry, rateLimit=5)
+    _warm(admin, key["key"])
+    assert admin.patch(f"/v1/api-keys/{key['id']}", json={"rateLimit": 10}).status_code == 200
+    answer = admin.http.get("/v1/me", headers={"X-API-Key": key["key"]})
+    assert answer.headers["X-RateLimit-Limit"] == "10"
+    assert answer.headers["X-RateLimit-Remaining"] == "8"
+    answer = admin.http.get("/v1/me", headers={"X-API-Key": key["key"]})
+    assert answer.headers["X-RateLimit-Remaining"] == "7"
+
+
+# -- the two implementations, compared ---------------------------------------------
+
+
+def test_the_compiled_sha256_is_sha256() -> None:
+    compiled = pytest.importorskip("runtools.server.auth._steady")
+    for size in [*range(130), 1000, 4096]:
+        data = os.urandom(size)
+        assert compiled.sha256_hex(data) == hashlib.sha256(data).hexdigest() == sha256_hex(data)
+
+
+@dataclass
+class FakeVerified:
+    """What the steady path reads of a verified key (``key_id``) or token (None)."""
+
+    principal: Principal
+    ends: float
+    key_id: str | None
+    next_note: list[float] = field(default_factory=lambda: [float("-inf")])
+
+
+@dataclass
+class World:
+    """One implementation's cache, meters, clocks and what it did to them."""
+
+    entries: dict[str, Entry[Any]]
+    meters: Meters
+    now: list[float]
+    touches: list[tuple[str, float]] = field(default_factory=list)
+
+    def build(self, implementation: type[Any]) -> SteadyPathLike:
+        def touch(key_id: str, now: float) -> float:
+            self.touches.append((key_id, now))
+            return (now // 60 + 1) * 60
+
+        def over_limit(meter: Meter, state: MutableMapping[str, Any]) -> None:
+            state["rate_limit_headers"] = meter.headers(0)
+            raise RateLimited("over", retry_after=1)
+
+        path: SteadyPathLike = implementation(
+            entries=self.entries,
+            monotonic=lambda: 100.0,
+            timestamp=lambda: self.now[0],
+            touch=touch,
+            meters=self.meters,
+            wall_clock=lambda: self.now[0],
+            open_meter=self.meters.open,
+            over_limit=over_limit,
+        )
+        return path
+
+
+TOKENS = [f"rt_live_{i:038d}".encode() for i in range(8)]
+
+
+def _world(seed: int) -> World:
+    """Eight credentials in every state the steady path tells apart."""
+    rng = random.Random(seed)
+    entries: dict[str, Entry[Any]] = {}
+    for i, token in enumerate(TOKENS[:7]):  # the last is unknown
+        owner = principal(credential_id=f"key_{i}", rate_limit=rng.choice([1, 2, 3, None]))
+        verified = FakeVerified(
+            owner,
+            ends=rng.choice([float("inf"), float("-inf"), 1_000_030.0]),
+            key_id=rng.choice([f"key_{i}", None]),
+        )
+        entries[sha256_hex(token)] = Entry(
+            rng.choice([verified, verified, None]), rng.choice([200.0, 200.0, 50.0])
+        )
+    return World(entries, Meters(), [1_000_000.0])
+
+
+def _headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
+    token = rng.choice(TOKENS)
+    credentials = [
+        (b"x-api-key", token),
+        (b"authorization", b"Bearer " + token),
+        (b"authorization", b"bearer " + token),
+        (b"authorization", b"Bearer  " + token),
+        (b"x-api-key", b" " + token),
+        (b"X-API-Key", token),
+        (b"authorization", b"Bearer"),
+        (b"authorization", b""),
+    ]
+    others = [(b"host", b"x"), (b"accept", b"*/*"), (b"accept", b"text/plain")]
+    chosen = rng.choices(credentials, k=rng.choice([0, 1, 1, 1, 2])) + rng.sample(
+        others, k=rng.randint(0, 3)
+    )
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _outcome(path: SteadyPathLike, headers: list[tuple[bytes, bytes]]) -> tuple[Any, ...]:
+    state: dict[str, Any] = {}
+    try:
+        found = path(headers, state)
+    except RateLimited:
+        found = "429"
+    answer = found.credential_id if isinstance(found, Principal) else found
+    shown = {k: (v.credential_id if isinstance(v, Principal) else v) for k, v in state.items()}
+    return answer, shown
+
+
+def test_both_implementations_answer_alike_on_random_requests() -> None:
+    compiled = native()
+    assert compiled is not None
+    for seed in range(40):
+        worlds = _world(seed), _world(seed)
+        paths = worlds[0].build(compiled), worlds[1].build(SteadyPath)
+        rng = random.Random(seed)
+        for _ in range(60):
+            if rng.random() < 0.1:  # across note minutes, window ends and credentials' ends
+                for world in worlds:
+                    world.now[0] += 25
+            headers = _headers(rng)
+            assert _outcome(paths[0], headers) == _outcome(paths[1], headers), headers
+        assert worlds[0].touches == worlds[1].touches
+        assert paths[0].hits == paths[1].hits
+        assert {k: m.limit for k, m in worlds[0].meters.items()} == {
+            k: m.limit for k, m in worlds[1].meters.items()
+        }
+
+
+def test_the_compiled_path_refuses_malformed_headers_without_harm() -> None:
+    compiled = native()
+    assert compiled is not None
+    world = _world(1)
+    path = world.build(compiled)
+    for headers in (
+        [(b"x-api-key",)],
+        [(b"x-api-key", TOKENS[0], b"extra")],
+        [("x-api-key", TOKENS[0].decode())],
+        [(b"x-api-key", TOKENS[0].decode())],
+        [[b"x-api-key", TOKENS[0]]],
+        [None],
+    ):
+        assert path(headers, {}) is None
+    with pytest.raises(TypeError):
+        path(42, {})  # type: ignore[arg-type]
+
+
+def test_the_count_is_exact_under_threads() -> None:
+    """Counting is ``next()`` on the meter's counter: no request is lost or counted twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    compiled = native()
+    assert compiled is not None
+    world = _world(0)
+    owner = principal(credential_id="busy", plan="enterprise")  # 1,000 a minute
+    world.entries[sha256_hex(b"busy")] = Entry(FakeVerified(owner, float("inf"), None), 200.0)
+    path = world.build(compiled)
+    seen: list[bytes] = []
+
+    def hammer(_: int) -> None:
+        for _ in range(250):
+            state: dict[str, Any] = {}
+            path([(b"authorization", b"Bearer busy")], state)
+            seen.append(dict(state["rate_limit_headers"])[b"x-ratelimit-remaining"])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(hammer, range(4)))
+    assert sorted(int(v) for v in seen) == list(range(1000))  # each count exactly once
+    assert list(itertools.islice(world.meters[("api_key", "busy")].counts, 1)) == [1001]
