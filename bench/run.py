@@ -18,6 +18,10 @@
    for the twin and for ``GET /v1/me`` with each credential (exact, so it
    holds on a noisy machine where the timed ratios wander), then the same
    requests timed without an HTTP server: the fastest of many rotated rounds.
+5. Work per request over HTTP, in machine instructions: the server of row 1
+   run under ``valgrind --tool=callgrind``, every instruction of the process
+   counted (uvicorn, Python, C) while it answers a run of each kind of
+   request. Repeatable to a fraction of a percent, however busy the machine.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ from runtools.server.services import operator  # noqa: E402
 from runtools.server.services.audit import RequestContext  # noqa: E402
 from runtools.server.settings import Settings  # noqa: E402
 from server import MIRROR_AFTER_PATH, MIRROR_PATH  # noqa: E402  (bench/server.py)
-from support.live_server import LiveServer  # noqa: E402
+from support.live_server import LiveServer, free_port  # noqa: E402
 
 UNLIMITED = 1_000_000_000
 BENCH_EMAIL = "bench@example.com"
@@ -312,6 +316,117 @@ def bench_work(rounds: int) -> list[list[str]]:
     return rows
 
 
+# -- 5. Work per request over HTTP, in instructions ----------------------------------
+
+
+def _callgrind(pid: int, *command: str) -> None:
+    subprocess.run(["callgrind_control", *command, str(pid)], check=True, capture_output=True)
+
+
+def bench_instructions(requests: int, rounds: int) -> list[list[str]]:
+    """Instructions per request, the server under callgrind: the fewest of ``rounds`` runs."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("valgrind not found: apt-get install -y valgrind")
+    home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
+    env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_ACCESS_TOKEN_TTL_SECONDS": "3600"}
+    env |= {k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_RUNTOOLS_")}
+    # Background rounds (the idle-sandbox check, the lastUsedAt batch) would land in some
+    # runs and not others: out of the way here, so the counts are the requests' own.
+    env |= {"RUNTOOLS_SANDBOX_IDLE_CHECK_SECONDS": "3600",
+            "RUNTOOLS_LAST_USED_FLUSH_SECONDS": "3600"}  # fmt: skip
+    key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
+    port = free_port()
+    out = home / "callgrind.out"
+    # Counting starts only when asked (after start-up and warm-up): --instr-atstart=no.
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+         sys.executable, str(ROOT / "bench" / "server.py"), "--port", str(port)],
+        env=env | {"RUNTOOLS_BENCH_KEY": key},
+        stdout=(home / "server.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    counts: dict[str, list[float]] = {}
+    hashing: dict[str, list[float]] = {}
+    try:
+        deadline = time.monotonic() + 600  # Python starts slowly under valgrind
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start: {(home / 'server.log').read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(1)
+        with httpx.Client(base_url=url, timeout=60) as http:
+            signed_in = http.post(
+                "/v1/auth/login",
+                json={"email": BENCH_EMAIL, "password": BENCH_PASSWORD, "clientName": "bench"},
+            )
+            signed_in.raise_for_status()
+            token = signed_in.json()["data"]["accessToken"]
+            cases = {
+                "healthz": ("/healthz", {}),
+                "twin-before": (MIRROR_PATH, {}),
+                "twin-after": (MIRROR_AFTER_PATH, {}),
+                "key": ("/v1/me", {"X-API-Key": key}),
+                "session": ("/v1/me", {"Authorization": f"Bearer {token}"}),
+            }
+
+            def run(name: str, times: int) -> None:
+                path, headers = cases[name]
+                for _ in range(times):
+                    if http.get(path, headers=headers).status_code != 200:
+                        raise SystemExit(f"{path}: not a 200; the benchmark is invalid")
+
+            for name in cases:
+                run(name, 20)
+            _callgrind(server.pid, "--instr=on")
+            names = list(cases)
+            for round_ in range(rounds):
+                for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                    run(name, 5)  # what turning counting on left cold
+                    _callgrind(server.pid, "--zero")
+                    run(name, requests)
+                    _callgrind(server.pid, "--dump")
+                    dumps = sorted(home.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
+                    total = re.search(r"^(?:summary|totals): (\d+)", dumps[-1].read_text(), re.M)
+                    assert total is not None, dumps[-1]
+                    counts.setdefault(name, []).append(int(total.group(1)) / requests)
+                    hashing.setdefault(name, []).append(_sha256_cost(dumps[-1]) / requests)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(home, ignore_errors=True)
+    fewest = {name: min(values) for name, values in counts.items()}
+    twin = (fewest["twin-before"] + fewest["twin-after"]) / 2
+    rows = [
+        ["instructions/request over HTTP, /healthz", f"{fewest['healthz']:,.0f}", "", ""],
+        ["instructions/request over HTTP, twin (mean of 2)", f"{twin:,.0f}", "", ""],
+    ]
+    for name, label in (("key", "API key"), ("session", "session token")):
+        added = fewest[name] - twin
+        # Valgrind has no SHA instructions: the credential's SHA-256 ran the portable code.
+        sha = min(hashing[name])
+        rows.append([f"instructions/request over HTTP, /v1/me ({label})",
+                     f"{fewest[name]:,.0f}", f"{added:+,.0f} ({added / twin * 100:+.1f}%)",
+                     f"of which SHA-256, portable code: {sha:,.0f}"])  # fmt: skip
+    return rows
+
+
+def _sha256_cost(dump: Path) -> int:
+    """Instructions spent in the steady path's SHA-256, from a callgrind dump."""
+    out = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(dump)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    cost = re.search(r"^\s*([\d,]+) \([^)]*\)\s+\S*_steady\.c:sha256_hex ", out, re.M)
+    return int(cost.group(1).replace(",", "")) if cost else 0
+
+
 # -- 3. Revocation propagation ----------------------------------------------------
 
 
@@ -382,7 +497,7 @@ def main() -> None:
         "--skip",
         action="append",
         default=[],
-        choices=["http", "verify", "revocation", "work"],
+        choices=["http", "verify", "revocation", "work", "instructions"],
     )
     args = parser.parse_args()
     rows: list[list[str]] = []
@@ -402,6 +517,8 @@ def main() -> None:
         measured(bench_verify([1_000, 100_000 if args.quick else 1_000_000]))
     if "work" not in args.skip:
         measured(bench_work(40 if args.quick else 150))
+    if "instructions" not in args.skip:
+        measured(bench_instructions(*((50, 3) if args.quick else (100, 6))))
     if "revocation" not in args.skip:
         count = 20 if args.quick else 100
         measured([bench_propagation(args.postgres, args.redis, count)])

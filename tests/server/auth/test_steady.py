@@ -278,11 +278,14 @@ def test_a_changed_limit_applies_at_once_and_keeps_the_windows_count(
 # -- the two implementations, compared ---------------------------------------------
 
 
-def test_the_compiled_sha256_is_sha256() -> None:
-    compiled = pytest.importorskip("runtools.server.auth._steady")
-    for size in [*range(130), 1000, 4096]:
+def test_the_compiled_sha256_is_sha256_with_or_without_the_cpus_sha_extensions() -> None:
+    from runtools.server.auth import _steady
+
+    for size in [*range(200), 1000, 4096, 65_536]:  # every tail length, one and two blocks
         data = os.urandom(size)
-        assert compiled.sha256_hex(data) == hashlib.sha256(data).hexdigest() == sha256_hex(data)
+        expected = hashlib.sha256(data).hexdigest()
+        assert _steady.sha256_hex(data) == expected == sha256_hex(data)
+        assert _steady.portable_sha256_hex(data) == expected
 
 
 @dataclass
@@ -293,6 +296,11 @@ class FakeVerified:
     ends: float
     key_id: str | None
     next_note: list[float] = field(default_factory=lambda: [float("-inf")])
+
+
+@dataclass(slots=True)
+class SlottedVerified(FakeVerified):
+    """The same in slots, as the real ones are: the compiled path reads those in place."""
 
 
 @dataclass
@@ -335,7 +343,7 @@ def _world(seed: int) -> World:
     entries: dict[str, Entry[Any]] = {}
     for i, token in enumerate(TOKENS[:7]):  # the last is unknown
         owner = principal(credential_id=f"key_{i}", rate_limit=rng.choice([1, 2, 3, None]))
-        verified = FakeVerified(
+        verified = rng.choice([FakeVerified, SlottedVerified])(
             owner,
             ends=rng.choice([float("inf"), float("-inf"), 1_000_030.0]),
             key_id=rng.choice([f"key_{i}", None]),
@@ -413,6 +421,68 @@ def test_the_compiled_path_refuses_malformed_headers_without_harm() -> None:
         assert path(headers, {}) is None
     with pytest.raises(TypeError):
         path(42, {})  # type: ignore[arg-type]
+
+
+def test_the_compiled_path_reads_attributes_of_any_shape_alike() -> None:
+    """Slots read in place, a property or a missing attribute through Python, never a crash."""
+    compiled = native()
+    assert compiled is not None
+
+    class Computed:
+        def __init__(self, owner: Principal) -> None:
+            self.principal, self.key_id = owner, None
+
+        @property
+        def ends(self) -> float:
+            return float("inf")
+
+    @dataclass(slots=True)
+    class Unset:
+        principal: Principal
+        ends: float
+        key_id: str | None
+
+    owner = principal()
+    for verified, vouched in (
+        (SlottedVerified(owner, float("inf"), None), True),
+        (Computed(owner), True),
+        (SlottedVerified(owner, float("-inf"), None), False),
+    ):
+        for _ in range(3):  # first through Python, then from what was learnt
+            world = _world(0)
+            world.entries[sha256_hex(b"t")] = Entry(verified, 200.0)
+            found = world.build(compiled)([(b"authorization", b"Bearer t")], {})
+            assert (found is owner) is vouched
+    broken = Unset(owner, float("inf"), "key_1")
+    del broken.key_id
+    world = _world(0)
+    world.entries[sha256_hex(b"t")] = Entry(broken, 200.0)
+    for _ in range(2):
+        with pytest.raises(AttributeError):
+            world.build(compiled)([(b"authorization", b"Bearer t")], {})
+
+
+def test_the_service_clocks_are_read_as_python_reads_them() -> None:
+    """time.time and time.monotonic are read without a call: they must agree with Python's."""
+    compiled = native()
+    assert compiled is not None
+    owner = principal()
+    for ends, expires, vouched in (
+        (time.time() + 5, time.monotonic() + 5, True),
+        (time.time() - 5, time.monotonic() + 5, False),
+        (time.time() + 5, time.monotonic() - 5, False),
+    ):
+        path = compiled(
+            entries={sha256_hex(b"t"): Entry(SlottedVerified(owner, ends, None), expires)},
+            monotonic=time.monotonic,
+            timestamp=time.time,
+            touch=lambda key_id, now: now,
+            meters=None,
+            wall_clock=time.time,
+            open_meter=Meters().open,
+            over_limit=lambda meter, state: None,
+        )
+        assert (path([(b"authorization", b"Bearer t")], {}) is owner) is vouched
 
 
 def test_the_count_is_exact_under_threads() -> None:

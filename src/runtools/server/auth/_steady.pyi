@@ -3,7 +3,10 @@ from typing import Any
 
 from runtools.server.auth.principal import Principal
 
+SHA256_CODE: str
+
 def sha256_hex(data: bytes) -> str: ...
+def portable_sha256_hex(data: bytes) -> str: ...
 
 class SteadyPath:
     def __init__(
