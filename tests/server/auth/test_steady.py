@@ -462,6 +462,98 @@ def test_the_compiled_path_reads_attributes_of_any_shape_alike() -> None:
             world.build(compiled)([(b"authorization", b"Bearer t")], {})
 
 
+def _hostile_world(verified: Any, **parts: Any) -> SteadyPathLike:
+    compiled = native()
+    assert compiled is not None
+    meters = parts.pop("meters", None)
+    return compiled(  # type: ignore[no-any-return]
+        entries={sha256_hex(b"t"): Entry(verified, 200.0)},
+        monotonic=lambda: 100.0,
+        timestamp=lambda: 1_000_000.0,
+        touch=parts.pop("touch", lambda key_id, now: now + 60),
+        meters=meters,
+        wall_clock=lambda: 1_000_000.0,
+        open_meter=(meters or Meters()).open,
+        over_limit=lambda meter, state: (_ for _ in ()).throw(RateLimited("over", retry_after=1)),
+    )
+
+
+BEARER = [(b"authorization", b"Bearer t")]
+
+
+def test_the_compiled_path_fails_safely_on_hostile_objects() -> None:
+    """Objects the service never makes: an error or a refusal each, never a crash or a pass."""
+    compiled = native()
+    assert compiled is not None
+    owner = principal()
+    with pytest.raises(TypeError):  # made without __init__
+        compiled.__new__(compiled)(BEARER, {})
+
+    def meter(limit: int, counts: Any) -> Meters:
+        meters = Meters()
+        meters[("api_key", "key_1")] = Meter(
+            owner, limit, 1_000_020, counts, (b"x-ratelimit-limit", b"1"), (b"x", b"1")
+        )
+        return meters
+
+    with pytest.raises(TypeError):  # counts that are not an iterator
+        _hostile_world(SlottedVerified(owner, 1e300, None), meters=meter(10, [1]))(BEARER, {})
+    with pytest.raises((OverflowError, RateLimited)):  # a remaining count past 64 bits
+        _hostile_world(
+            SlottedVerified(owner, 1e300, None), meters=meter(-(2**63), itertools.count(1))
+        )(BEARER, {})
+
+    note: list[float] = [float("-inf")]
+    with pytest.raises(IndexError):  # the note emptied while it was being written
+        _hostile_world(
+            SlottedVerified(owner, 1e300, "key_1", note), touch=lambda *_: note.clear() or 0.0
+        )([(b"x-api-key", b"t")], {})
+
+    class Pair(tuple):  # type: ignore[type-arg]
+        def __iter__(self) -> Iterator[bytes]:
+            return iter((b"x-other", self[1]))
+
+    class Name(bytes):
+        def __eq__(self, other: object) -> bool:
+            return False
+
+        __hash__ = bytes.__hash__
+
+    path = _hostile_world(SlottedVerified(owner, 1e300, None))
+    assert path([Pair((b"authorization", b"Bearer t"))], {}) is None
+    assert path([(Name(b"authorization"), b"Bearer t")], {}) is None
+
+
+def test_the_compiled_path_follows_a_class_that_changes() -> None:
+    """Slots read in place only while the class is as learnt, and only the class's own."""
+    owner = principal()
+
+    @dataclass(slots=True)
+    class Patched:
+        principal: Principal
+        ends: float
+        key_id: str | None
+
+    path = _hostile_world(Patched(owner, 1e300, None))
+    assert path(BEARER, {}) is owner and path(BEARER, {}) is owner  # learnt, then read
+    Patched.ends = property(lambda self: float("-inf"))  # type: ignore[assignment,method-assign]
+    assert path(BEARER, {}) is None
+
+    class Big:
+        __slots__ = (*"abcdefghijklmnopqrstuvwxyz", "ends")
+
+    class Small:
+        __slots__ = ("key_id", "principal")
+
+    Small.ends = Big.__dict__["ends"]  # type: ignore[attr-defined]
+    small = Small()
+    small.principal, small.key_id = owner, None
+    path = _hostile_world(small)
+    for _ in range(2):
+        with pytest.raises(TypeError):  # as Python says: the descriptor does not apply
+            path(BEARER, {})
+
+
 def test_the_service_clocks_are_read_as_python_reads_them() -> None:
     """time.time and time.monotonic are read without a call: they must agree with Python's."""
     compiled = native()

@@ -222,6 +222,7 @@ static PyObject *py_portable_sha256_hex(PyObject *module, PyObject *arg)
 typedef struct {
     PyTypeObject *type; /* a strong reference, held for good */
     Py_ssize_t offset;
+    unsigned int version; /* type->tp_version_tag when learnt: any change to the type forgets it */
 } Slot;
 
 typedef struct {
@@ -259,12 +260,18 @@ static void learn(Attribute *attribute, PyTypeObject *type)
         return;
     }
     PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
-    if (member->type != Py_T_OBJECT_EX) {
+    if (member->type != Py_T_OBJECT_EX ||
+        !PyType_IsSubtype(type, PyDescr_TYPE(descriptor)) || /* another class's slot */
+        !PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
         return;
     }
     Slot *slot = attribute->seen[0].type == NULL ? &attribute->seen[0] : &attribute->seen[1];
-    Py_XSETREF(slot->type, (PyTypeObject *)Py_NewRef(type));
+    PyTypeObject *old = slot->type;
+    slot->type = NULL;
     slot->offset = member->offset;
+    slot->version = type->tp_version_tag;
+    slot->type = (PyTypeObject *)Py_NewRef(type);
+    Py_XDECREF(old);
 }
 
 /* obj.<attribute>, a new reference; NULL with an exception set. */
@@ -272,7 +279,8 @@ static PyObject *get(PyObject *obj, Attribute *attribute)
 {
     PyTypeObject *type = Py_TYPE(obj);
     for (int i = 0; i < 2; i++) {
-        if (attribute->seen[i].type == type) {
+        if (attribute->seen[i].type == type && type->tp_version_tag == attribute->seen[i].version &&
+            PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
             PyObject *value = *(PyObject **)((char *)obj + attribute->seen[i].offset);
             if (value != NULL) {
                 return Py_NewRef(value);
@@ -432,12 +440,12 @@ static PyObject *vouch(SteadyPath *self, PyObject *raw_headers)
     PyObject **items = PySequence_Fast_ITEMS(headers);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = items[i];
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
             goto none;
         }
         PyObject *name = PyTuple_GET_ITEM(item, 0);
         PyObject *value = PyTuple_GET_ITEM(item, 1);
-        if (!PyBytes_Check(name) || !PyBytes_Check(value)) {
+        if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(value)) {
             goto none;
         }
         Py_ssize_t length = PyBytes_GET_SIZE(name);
@@ -488,7 +496,9 @@ static PyObject *vouch(SteadyPath *self, PyObject *raw_headers)
     }
     /* Held: the calls below run Python code, which may drop the entry. */
     PyObject *verified = Py_NewRef(PyTuple_GET_ITEM(entry, 0));
-    double expires = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 1));
+    PyObject *expires_object = Py_NewRef(PyTuple_GET_ITEM(entry, 1));
+    double expires = PyFloat_AsDouble(expires_object); /* may run Python code that drops entry */
+    Py_DECREF(expires_object);
     if (FAILED(expires)) {
         goto error_verified;
     }
@@ -525,7 +535,9 @@ static PyObject *vouch(SteadyPath *self, PyObject *raw_headers)
             Py_DECREF(key_id);
             goto error_verified;
         }
-        double due = PyFloat_AsDouble(PyList_GET_ITEM(note, 0));
+        PyObject *due_object = Py_NewRef(PyList_GET_ITEM(note, 0));
+        double due = PyFloat_AsDouble(due_object);
+        Py_DECREF(due_object);
         if (FAILED(due)) {
             Py_DECREF(note);
             Py_DECREF(key_id);
@@ -541,7 +553,11 @@ static PyObject *vouch(SteadyPath *self, PyObject *raw_headers)
                 Py_DECREF(key_id);
                 goto error_verified;
             }
-            PyList_SetItem(note, 0, next); /* steals next */
+            if (PyList_SetItem(note, 0, next) < 0) { /* steals next; touch may have emptied it */
+                Py_DECREF(note);
+                Py_DECREF(key_id);
+                goto error_verified;
+            }
         }
         Py_DECREF(note);
     } else if (authorization == NULL) {
@@ -648,6 +664,11 @@ static int count(SteadyPath *self, PyObject *principal, PyObject *state)
     if (counts == NULL) {
         goto error;
     }
+    if (!PyIter_Check(counts)) {
+        PyErr_Format(PyExc_TypeError, "'%.200s' object is not an iterator", Py_TYPE(counts)->tp_name);
+        Py_DECREF(counts);
+        goto error;
+    }
     PyObject *counted = PyIter_Next(counts);
     Py_DECREF(counts);
     if (counted == NULL) {
@@ -661,7 +682,11 @@ static int count(SteadyPath *self, PyObject *principal, PyObject *state)
     if (number == -1 && PyErr_Occurred()) {
         goto error;
     }
-    Py_ssize_t remaining = limit - number;
+    Py_ssize_t remaining;
+    if (__builtin_sub_overflow(limit, number, &remaining)) {
+        PyErr_SetString(PyExc_OverflowError, "a meter's remaining count overflows");
+        goto error;
+    }
     if (remaining < 0) {
         PyObject *result = PyObject_CallFunctionObjArgs(self->over_limit, meter, state, NULL);
         if (result != NULL) {
@@ -699,6 +724,10 @@ static PyObject *steady_vectorcall(PyObject *callable, PyObject *const *args, si
                                    PyObject *kwnames)
 {
     SteadyPath *self = (SteadyPath *)callable;
+    if (self->entries == NULL) {
+        PyErr_SetString(PyExc_TypeError, "SteadyPath was not initialised");
+        return NULL;
+    }
     if (PyVectorcall_NARGS(nargsf) != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)) {
         PyErr_SetString(PyExc_TypeError, "SteadyPath takes (raw_headers, state)");
         return NULL;
