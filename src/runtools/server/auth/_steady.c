@@ -97,7 +97,8 @@ sha256_blocks_shani(uint32_t h[8], const unsigned char *data, size_t blocks)
     state1 = _mm_blend_epi16(state1, tmp, 0xF0);         /* CDGH */
     for (; blocks > 0; blocks--, data += 64) {
         __m128i abef = state0, cdgh = state1, w[4], message;
-        for (int g = 0; g < 16; g++) { /* four rounds each */
+#pragma GCC unroll 16
+        for (int g = 0; g < 16; g++) { /* four rounds each; unrolled, the ifs go */
             if (g < 4) {
                 w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * g)), order);
             }
