@@ -45,6 +45,18 @@ def test_the_compiled_path_is_built() -> None:
     assert native() is not None, "runtools.server.auth._steady was not built: run scripts/setup"
 
 
+def test_an_install_without_the_compiled_path_says_so_and_runs_in_python(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from runtools.server.auth import steady
+
+    monkeypatch.setattr(steady, "native", lambda: None)
+    with caplog.at_level("WARNING", logger="runtools.auth"):
+        path = build_steady_path(runtime.authenticator, runtime.rate_limiter)
+    assert isinstance(path, SteadyPath)
+    assert "compiled authentication path is not built" in caplog.text
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def steady(request: pytest.FixtureRequest, runtime: Runtime) -> SteadyPathLike:
     """The runtime's steady path, in one implementation or the other, serving the app too."""

@@ -32,6 +32,7 @@ inputs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from runtools.server.auth.authenticator import Authenticator
     from runtools.server.ratelimit.limiter import RateLimiter
     from runtools.server.ratelimit.meters import Meter, Meters
+
+logger = logging.getLogger("runtools.auth")
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
@@ -155,6 +158,11 @@ def build_steady_path(
 ) -> SteadyPathLike:
     """The steady path over this runtime's cache and meters; compiled when built."""
     implementation: Any = (compiled and native()) or SteadyPath
+    if compiled and implementation is SteadyPath:
+        logger.warning(
+            "the compiled authentication path is not built (no C compiler at install): "
+            "authenticated requests take the slower Python path"
+        )
     meters = rate_limiter.meters
     return implementation(  # type: ignore[no-any-return]
         entries=authenticator.cache.entries,
