@@ -37,6 +37,7 @@ from support.principals import principal
 from support.tenants import Member, Tenants
 
 IMPLEMENTATIONS = ["compiled", "python"]
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse battery staple"
 
 
@@ -264,7 +265,7 @@ def test_each_request_vouched_for_is_counted_then_refused_past_the_limit(
     assert steady(headers, state) is not None
     assert dict(state["rate_limit_headers"])[b"x-ratelimit-remaining"] == b"1"
     assert dict(state["rate_limit_headers"])[b"x-ratelimit-limit"] == b"3"
-    assert steady.counts and steady.hits >= 1
+    assert steady.hits >= 1
     refused = admin.http.get("/v1/me", headers={"X-API-Key": slow["key"]})
     assert refused.status_code == 200 and refused.headers["X-RateLimit-Remaining"] == "0"
     refused = admin.http.get("/v1/me", headers={"X-API-Key": slow["key"]})
@@ -363,7 +364,16 @@ def _world(seed: int) -> World:
         entries[sha256_hex(token)] = Entry(
             rng.choice([verified, verified, None]), rng.choice([200.0, 200.0, 50.0])
         )
-    return World(entries, Meters(), [1_000_000.0])
+    shared = rng.random() < 0.5
+    meters = Meters(shared=shared)  # shared: only the reserved blocks count
+    if shared:
+        for i in range(7):
+            if rng.random() < 0.5:
+                owner = entries[sha256_hex(TOKENS[i])].value
+                if owner is not None:
+                    block = range(rng.randint(1, 3), rng.randint(1, 5))
+                    meters.refill(owner.principal, 1_000_020, iter(block))
+    return World(entries, meters, [1_000_000.0])
 
 
 def _headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
@@ -587,6 +597,106 @@ def test_the_service_clocks_are_read_as_python_reads_them() -> None:
             over_limit=lambda meter, state: None,
         )
         assert (path([(b"authorization", b"Bearer t")], {}) is owner) is vouched
+
+
+def _shared_node(
+    implementation: str, prefix: str, now: list[float], owner: Principal
+) -> tuple[Any, Any]:
+    """One node counting in Redis: its limiter and its steady path."""
+    from runtools.server.ratelimit.counters import (
+        BlockCounter,
+        FailoverCounter,
+        LocalCounter,
+        RedisCounter,
+    )
+    from runtools.server.ratelimit.limiter import RateLimiter
+
+    counter = FailoverCounter(
+        BlockCounter(RedisCounter(LOCAL_REDIS, prefix, timeout=5)), LocalCounter()
+    )
+    limiter = RateLimiter(counter, address_limit=10, wall_clock=lambda: now[0])
+    meters = limiter.meters
+    assert meters is not None
+    path = (native() if implementation == "compiled" else SteadyPath)(
+        entries={sha256_hex(b"t"): Entry(SlottedVerified(owner, 1e300, None), 200.0)},
+        monotonic=lambda: 100.0,
+        timestamp=lambda: now[0],
+        touch=lambda key_id, at: at,
+        meters=meters,
+        wall_clock=lambda: now[0],
+        open_meter=meters.open,
+        over_limit=limiter.over_limit,
+    )
+
+    async def request() -> tuple[bytes, bool]:
+        """As the guard does it: the steady path, then the limiter if it did not count."""
+        state: dict[str, Any] = {}
+        assert path(BEARER, state) is owner
+        in_steady_path = "rate_limit_headers" in state
+        if not in_steady_path:
+            await limiter.admit_principal(owner, state)
+        return dict(state["rate_limit_headers"])[b"x-ratelimit-remaining"], in_steady_path
+
+    return limiter, request
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_shared_counts_are_taken_from_the_reserved_block_without_redis(
+    implementation: str,
+) -> None:
+    """With counts in Redis, one request in a block goes to Redis; the rest stay here."""
+    import asyncio
+    import secrets
+
+    import redis
+
+    prefix = f"t_{secrets.token_hex(6)}"
+    owner = principal(plan="enterprise")  # 1,000 a minute: blocks of 20
+    _, request = _shared_node(implementation, prefix, [1_000_000.0], owner)
+    stored = redis.Redis.from_url(LOCAL_REDIS)
+    redis_key = f"{prefix}:rl:api_key:key_1:999960"
+
+    async def run() -> list[tuple[bytes, bool]]:
+        answers = [await request() for _ in range(20)]
+        assert stored.get(redis_key) == b"20"  # one block reserved for twenty requests
+        answers.append(await request())
+        assert stored.get(redis_key) == b"40"
+        return answers
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        stored.delete(redis_key)
+    assert [remaining for remaining, _ in answers] == [b"%d" % (999 - i) for i in range(21)]
+    assert [steady for _, steady in answers] == [False] + [True] * 19 + [False]
+
+
+def test_two_nodes_never_hand_out_one_position_twice() -> None:
+    """Concurrent requests on two nodes, blocks moving to meters: every position once."""
+    import asyncio
+    import secrets
+
+    import redis
+
+    prefix = f"t_{secrets.token_hex(6)}"
+    owner = principal(plan="enterprise")
+    now = [1_000_000.0]
+    nodes = [_shared_node(kind, prefix, now, owner)[1] for kind in IMPLEMENTATIONS]
+
+    async def run() -> list[tuple[bytes, bool]]:
+        answers: list[tuple[bytes, bool]] = []
+        for _ in range(30):  # waves of twenty concurrent requests, ten on each node
+            answers += await asyncio.gather(*(nodes[i % 2]() for i in range(20)))
+        return answers
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        redis.Redis.from_url(LOCAL_REDIS).delete(f"{prefix}:rl:api_key:key_1:999960")
+    remaining = [int(value) for value, _ in answers]
+    assert len(set(remaining)) == 600  # no position given twice
+    assert min(remaining) >= 1000 - 600 - 2 * 20  # at most a block per node stranded
+    assert any(steady for _, steady in answers)
 
 
 def test_the_count_is_exact_under_threads() -> None:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from runtools.server.api.context import request_context, runtime_of
 from runtools.server.auth.principal import Principal
 from runtools.server.errors import Forbidden, InvalidRequest
+from runtools.server.ratelimit.meters import STATE_KEY as RATE_LIMIT_HEADERS
 from runtools.server.services.audit import AuditRecord
 
 CREDENTIAL_HEADERS = (b"x-api-key", b"authorization")
@@ -78,8 +79,8 @@ class Guard:
             )
             state["principal"] = principal
             await runtime.rate_limiter.admit_principal(principal, state)
-        elif not runtime.steady_path.counts:
-            await runtime.rate_limiter.admit_principal(principal, state)  # shared counts
+        elif RATE_LIMIT_HEADERS not in state:  # not counted there: a shared block used up
+            await runtime.rate_limiter.admit_principal(principal, state)
         missing = self._missing(principal) if self._checks else None
         if missing is not None:
             runtime.audit.enqueue(

@@ -596,7 +596,11 @@ static PyObject *digits(Py_ssize_t number)
     return PyBytes_FromStringAndSize(start, end - start);
 }
 
-/* Count the request on the principal's meter: 0, or -1 with an exception (the 429 too). */
+/*
+ * Count the request on the principal's meter, leaving its headers in state: 0,
+ * or -1 with an exception (the 429 too). A meter with no count left leaves no
+ * headers, and the guard has the limiter count the request.
+ */
 static int count(SteadyPath *self, PyObject *principal, PyObject *state)
 {
     double now = call_clock(self->wall_clock);
@@ -673,10 +677,11 @@ static int count(SteadyPath *self, PyObject *principal, PyObject *state)
     PyObject *counted = PyIter_Next(counts);
     Py_DECREF(counts);
     if (counted == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_RuntimeError, "a meter's counts ran out");
+        if (PyErr_Occurred()) {
+            goto error;
         }
-        goto error;
+        Py_DECREF(meter);
+        return 0; /* no count left here (a shared block used up): the limiter counts it */
     }
     Py_ssize_t number = PyLong_AsSsize_t(counted);
     Py_DECREF(counted);
@@ -746,12 +751,6 @@ static PyObject *steady_vectorcall(PyObject *callable, PyObject *const *args, si
     return principal;
 }
 
-static PyObject *steady_get_counts(SteadyPath *self, void *closure)
-{
-    (void)closure;
-    return PyBool_FromLong(self->meters != Py_None);
-}
-
 static PyObject *steady_get_hits(SteadyPath *self, void *closure)
 {
     (void)closure;
@@ -759,7 +758,6 @@ static PyObject *steady_get_hits(SteadyPath *self, void *closure)
 }
 
 static PyGetSetDef steady_getset[] = {
-    {"counts", (getter)steady_get_counts, NULL, "True when requests are counted here.", NULL},
     {"hits", (getter)steady_get_hits, NULL, "Requests vouched for from the cache.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

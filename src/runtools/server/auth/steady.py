@@ -13,9 +13,11 @@ makes one call, ``steady_path(raw_headers, state)``, which:
    owner who left);
 4. notes a use of an API key (``lastUsedAt``) when one is due, at most once
    a minute;
-5. counts the request on the credential's meter when counts live in this
-   process, leaving the three ``X-RateLimit-*`` headers in ``state`` (a 429
-   past the limit).
+5. counts the request on the credential's meter, leaving the three
+   ``X-RateLimit-*`` headers in ``state`` (a 429 past the limit). With counts
+   in Redis the meter hands out the block of positions this node reserved;
+   when it has none left (or rate limits are off) no headers are left, and
+   the guard has the ``RateLimiter`` count the request.
 
 It returns the ``Principal``, also left in ``state["principal"]``, or None:
 "not vouched for here". The full path (``Authenticator.authenticate``)
@@ -54,11 +56,6 @@ PRINCIPAL_KEY = "principal"
 
 class SteadyPathLike(Protocol):
     @property
-    def counts(self) -> bool:
-        """True when this path counts requests (counts live in this process)."""
-        ...
-
-    @property
     def hits(self) -> int:
         """Requests vouched for from the cache."""
         ...
@@ -90,10 +87,6 @@ class SteadyPath:
         self._open_meter = open_meter
         self._over_limit = over_limit
         self.hits = 0
-
-    @property
-    def counts(self) -> bool:
-        return self._meters is not None
 
     def __call__(
         self, raw_headers: RawHeaders, state: MutableMapping[str, Any]

@@ -32,6 +32,13 @@ class Counter(Protocol):
         """Count one request; ``block`` is how many counts a shared counter may reserve."""
         ...
 
+    def reserved(self, key: str, window_start: int) -> Iterator[int] | None:
+        """The positions reserved for ``key`` and not handed out yet, if any.
+
+        Shared, not copied: a position taken from it by anyone is gone for all.
+        """
+        ...
+
 
 class LocalCounter:
     """Per-process counts; memory bounded by evicting past windows first, then everything.
@@ -47,6 +54,9 @@ class LocalCounter:
 
     async def increment(self, key: str, window_start: int, ttl: int, block: int = 1) -> int:
         return self.increment_now(key, window_start)
+
+    def reserved(self, key: str, window_start: int) -> Iterator[int] | None:
+        return None  # nothing is reserved: every count is taken here
 
     def increment_now(self, key: str, window_start: int) -> int:
         slot = self._counts.get(key)
@@ -120,6 +130,9 @@ class RedisCounter:
             raise CounterUnavailable(type(exc).__name__) from exc
         return int(count)
 
+    def reserved(self, key: str, window_start: int) -> Iterator[int] | None:
+        return None  # every count is one round trip
+
 
 class BlockCounter:
     """Shared counts reserved in blocks: one Redis round trip per block, not per request.
@@ -137,7 +150,9 @@ class BlockCounter:
     def __init__(self, shared: RedisCounter, *, max_keys: int = 100_000) -> None:
         self._shared = shared
         self._max = max_keys
-        self._reserved: dict[str, list[int]] = {}  # key -> [window start, next, last]
+        # key -> (window start, the positions left): an iterator, so that the meter
+        # it is also handed to (``reserved``) and this counter never give one twice.
+        self._reserved: dict[str, tuple[int, Iterator[int]]] = {}
         # One reservation in flight per key: concurrent requests wait for it
         # instead of each reserving (and stranding) a block of their own.
         self._reserving: dict[str, asyncio.Event] = {}
@@ -147,9 +162,10 @@ class BlockCounter:
             return await self._shared.increment(key, window_start, ttl)
         while True:
             held = self._reserved.get(key)
-            if held is not None and held[0] == window_start and held[1] <= held[2]:
-                held[1] += 1
-                return held[1] - 1
+            if held is not None and held[0] == window_start:
+                position = next(held[1], None)
+                if position is not None:
+                    return position
             reserving = self._reserving.get(key)
             if reserving is None:
                 break
@@ -162,8 +178,12 @@ class BlockCounter:
             done.set()
         if len(self._reserved) >= self._max:
             self._reserved = {k: v for k, v in self._reserved.items() if v[0] == window_start}
-        self._reserved[key] = [window_start, total - block + 2, total]
+        self._reserved[key] = (window_start, iter(range(total - block + 2, total + 1)))
         return total - block + 1
+
+    def reserved(self, key: str, window_start: int) -> Iterator[int] | None:
+        held = self._reserved.get(key)
+        return held[1] if held is not None and held[0] == window_start else None
 
 
 class FailoverCounter:
@@ -202,3 +222,8 @@ class FailoverCounter:
                     self._shared_down_until = None
                 return count
         return self._local.increment_now(key, window_start)
+
+    def reserved(self, key: str, window_start: int) -> Iterator[int] | None:
+        if self._shared_down_until is not None:
+            return None
+        return self._shared.reserved(key, window_start)

@@ -2,9 +2,10 @@
 
 The headers a response must carry are left in the request's ASGI state
 (``rate_limit_headers``) for the middleware to send, on success and on the
-429 alike. Credentials counted in this process (no Redis) go through
-``Meters``, without an await; shared counts and client addresses through
-a ``Counter``.
+429 alike. Credentials are counted on ``Meters`` without an await: in
+process, or on the block of shared (Redis) counts this node reserved; a
+credential whose block is used up, and client addresses, through a
+``Counter``.
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ class RateLimiter:
         on_refusal: Callable[[str], None] | None = None,
     ) -> None:
         self._counter = counter
-        # Credentials' counts kept in this process are taken without an await (``admit_here``).
-        local = enabled and isinstance(counter, LocalCounter)
-        self._meters = Meters() if local else None
+        # Credentials' counts are taken from meters, without an await (``admit_here``): in
+        # process, or the block of shared counts this node reserved.
+        shared = not isinstance(counter, LocalCounter)
+        self._meters = Meters(shared=shared) if enabled else None
         self._address_limit = address_limit
         self._enabled = enabled
         self._time = wall_clock
@@ -68,7 +70,7 @@ class RateLimiter:
 
     @property
     def meters(self) -> Meters | None:
-        """Credentials' meters when counts live in this process (and limits are on)."""
+        """Credentials' meters (None: rate limits are off)."""
         return self._meters
 
     @property
@@ -81,23 +83,29 @@ class RateLimiter:
         self._refuse(meter.limit, meter.ends, "credential")
 
     def admit_here(self, principal: Principal, state: MutableMapping[str, Any]) -> bool:
-        """``admit_principal`` without an await when counts live in this process.
+        """``admit_principal`` without an await, when the credential's meter has a count.
 
-        False when the count is shared (Redis): then ``admit_principal`` must run.
-        True without counting when rate limits are off. (Requests in the steady
-        state are counted by ``SteadyPath`` instead, on the same meters.)
+        False when it has none (shared counts, this node's block used up): then
+        ``admit_principal`` must run. True without counting when rate limits are
+        off. (Requests in the steady state are counted by ``SteadyPath``
+        instead, on the same meters.)
         """
         meters = self._meters
         if meters is None:
             return not self._enabled
-        meters.count(principal, self._time(), state, self.over_limit)
-        return True
+        return meters.count(principal, self._time(), state, self.over_limit)
 
     async def admit_principal(self, principal: Principal, state: MutableMapping[str, Any]) -> None:
         """Count a request by an authenticated caller; 429 past its limit."""
         if not self.admit_here(principal, state):
-            decision = await self.check(credential_bucket(principal), per_minute(principal))
+            bucket = credential_bucket(principal)
+            decision = await self.check(bucket, per_minute(principal))
             self._settle(decision, state, "credential")
+            # The block this node reserved is handed to the meter too: the next requests
+            # take their positions there, in the steady path, without an await.
+            reserved = self._counter.reserved(bucket, decision.reset - WINDOW_SECONDS)
+            if reserved is not None and self._meters is not None:
+                self._meters.refill(principal, decision.reset, reserved)
 
     async def admit_address(self, address: str | None, state: MutableMapping[str, Any]) -> None:
         """Count an unauthenticated request by client address; 429 past the limit."""

@@ -1,8 +1,8 @@
-"""``Meters``: each credential's count in the current window, kept in this process.
+"""``Meters``: each credential's count in the current window, as this process hands it out.
 
-Rate limiting's per-request step when counts are not shared (no Redis).
-A ``Meter`` is one credential's window: an ``itertools.count`` (one
-``next()`` per request, atomic without a lock) and what does not change
+Rate limiting's per-request step, taken by the steady path without an
+await. A ``Meter`` is one credential's window: its counts (one ``next()``
+per request, atomic without a lock) and what does not change
 until the window ends, built once when it opens: the limit and the
 ``X-RateLimit-Limit`` and ``X-RateLimit-Reset`` headers. A request then
 costs a dict lookup, a count and one formatted number.
@@ -11,6 +11,11 @@ A meter belongs to one ``Principal`` object. The authenticator builds a new
 one whenever what it knows of the credential changes (a plan, the key's own
 ``rateLimit``), so the next request reopens the meter with the new limit,
 keeping the window's count.
+
+Counts live in this process (an ``itertools.count``), or in Redis: then a
+meter hands out the block of positions this node last reserved (``refill``,
+see ``BlockCounter``), and a request finding none left is counted by the
+limiter, which reserves the next block.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runtools.server.auth.principal import Principal
@@ -60,10 +65,13 @@ class Meters(dict[MeterKey, Meter]):
     meter, it belongs to another ``Principal`` object or its window ended.
     """
 
-    def __init__(self, *, max_meters: int = 100_000) -> None:
+    def __init__(self, *, max_meters: int = 100_000, shared: bool = False) -> None:
         super().__init__()
         self._max = max_meters
         self._lock = threading.Lock()
+        # Shared counts (Redis): a meter hands out only the positions this node reserved
+        # (``refill``); when they run out, the request is counted by the limiter instead.
+        self._shared = shared
 
     def count(
         self,
@@ -71,15 +79,19 @@ class Meters(dict[MeterKey, Meter]):
         now: float,
         state: MutableMapping[str, Any],
         over_limit: Callable[[Meter, MutableMapping[str, Any]], Any],
-    ) -> None:
-        """Count a request on its meter, leaving its headers in ``state``.
+    ) -> bool:
+        """Count a request on its meter, leaving its headers in ``state``; False: not here.
 
-        Past the limit, ``over_limit(meter, state)`` must raise (the 429).
+        Past the limit, ``over_limit(meter, state)`` must raise (the 429). False
+        when the meter has no count left to give (shared counts, block used up).
         """
         meter = self.get((principal.credential_type, principal.credential_id))
         if meter is None or meter.principal is not principal or meter.ends <= now:
             meter = self.open(principal, now)
-        remaining = meter.limit - next(meter.counts)
+        position = next(meter.counts, None)
+        if position is None:
+            return False
+        remaining = meter.limit - position
         if remaining < 0:
             over_limit(meter, state)
             raise RuntimeError("over_limit must raise")
@@ -89,6 +101,18 @@ class Meters(dict[MeterKey, Meter]):
             (b"x-ratelimit-remaining", b"%d" % remaining),
             meter.reset_header,
         ]
+        return True
+
+    def refill(self, principal: Principal, ends: int, positions: Iterator[int]) -> None:
+        """Hand a meter the positions this node reserved in the window ending at ``ends``."""
+        meter = self.get((principal.credential_type, principal.credential_id))
+        if meter is None or meter.principal is not principal or meter.ends != ends:
+            meter = self.open(principal, ends - WINDOW_SECONDS)
+        if meter.ends == ends:
+            with self._lock:
+                self[(principal.credential_type, principal.credential_id)] = replace(
+                    meter, counts=positions
+                )
 
     def open(self, principal: Principal, now: float) -> Meter:
         key = (principal.credential_type, principal.credential_id)
@@ -106,7 +130,7 @@ class Meters(dict[MeterKey, Meter]):
                 principal,
                 limit,
                 ends,
-                counts or itertools.count(1),
+                counts or (iter(()) if self._shared else itertools.count(1)),
                 (b"x-ratelimit-limit", b"%d" % limit),
                 (b"x-ratelimit-reset", b"%d" % ends),
             )
