@@ -106,6 +106,24 @@ def wrk(url: str, seconds: float, headers: dict[str, str]) -> dict[str, float]:
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "requests": requests}
 
 
+def http_cases(url: str, key: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """The requests compared, by name: path and headers (signs in for the session's)."""
+    signed_in = httpx.post(
+        f"{url}/v1/auth/login",
+        json={"email": BENCH_EMAIL, "password": BENCH_PASSWORD, "clientName": "bench"},
+        timeout=60,
+    )
+    signed_in.raise_for_status()
+    token = signed_in.json()["data"]["accessToken"]
+    return {
+        "healthz": ("/healthz", {}),
+        "twin-before": (MIRROR_PATH, {}),
+        "twin-after": (MIRROR_AFTER_PATH, {}),
+        "key": ("/v1/me", {"X-API-Key": key}),
+        "session": ("/v1/me", {"Authorization": f"Bearer {token}"}),
+    }
+
+
 def bench_server(env: dict[str, str], log_path: Path) -> LiveServer:
     """``bench/server.py``: the real app plus a same-body unauthenticated twin of /v1/me."""
     program = (sys.executable, str(ROOT / "bench" / "server.py"))
@@ -137,19 +155,7 @@ def bench_http(rounds: int, seconds: float, *, redis_url: str | None = None) -> 
     key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
     server = bench_server(env | {"RUNTOOLS_BENCH_KEY": key}, home / "server.log")
     try:
-        signed_in = httpx.post(
-            f"{server.url}/v1/auth/login",
-            json={"email": BENCH_EMAIL, "password": BENCH_PASSWORD, "clientName": "bench"},
-        )
-        signed_in.raise_for_status()
-        token = signed_in.json()["data"]["accessToken"]
-        cases = {
-            "healthz": ("/healthz", {}),
-            "twin-before": (MIRROR_PATH, {}),
-            "twin-after": (MIRROR_AFTER_PATH, {}),
-            "key": ("/v1/me", {"X-API-Key": key}),
-            "session": ("/v1/me", {"Authorization": f"Bearer {token}"}),
-        }
+        cases = http_cases(server.url, key)
         for path, headers in cases.values():  # warm up: caches filled, code paths hot
             wrk(f"{server.url}{path}", 1, headers)
         results: dict[str, list[dict[str, float]]] = {name: [] for name in cases}
@@ -363,19 +369,7 @@ def bench_instructions(requests: int, rounds: int) -> list[list[str]]:
             except httpx.TransportError:
                 time.sleep(1)
         with httpx.Client(base_url=url, timeout=60) as http:
-            signed_in = http.post(
-                "/v1/auth/login",
-                json={"email": BENCH_EMAIL, "password": BENCH_PASSWORD, "clientName": "bench"},
-            )
-            signed_in.raise_for_status()
-            token = signed_in.json()["data"]["accessToken"]
-            cases = {
-                "healthz": ("/healthz", {}),
-                "twin-before": (MIRROR_PATH, {}),
-                "twin-after": (MIRROR_AFTER_PATH, {}),
-                "key": ("/v1/me", {"X-API-Key": key}),
-                "session": ("/v1/me", {"Authorization": f"Bearer {token}"}),
-            }
+            cases = http_cases(url, key)
 
             def run(name: str, times: int) -> None:
                 path, headers = cases[name]
