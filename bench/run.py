@@ -357,7 +357,6 @@ def bench_instructions(requests: int, rounds: int) -> list[list[str]]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     counts: dict[str, list[float]] = {}
-    hashing: dict[str, list[float]] = {}
     try:
         deadline = time.monotonic() + 600  # Python starts slowly under valgrind
         while True:
@@ -391,7 +390,6 @@ def bench_instructions(requests: int, rounds: int) -> list[list[str]]:
                     total = re.search(r"^(?:summary|totals): (\d+)", dumps[-1].read_text(), re.M)
                     assert total is not None, dumps[-1]
                     counts.setdefault(name, []).append(int(total.group(1)) / requests)
-                    hashing.setdefault(name, []).append(_sha256_cost(dumps[-1]) / requests)
     finally:
         server.terminate()
         try:
@@ -407,22 +405,10 @@ def bench_instructions(requests: int, rounds: int) -> list[list[str]]:
     ]
     for name, label in (("key", "API key"), ("session", "session token")):
         added = fewest[name] - twin
-        # Valgrind has no SHA instructions: the credential's SHA-256 ran the portable code.
-        sha = min(hashing[name])
+        share = f"{added:+,.0f} ({added / twin * 100:+.1f}%)"
         rows.append([f"instructions/request over HTTP, /v1/me ({label})",
-                     f"{fewest[name]:,.0f}", f"{added:+,.0f} ({added / twin * 100:+.1f}%)",
-                     f"of which SHA-256, portable code: {sha:,.0f}"])  # fmt: skip
+                     f"{fewest[name]:,.0f}", share, ""])  # fmt: skip
     return rows
-
-
-def _sha256_cost(dump: Path) -> int:
-    """Instructions spent in the steady path's SHA-256, from a callgrind dump."""
-    out = subprocess.run(
-        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(dump)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    cost = re.search(r"^\s*([\d,]+) \([^)]*\)\s+\S*_steady\.c:sha256_hex ", out, re.M)
-    return int(cost.group(1).replace(",", "")) if cost else 0
 
 
 # -- 3. Revocation propagation ----------------------------------------------------

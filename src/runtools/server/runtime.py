@@ -16,7 +16,7 @@ from runtools.server.auth.authenticator import Authenticator, Verified
 from runtools.server.auth.cache import VerificationCache
 from runtools.server.auth.external import ExternalIssuer
 from runtools.server.auth.signing import Keyring
-from runtools.server.auth.steady import SteadyPathLike, build_steady_path
+from runtools.server.auth.steady import SteadyPath, build_steady_path
 from runtools.server.broadcast import BroadcastEventBus, build_event_bus
 from runtools.server.clock import Clock, SystemClock
 from runtools.server.events import InProcessEventBus
@@ -58,7 +58,7 @@ class Runtime:
     devices: DeviceService
     rate_limiter: RateLimiter
     # Authentication and rate limiting of a request in the steady state, in one call.
-    steady_path: SteadyPathLike
+    steady_path: SteadyPath
     metrics: Metrics
     sandboxes: SandboxService
     sandbox_io: SandboxIO

@@ -3,16 +3,14 @@
 ``SteadyPath`` answers most requests without the full path. These tests pin
 that it never accepts what ``authenticate`` would refuse, that a refusal
 still reaches the full path (which audits it), and that it counts each
-request it vouches for. Every case runs against both implementations: the
-compiled one the service uses and the Python reference it falls back to;
-the last tests compare the two on random inputs.
+request it vouches for. A differential test sends random requests to it
+and to the full path, across expiries, rotations, revocations and removed
+owners, and fails if it ever admits what the full path refuses.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import os
 import random
 import time
 from collections.abc import Iterator, MutableMapping
@@ -26,7 +24,7 @@ from sqlalchemy import delete, select, update
 from runtools.server.auth.cache import Entry
 from runtools.server.auth.keys import sha256_hex
 from runtools.server.auth.principal import Principal
-from runtools.server.auth.steady import SteadyPath, SteadyPathLike, build_steady_path, native
+from runtools.server.auth.steady import SteadyPath
 from runtools.server.clock import FrozenClock
 from runtools.server.errors import RateLimited
 from runtools.server.events import CredentialEvent, EventKind
@@ -34,39 +32,16 @@ from runtools.server.ratelimit.meters import Meter, Meters
 from runtools.server.runtime import Runtime
 from runtools.server.store.models import ApiKey, AuditEvent, Membership
 from support.principals import principal
-from support.tenants import Member, Tenants
+from support.tenants import Member, Tenants, tampered
 
-IMPLEMENTATIONS = ["compiled", "python"]
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 PASSWORD = "correct horse battery staple"
 
 
-def test_the_compiled_path_is_built() -> None:
-    """The service runs on it; without it (no C compiler) it falls back to Python."""
-    assert native() is not None, "runtools.server.auth._steady was not built: run scripts/setup"
-
-
-def test_an_install_without_the_compiled_path_says_so_and_runs_in_python(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    from runtools.server.auth import steady
-
-    monkeypatch.setattr(steady, "native", lambda: None)
-    with caplog.at_level("WARNING", logger="runtools.auth"):
-        path = build_steady_path(runtime.authenticator, runtime.rate_limiter)
-    assert isinstance(path, SteadyPath)
-    assert "compiled authentication path is not built" in caplog.text
-
-
-@pytest.fixture(params=IMPLEMENTATIONS)
-def steady(request: pytest.FixtureRequest, runtime: Runtime) -> SteadyPathLike:
-    """The runtime's steady path, in one implementation or the other, serving the app too."""
-    compiled = request.param == "compiled"
-    assert native() is not None or not compiled, "the compiled steady path was not built"
-    path = build_steady_path(runtime.authenticator, runtime.rate_limiter, compiled=compiled)
-    assert isinstance(path, SteadyPath) is not compiled
-    runtime.steady_path = path
-    return path
+@pytest.fixture
+def steady(runtime: Runtime) -> SteadyPath:
+    """The steady path serving the app."""
+    return runtime.steady_path
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +57,7 @@ def _warm(member: Member, key: str) -> None:
     assert member.http.get("/v1/me", headers={"X-API-Key": key}).status_code == 200
 
 
-def _vouch(steady: SteadyPathLike, headers: list[tuple[bytes, bytes]]) -> Principal | None:
+def _vouch(steady: SteadyPath, headers: list[tuple[bytes, bytes]]) -> Principal | None:
     state: dict[str, Any] = {}
     found: Principal | None = steady(headers, state)
     if found is None:
@@ -92,9 +67,7 @@ def _vouch(steady: SteadyPathLike, headers: list[tuple[bytes, bytes]]) -> Princi
     return found
 
 
-def test_a_cached_key_is_vouched_for_in_its_usual_forms(
-    admin: Member, steady: SteadyPathLike
-) -> None:
+def test_a_cached_key_is_vouched_for_in_its_usual_forms(admin: Member, steady: SteadyPath) -> None:
     _warm(admin, admin.key)
     key = admin.key.encode()
     for headers in (
@@ -108,7 +81,7 @@ def test_a_cached_key_is_vouched_for_in_its_usual_forms(
 
 
 def test_a_cached_session_token_is_vouched_for_as_a_bearer_only(
-    tenants: Tenants, steady: SteadyPathLike, secret_registry: Any
+    tenants: Tenants, steady: SteadyPath, secret_registry: Any
 ) -> None:
     ada = tenants.member(password=PASSWORD)
     signed_in = ada.http.post("/v1/auth/login", json={"email": ada.email, "password": PASSWORD})
@@ -137,7 +110,7 @@ def test_a_cached_session_token_is_vouched_for_as_a_bearer_only(
     ],
 )
 def test_anything_unusual_is_left_to_the_full_path(
-    admin: Member, steady: SteadyPathLike, headers: list[tuple[bytes, bytes]]
+    admin: Member, steady: SteadyPath, headers: list[tuple[bytes, bytes]]
 ) -> None:
     _warm(admin, admin.key)
     key = admin.key.encode()
@@ -154,7 +127,7 @@ def test_anything_unusual_is_left_to_the_full_path(
     ],
 )
 def test_a_repeated_credential_header_is_a_400_not_a_pick(
-    admin: Member, steady: SteadyPathLike, headers: list[tuple[str, str]]
+    admin: Member, steady: SteadyPath, headers: list[tuple[str, str]]
 ) -> None:
     _warm(admin, admin.key)
     sent = [(name, value.replace("KEY", admin.key)) for name, value in headers]
@@ -166,7 +139,7 @@ def test_a_repeated_credential_header_is_a_400_not_a_pick(
 
 
 def test_a_revoked_key_is_refused_at_once_though_it_was_cached(
-    admin: Member, steady: SteadyPathLike, secret_registry: Any
+    admin: Member, steady: SteadyPath, secret_registry: Any
 ) -> None:
     doomed = admin.create_key(secret_registry, name="doomed")
     _warm(admin, doomed["key"])
@@ -179,7 +152,7 @@ def test_a_revoked_key_is_refused_at_once_though_it_was_cached(
 def test_a_cached_key_stops_at_its_expiry_and_the_refusal_is_audited(
     admin: Member,
     runtime: Runtime,
-    steady: SteadyPathLike,
+    steady: SteadyPath,
     secret_registry: Any,
     clock: FrozenClock,
 ) -> None:
@@ -197,7 +170,7 @@ def test_a_cached_key_stops_at_its_expiry_and_the_refusal_is_audited(
 
 
 def test_a_rotated_key_stops_at_the_end_of_its_grace_though_it_was_cached(
-    admin: Member, steady: SteadyPathLike, secret_registry: Any, clock: FrozenClock
+    admin: Member, steady: SteadyPath, secret_registry: Any, clock: FrozenClock
 ) -> None:
     old = admin.create_key(secret_registry, name="old")
     _warm(admin, old["key"])
@@ -211,7 +184,7 @@ def test_a_rotated_key_stops_at_the_end_of_its_grace_though_it_was_cached(
 
 
 def test_a_key_whose_owner_left_is_refused_from_its_cache_entry_without_noting_a_use(
-    member: Member, runtime: Runtime, steady: SteadyPathLike, clock: FrozenClock
+    member: Member, runtime: Runtime, steady: SteadyPath, clock: FrozenClock
 ) -> None:
     _warm(member, member.key)
     runtime.flush()
@@ -238,7 +211,7 @@ def test_a_key_whose_owner_left_is_refused_from_its_cache_entry_without_noting_a
 
 
 def test_a_use_is_noted_once_a_minute(
-    admin: Member, runtime: Runtime, steady: SteadyPathLike, clock: FrozenClock
+    admin: Member, runtime: Runtime, steady: SteadyPath, clock: FrozenClock
 ) -> None:
     def last_used() -> Any:
         runtime.flush()
@@ -256,7 +229,7 @@ def test_a_use_is_noted_once_a_minute(
 
 
 def test_each_request_vouched_for_is_counted_then_refused_past_the_limit(
-    admin: Member, steady: SteadyPathLike, secret_registry: Any
+    admin: Member, steady: SteadyPath, secret_registry: Any
 ) -> None:
     slow = admin.create_key(secret_registry, rateLimit=3)
     headers = [(b"x-api-key", slow["key"].encode())]
@@ -276,7 +249,7 @@ def test_each_request_vouched_for_is_counted_then_refused_past_the_limit(
 
 
 def test_a_changed_limit_applies_at_once_and_keeps_the_windows_count(
-    admin: Member, steady: SteadyPathLike, secret_registry: Any
+    admin: Member, steady: SteadyPath, secret_registry: Any
 ) -> None:
     key = admin.create_key(secret_registry, rateLimit=5)
     _warm(admin, key["key"])
@@ -291,17 +264,7 @@ def test_a_changed_limit_applies_at_once_and_keeps_the_windows_count(
 # -- the two implementations, compared ---------------------------------------------
 
 
-def test_the_compiled_sha256_is_sha256_with_or_without_the_cpus_sha_extensions() -> None:
-    from runtools.server.auth import _steady
-
-    for size in [*range(200), 1000, 4096, 65_536]:  # every tail length, one and two blocks
-        data = os.urandom(size)
-        expected = hashlib.sha256(data).hexdigest()
-        assert _steady.sha256_hex(data) == expected == sha256_hex(data)
-        assert _steady.portable_sha256_hex(data) == expected
-
-
-@dataclass
+@dataclass(slots=True)
 class FakeVerified:
     """What the steady path reads of a verified key (``key_id``) or token (None)."""
 
@@ -311,21 +274,16 @@ class FakeVerified:
     next_note: list[float] = field(default_factory=lambda: [float("-inf")])
 
 
-@dataclass(slots=True)
-class SlottedVerified(FakeVerified):
-    """The same in slots, as the real ones are: the compiled path reads those in place."""
-
-
 @dataclass
 class World:
-    """One implementation's cache, meters, clocks and what it did to them."""
+    """A cache, meters and clock of the steady path's own, and what it did to them."""
 
     entries: dict[str, Entry[Any]]
     meters: Meters
     now: list[float]
     touches: list[tuple[str, float]] = field(default_factory=list)
 
-    def build(self, implementation: type[Any]) -> SteadyPathLike:
+    def build(self) -> SteadyPath:
         def touch(key_id: str, now: float) -> float:
             self.touches.append((key_id, now))
             return (now // 60 + 1) * 60
@@ -334,7 +292,7 @@ class World:
             state["rate_limit_headers"] = meter.headers(0)
             raise RateLimited("over", retry_after=1)
 
-        path: SteadyPathLike = implementation(
+        return SteadyPath(
             entries=self.entries,
             monotonic=lambda: 100.0,
             timestamp=lambda: self.now[0],
@@ -344,264 +302,121 @@ class World:
             open_meter=self.meters.open,
             over_limit=over_limit,
         )
-        return path
 
 
-TOKENS = [f"rt_live_{i:038d}".encode() for i in range(8)]
-
-
-def _world(seed: int) -> World:
-    """Eight credentials in every state the steady path tells apart."""
-    rng = random.Random(seed)
-    entries: dict[str, Entry[Any]] = {}
-    for i, token in enumerate(TOKENS[:7]):  # the last is unknown
-        owner = principal(credential_id=f"key_{i}", rate_limit=rng.choice([1, 2, 3, None]))
-        verified = rng.choice([FakeVerified, SlottedVerified])(
-            owner,
-            ends=rng.choice([float("inf"), float("-inf"), 1_000_030.0]),
-            key_id=rng.choice([f"key_{i}", None]),
-        )
-        entries[sha256_hex(token)] = Entry(
-            rng.choice([verified, verified, None]), rng.choice([200.0, 200.0, 50.0])
-        )
-    shared = rng.random() < 0.5
-    meters = Meters(shared=shared)  # shared: only the reserved blocks count
-    if shared:
-        for i in range(7):
-            if rng.random() < 0.5:
-                owner = entries[sha256_hex(TOKENS[i])].value
-                if owner is not None:
-                    block = range(rng.randint(1, 3), rng.randint(1, 5))
-                    meters.refill(owner.principal, 1_000_020, iter(block))
-    return World(entries, meters, [1_000_000.0])
-
-
-def _headers(rng: random.Random) -> list[tuple[bytes, bytes]]:
-    token = rng.choice(TOKENS)
+def _random_headers(rng: random.Random, tokens: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """Zero to two credential headers, in usual and unusual forms, among other headers."""
+    token = rng.choice(tokens)
     credentials = [
         (b"x-api-key", token),
+        (b"x-api-key", token),
+        (b"authorization", b"Bearer " + token),
         (b"authorization", b"Bearer " + token),
         (b"authorization", b"bearer " + token),
         (b"authorization", b"Bearer  " + token),
         (b"x-api-key", b" " + token),
-        (b"X-API-Key", token),
         (b"authorization", b"Bearer"),
         (b"authorization", b""),
     ]
     others = [(b"host", b"x"), (b"accept", b"*/*"), (b"accept", b"text/plain")]
-    chosen = rng.choices(credentials, k=rng.choice([0, 1, 1, 1, 2])) + rng.sample(
+    chosen = rng.choices(credentials, k=rng.choice([0, 1, 1, 1, 1, 2])) + rng.sample(
         others, k=rng.randint(0, 3)
     )
     rng.shuffle(chosen)
     return chosen
 
 
-def _outcome(path: SteadyPathLike, headers: list[tuple[bytes, bytes]]) -> tuple[Any, ...]:
-    state: dict[str, Any] = {}
-    try:
-        found = path(headers, state)
-    except RateLimited:
-        found = "429"
-    answer = found.credential_id if isinstance(found, Principal) else found
-    shown = {k: (v.credential_id if isinstance(v, Principal) else v) for k, v in state.items()}
-    return answer, shown
+def test_the_steady_path_never_admits_what_the_full_path_refuses(
+    tenants: Tenants,
+    runtime: Runtime,
+    steady: SteadyPath,
+    clock: FrozenClock,
+    secret_registry: Any,
+) -> None:
+    """Random requests to both paths, while credentials expire, rotate, are revoked and
+    their owners leave: whatever the steady path vouches for, the full path admits, as the
+    same credential; and the steady path does answer most requests for live ones."""
+    import anyio
+    from starlette.datastructures import Headers
 
+    from runtools.server.errors import ServiceError
+    from runtools.server.services.audit import RequestContext
 
-def test_both_implementations_answer_alike_on_random_requests() -> None:
-    compiled = native()
-    assert compiled is not None
-    for seed in range(40):
-        worlds = _world(seed), _world(seed)
-        paths = worlds[0].build(compiled), worlds[1].build(SteadyPath)
-        rng = random.Random(seed)
-        for _ in range(60):
-            if rng.random() < 0.1:  # across note minutes, window ends and credentials' ends
-                for world in worlds:
-                    world.now[0] += 25
-            headers = _headers(rng)
-            assert _outcome(paths[0], headers) == _outcome(paths[1], headers), headers
-        assert worlds[0].touches == worlds[1].touches
-        assert paths[0].hits == paths[1].hits
-        assert {k: m.limit for k, m in worlds[0].meters.items()} == {
-            k: m.limit for k, m in worlds[1].meters.items()
-        }
+    ada = tenants.member("acme", "ada@example.com", "admin", password=PASSWORD)
+    bob = tenants.member("acme", "bob@example.com", "member")
+    keys = [ada.key, bob.key]
+    key_ids = [ada.key_id, bob.key_id]
+    for i, expiry in enumerate(["1h", "2h", None, None]):
+        body = {"name": f"k{i}", **({"expiresIn": expiry} if expiry else {})}
+        made = (ada if i % 2 == 0 else bob).create_key(secret_registry, **body)
+        keys.append(made["key"])
+        key_ids.append(made["id"])
+    rotated = ada.post(f"/v1/api-keys/{key_ids[4]}/rotate", json={"gracePeriod": "1h"})
+    keys.append(secret_registry.add(rotated.json()["data"]["key"]))
+    key_ids.append(rotated.json()["data"]["id"])
 
+    def sign_in() -> bytes:
+        signed_in = ada.http.post("/v1/auth/login", json={"email": ada.email, "password": PASSWORD})
+        secret_registry.add(signed_in.json()["data"]["refreshToken"])
+        return secret_registry.add(signed_in.json()["data"]["accessToken"]).encode()
 
-def test_the_compiled_path_refuses_malformed_headers_without_harm() -> None:
-    compiled = native()
-    assert compiled is not None
-    world = _world(1)
-    path = world.build(compiled)
-    for headers in (
-        [(b"x-api-key",)],
-        [(b"x-api-key", TOKENS[0], b"extra")],
-        [("x-api-key", TOKENS[0].decode())],
-        [(b"x-api-key", TOKENS[0].decode())],
-        [[b"x-api-key", TOKENS[0]]],
-        [None],
-    ):
-        assert path(headers, {}) is None
-    with pytest.raises(TypeError):
-        path(42, {})  # type: ignore[arg-type]
+    tokens = [k.encode() for k in keys] + [
+        sign_in(),
+        tampered(ada.key).encode(),
+        b"rt_live_" + b"0" * 38,
+    ]
 
+    def context() -> RequestContext:
+        return RequestContext(request_id="req_differential", ip="198.51.100.1")
 
-def test_the_compiled_path_reads_attributes_of_any_shape_alike() -> None:
-    """Slots read in place, a property or a missing attribute through Python, never a crash."""
-    compiled = native()
-    assert compiled is not None
+    async def full(headers: list[tuple[bytes, bytes]]) -> str | None:
+        try:
+            found = await runtime.authenticator.authenticate(Headers(raw=headers), context)
+        except ServiceError:
+            return None
+        return found.credential_id
 
-    class Computed:
-        def __init__(self, owner: Principal) -> None:
-            self.principal, self.key_id = owner, None
+    def vouched(headers: list[tuple[bytes, bytes]]) -> str | None:
+        state: dict[str, Any] = {}
+        try:
+            found = steady(headers, state)
+        except RateLimited:  # vouched for, then counted past the limit
+            found = state["principal"]
+        return found.credential_id if found is not None else None
 
-        @property
-        def ends(self) -> float:
-            return float("inf")
-
-    @dataclass(slots=True)
-    class Unset:
-        principal: Principal
-        ends: float
-        key_id: str | None
-
-    owner = principal()
-    for verified, vouched in (
-        (SlottedVerified(owner, float("inf"), None), True),
-        (Computed(owner), True),
-        (SlottedVerified(owner, float("-inf"), None), False),
-    ):
-        for _ in range(3):  # first through Python, then from what was learnt
-            world = _world(0)
-            world.entries[sha256_hex(b"t")] = Entry(verified, 200.0)
-            found = world.build(compiled)([(b"authorization", b"Bearer t")], {})
-            assert (found is owner) is vouched
-    broken = Unset(owner, float("inf"), "key_1")
-    del broken.key_id
-    world = _world(0)
-    world.entries[sha256_hex(b"t")] = Entry(broken, 200.0)
-    for _ in range(2):
-        with pytest.raises(AttributeError):
-            world.build(compiled)([(b"authorization", b"Bearer t")], {})
-
-
-def _hostile_world(verified: Any, **parts: Any) -> SteadyPathLike:
-    compiled = native()
-    assert compiled is not None
-    meters = parts.pop("meters", None)
-    return compiled(  # type: ignore[no-any-return]
-        entries={sha256_hex(b"t"): Entry(verified, 200.0)},
-        monotonic=lambda: 100.0,
-        timestamp=lambda: 1_000_000.0,
-        touch=parts.pop("touch", lambda key_id, now: now + 60),
-        meters=meters,
-        wall_clock=lambda: 1_000_000.0,
-        open_meter=(meters or Meters()).open,
-        over_limit=lambda meter, state: (_ for _ in ()).throw(RateLimited("over", retry_after=1)),
-    )
+    rng = random.Random(20261202)
+    answered = agreed = 0
+    for step in range(1500):
+        roll = rng.random()
+        if roll < 0.01:  # past the session token's end, then the keys' ends and graces
+            clock.advance(timedelta(minutes=rng.randint(1, 10)))
+            tokens.append(sign_in())  # a live session token beside those that ended
+        elif roll < 0.012:
+            doomed = rng.choice(key_ids[2:])
+            ada.delete(f"/v1/api-keys/{doomed}")
+        elif step == 900:  # bob leaves the organization: his keys end at once
+            with runtime.database.session() as session:
+                session.execute(delete(Membership).where(Membership.user_id == bob.user_id))
+                session.commit()
+            runtime.bus.publish(
+                CredentialEvent(EventKind.MEMBER_CHANGED, bob.org_id, user_id=bob.user_id)
+            )
+        headers = _random_headers(rng, tokens)
+        admitted = anyio.run(full, headers)  # also fills the cache, as a request would
+        steady_answer = vouched(headers)
+        if steady_answer is not None:
+            answered += 1
+            assert admitted == steady_answer, (step, headers)
+        elif admitted is not None:
+            agreed += 1
+    assert answered > 80  # the steady path does its job for live credentials...
+    assert agreed > 0  # ...and leaves the unusual forms to the full path
 
 
 BEARER = [(b"authorization", b"Bearer t")]
 
 
-def test_the_compiled_path_fails_safely_on_hostile_objects() -> None:
-    """Objects the service never makes: an error or a refusal each, never a crash or a pass."""
-    compiled = native()
-    assert compiled is not None
-    owner = principal()
-    with pytest.raises(TypeError):  # made without __init__
-        compiled.__new__(compiled)(BEARER, {})
-
-    def meter(limit: int, counts: Any) -> Meters:
-        meters = Meters()
-        meters[("api_key", "key_1")] = Meter(
-            owner, limit, 1_000_020, counts, (b"x-ratelimit-limit", b"1"), (b"x", b"1")
-        )
-        return meters
-
-    with pytest.raises(TypeError):  # counts that are not an iterator
-        _hostile_world(SlottedVerified(owner, 1e300, None), meters=meter(10, [1]))(BEARER, {})
-    with pytest.raises((OverflowError, RateLimited)):  # a remaining count past 64 bits
-        _hostile_world(
-            SlottedVerified(owner, 1e300, None), meters=meter(-(2**63), itertools.count(1))
-        )(BEARER, {})
-
-    note: list[float] = [float("-inf")]
-    with pytest.raises(IndexError):  # the note emptied while it was being written
-        _hostile_world(
-            SlottedVerified(owner, 1e300, "key_1", note), touch=lambda *_: note.clear() or 0.0
-        )([(b"x-api-key", b"t")], {})
-
-    class Pair(tuple):  # type: ignore[type-arg]
-        def __iter__(self) -> Iterator[bytes]:
-            return iter((b"x-other", self[1]))
-
-    class Name(bytes):
-        def __eq__(self, other: object) -> bool:
-            return False
-
-        __hash__ = bytes.__hash__
-
-    path = _hostile_world(SlottedVerified(owner, 1e300, None))
-    assert path([Pair((b"authorization", b"Bearer t"))], {}) is None
-    assert path([(Name(b"authorization"), b"Bearer t")], {}) is None
-
-
-def test_the_compiled_path_follows_a_class_that_changes() -> None:
-    """Slots read in place only while the class is as learnt, and only the class's own."""
-    owner = principal()
-
-    @dataclass(slots=True)
-    class Patched:
-        principal: Principal
-        ends: float
-        key_id: str | None
-
-    path = _hostile_world(Patched(owner, 1e300, None))
-    assert path(BEARER, {}) is owner and path(BEARER, {}) is owner  # learnt, then read
-    Patched.ends = property(lambda self: float("-inf"))  # type: ignore[assignment,method-assign]
-    assert path(BEARER, {}) is None
-
-    class Big:
-        __slots__ = (*"abcdefghijklmnopqrstuvwxyz", "ends")
-
-    class Small:
-        __slots__ = ("key_id", "principal")
-
-    Small.ends = Big.__dict__["ends"]  # type: ignore[attr-defined]
-    small = Small()
-    small.principal, small.key_id = owner, None
-    path = _hostile_world(small)
-    for _ in range(2):
-        with pytest.raises(TypeError):  # as Python says: the descriptor does not apply
-            path(BEARER, {})
-
-
-def test_the_service_clocks_are_read_as_python_reads_them() -> None:
-    """time.time and time.monotonic are read without a call: they must agree with Python's."""
-    compiled = native()
-    assert compiled is not None
-    owner = principal()
-    for ends, expires, vouched in (
-        (time.time() + 5, time.monotonic() + 5, True),
-        (time.time() - 5, time.monotonic() + 5, False),
-        (time.time() + 5, time.monotonic() - 5, False),
-    ):
-        path = compiled(
-            entries={sha256_hex(b"t"): Entry(SlottedVerified(owner, ends, None), expires)},
-            monotonic=time.monotonic,
-            timestamp=time.time,
-            touch=lambda key_id, now: now,
-            meters=None,
-            wall_clock=time.time,
-            open_meter=Meters().open,
-            over_limit=lambda meter, state: None,
-        )
-        assert (path([(b"authorization", b"Bearer t")], {}) is owner) is vouched
-
-
-def _shared_node(
-    implementation: str, prefix: str, now: list[float], owner: Principal
-) -> tuple[Any, Any]:
+def _shared_node(prefix: str, now: list[float], owner: Principal) -> tuple[Any, Any]:
     """One node counting in Redis: its limiter and its steady path."""
     from runtools.server.ratelimit.counters import (
         BlockCounter,
@@ -617,8 +432,8 @@ def _shared_node(
     limiter = RateLimiter(counter, address_limit=10, wall_clock=lambda: now[0])
     meters = limiter.meters
     assert meters is not None
-    path = (native() if implementation == "compiled" else SteadyPath)(
-        entries={sha256_hex(b"t"): Entry(SlottedVerified(owner, 1e300, None), 200.0)},
+    path = SteadyPath(
+        entries={sha256_hex(b"t"): Entry(FakeVerified(owner, 1e300, None), 200.0)},
         monotonic=lambda: 100.0,
         timestamp=lambda: now[0],
         touch=lambda key_id, at: at,
@@ -640,10 +455,7 @@ def _shared_node(
     return limiter, request
 
 
-@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
-def test_shared_counts_are_taken_from_the_reserved_block_without_redis(
-    implementation: str,
-) -> None:
+def test_shared_counts_are_taken_from_the_reserved_block_without_redis() -> None:
     """With counts in Redis, one request in a block goes to Redis; the rest stay here."""
     import asyncio
     import secrets
@@ -652,7 +464,7 @@ def test_shared_counts_are_taken_from_the_reserved_block_without_redis(
 
     prefix = f"t_{secrets.token_hex(6)}"
     owner = principal(plan="enterprise")  # 1,000 a minute: blocks of 20
-    _, request = _shared_node(implementation, prefix, [1_000_000.0], owner)
+    _, request = _shared_node(prefix, [1_000_000.0], owner)
     stored = redis.Redis.from_url(LOCAL_REDIS)
     redis_key = f"{prefix}:rl:api_key:key_1:999960"
 
@@ -681,7 +493,7 @@ def test_two_nodes_never_hand_out_one_position_twice() -> None:
     prefix = f"t_{secrets.token_hex(6)}"
     owner = principal(plan="enterprise")
     now = [1_000_000.0]
-    nodes = [_shared_node(kind, prefix, now, owner)[1] for kind in IMPLEMENTATIONS]
+    nodes = [_shared_node(prefix, now, owner)[1] for _ in range(2)]
 
     async def run() -> list[tuple[bytes, bool]]:
         answers: list[tuple[bytes, bool]] = []
@@ -703,12 +515,10 @@ def test_the_count_is_exact_under_threads() -> None:
     """Counting is ``next()`` on the meter's counter: no request is lost or counted twice."""
     from concurrent.futures import ThreadPoolExecutor
 
-    compiled = native()
-    assert compiled is not None
-    world = _world(0)
+    world = World({}, Meters(), [1_000_000.0])
     owner = principal(credential_id="busy", plan="enterprise")  # 1,000 a minute
     world.entries[sha256_hex(b"busy")] = Entry(FakeVerified(owner, float("inf"), None), 200.0)
-    path = world.build(compiled)
+    path = world.build()
     seen: list[bytes] = []
 
     def hammer(_: int) -> None:

@@ -9,13 +9,10 @@ and lookups stay one indexed equality.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
 import secrets
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from runtools.server.ids import BASE62, base62
 
@@ -60,36 +57,14 @@ def is_well_formed(token: str) -> bool:
     return secrets.compare_digest(_checksum(body), checksum)
 
 
-def _builtin_sha256() -> Callable[[bytes], Any]:
-    """CPython's own SHA-256 (``_sha256``; ``_sha2`` since 3.12), else OpenSSL's."""
-    for module, name in (("_sha256", "sha256"), ("_sha2", "sha256")):
-        try:
-            constructor: Callable[[bytes], Any] = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-        return constructor
-    return hashlib.sha256
-
-
-_short_sha256 = _builtin_sha256()
-
-#: Inputs up to this size (an API key is 46 bytes) use CPython's own SHA-256.
-#: Inside a request OpenSSL's digest, its code cold in the CPU's caches, cost
-#: about 3 µs on the authentication hot path; CPython's small one about half.
-#: Longer inputs (access tokens) go to OpenSSL, whose SHA extensions win there.
-SHORT_INPUT = 64
-
-
-#: Copied, not constructed, for long inputs: a new OpenSSL digest context per
-#: request measurably cost more than the hashing itself.
-_OPENSSL_SHA256 = hashlib.sha256()
+#: Copied, not constructed, per digest: a new OpenSSL context per request
+#: measurably cost more than the hashing itself.
+_SHA256 = hashlib.sha256()
 
 
 def sha256_hex(data: bytes) -> str:
     """SHA-256, hex: how keys and tokens are stored and cached."""
-    if len(data) <= SHORT_INPUT:
-        return str(_short_sha256(data).hexdigest())
-    state = _OPENSSL_SHA256.copy()
+    state = _SHA256.copy()
     state.update(data)
     return state.hexdigest()
 

@@ -25,18 +25,17 @@ then decides, and audits any refusal. So this path may only ever refuse
 more than the full path, never admit more.
 
 This runs on every authenticated request, where the target is a cost no
-one can measure. The compiled twin in ``_steady.c`` does the same in one C
-call and is used whenever it is built (``build_steady_path``); this Python
-one is the reference, and the fallback for an install without a C
-compiler. The tests run every case against both and compare them on random
-inputs.
+one can measure; it stays a copy of no rule of its own beyond "not sure:
+ask the full path". A differential test sends random requests, across
+expiries, rotations, revocations and removed owners, to both this path
+and ``authenticate()`` and fails if this one ever admits what the other
+refuses.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from runtools.server.auth.keys import sha256_hex
 from runtools.server.auth.principal import Principal
@@ -46,30 +45,19 @@ if TYPE_CHECKING:
     from runtools.server.ratelimit.limiter import RateLimiter
     from runtools.server.ratelimit.meters import Meter, Meters
 
-logger = logging.getLogger("runtools.auth")
-
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
 #: Where the principal is left for the rest of the request.
 PRINCIPAL_KEY = "principal"
 
 
-class SteadyPathLike(Protocol):
-    @property
-    def hits(self) -> int:
-        """Requests vouched for from the cache."""
-        ...
-
-    def __call__(self, raw_headers: RawHeaders, state: MutableMapping[str, Any]) -> Any: ...
-
-
 class SteadyPath:
-    """The reference implementation; see the module's docstring for the steps."""
+    """See the module's docstring for the steps."""
 
     def __init__(
         self,
         *,
-        entries: dict[str, tuple[Any, float]],
+        entries: Mapping[str, tuple[Any, float]],
         monotonic: Callable[[], float],
         timestamp: Callable[[], float],
         touch: Callable[[str, float], float],
@@ -137,27 +125,10 @@ class SteadyPath:
         return principal
 
 
-def native() -> type[SteadyPathLike] | None:
-    """The compiled ``SteadyPath``, or None when it was not built."""
-    try:
-        from runtools.server.auth._steady import SteadyPath as Compiled
-    except ImportError:
-        return None
-    return Compiled
-
-
-def build_steady_path(
-    authenticator: Authenticator, rate_limiter: RateLimiter, *, compiled: bool = True
-) -> SteadyPathLike:
-    """The steady path over this runtime's cache and meters; compiled when built."""
-    implementation: Any = (compiled and native()) or SteadyPath
-    if compiled and implementation is SteadyPath:
-        logger.warning(
-            "the compiled authentication path is not built (no C compiler at install): "
-            "authenticated requests take the slower Python path"
-        )
+def build_steady_path(authenticator: Authenticator, rate_limiter: RateLimiter) -> SteadyPath:
+    """The steady path over this runtime's cache and meters."""
     meters = rate_limiter.meters
-    return implementation(  # type: ignore[no-any-return]
+    return SteadyPath(
         entries=authenticator.cache.entries,
         monotonic=authenticator.cache.monotonic,
         timestamp=authenticator.clock.timestamp,
