@@ -49,10 +49,10 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from runtools.server.auth.keys import generate_key  # noqa: E402
+from runtools.server.domain.audit import RequestContext  # noqa: E402
+from runtools.server.domain.keys import generate_key  # noqa: E402
 from runtools.server.runtime import build_runtime  # noqa: E402
 from runtools.server.services import operator  # noqa: E402
-from runtools.server.services.audit import RequestContext  # noqa: E402
 from runtools.server.settings import Settings  # noqa: E402
 from server import MIRROR_AFTER_PATH, MIRROR_PATH  # noqa: E402  (bench/server.py)
 from support.live_server import LiveServer, free_port  # noqa: E402

@@ -30,9 +30,9 @@ from runtools.server.api.context import request_id_of
 from runtools.server.api.guards import PUBLIC
 from runtools.server.api.me import me_json
 from runtools.server.app import create_app_from_env
-from runtools.server.auth.principal import Principal
+from runtools.server.domain.audit import RequestContext
+from runtools.server.domain.principal import Principal
 from runtools.server.ratelimit import policy
-from runtools.server.services.audit import RequestContext
 
 UNLIMITED = 1_000_000_000
 MIRROR_PATH = "/bench/me-unauthenticated"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtools.server.auth.scopes import CATALOG
+from runtools.server.domain.scopes import CATALOG
 from runtools.server.settings import Settings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

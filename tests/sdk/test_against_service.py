@@ -17,8 +17,8 @@ from runtools import (
     PermissionDeniedError,
     RunTools,
 )
+from runtools.server import operator
 from runtools.server.app import create_app, runtime_of
-from runtools.server.services import operator
 from runtools.server.settings import Settings
 
 

@@ -22,8 +22,8 @@ from runtools import (
     RunTools,
     StoredLogin,
 )
+from runtools.server import operator
 from runtools.server.app import create_app, runtime_of
-from runtools.server.services import operator
 from runtools.server.settings import Settings
 
 URL = "http://runtools.test"

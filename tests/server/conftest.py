@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from runtools.server.app import create_app, runtime_of
-from runtools.server.clock import FrozenClock
+from runtools.server.domain.clock import FrozenClock
 from runtools.server.runtime import Runtime
 from runtools.server.settings import Settings
 from support.tenants import Member, Tenants

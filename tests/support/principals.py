@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from runtools.server.auth.principal import Principal
+from runtools.server.domain.principal import Principal
 
 ADA = Principal(
     org_id="org_1",

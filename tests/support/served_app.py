@@ -19,9 +19,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from runtools.server import operator
 from runtools.server.app import create_app, runtime_of
 from runtools.server.runtime import Runtime
-from runtools.server.services import operator
 from runtools.server.settings import Settings
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from runtools.server import operator
 from runtools.server.runtime import Runtime
-from runtools.server.services import operator
 
 
 @dataclass

@@ -36,7 +36,7 @@ def _runtime(as_json: bool) -> Iterator[Runtime]:
     try:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from runtools.server.errors import ServiceError
+        from runtools.server.domain.errors import ServiceError
         from runtools.server.runtime import build_runtime
     except ImportError as exc:
         fail(
@@ -74,7 +74,7 @@ def create_org(
 
         runtools admin create-org acme
     """
-    from runtools.server.services import operator
+    from runtools.server import operator
 
     with _runtime(as_json) as runtime:
         org = operator.create_org(runtime, name)
@@ -105,7 +105,7 @@ def create_user(
         printf '%s' "$PASSWORD" | runtools admin create-user bob@example.com \\
             --org acme --password-stdin
     """
-    from runtools.server.services import operator
+    from runtools.server import operator
 
     if role not in {"admin", "member"}:
         fail(f"unknown role {role!r}: use admin or member", code=2, as_json=as_json)
@@ -150,7 +150,7 @@ def set_password(
 
         printf '%s' "$PASSWORD" | runtools admin set-password ada@example.com --password-stdin
     """
-    from runtools.server.services import operator
+    from runtools.server import operator
 
     if not password_stdin:
         fail("give the password on stdin with --password-stdin", code=EXIT_USAGE, as_json=as_json)
@@ -191,7 +191,7 @@ def create_key(
         runtools admin create-key --org acme --user ci@example.com --name ci \\
             --scopes "sandbox:*" --expires-in 90d --json
     """
-    from runtools.server.services import operator
+    from runtools.server import operator
 
     scope_list = [s.strip() for s in scopes.split(",") if s.strip()]
     with _runtime(as_json) as runtime:
@@ -270,7 +270,7 @@ def set_plan(
 
         runtools admin set-plan acme pro
     """
-    from runtools.server.services import operator
+    from runtools.server import operator
 
     with _runtime(as_json) as runtime:
         row = operator.set_plan(runtime, org, plan)

@@ -50,7 +50,7 @@ def reachable_database(settings: Settings, *, as_json: bool = False) -> None:
     """Open the database and bring its schema up to date, or exit 3 saying why not."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from runtools.server.errors import ServiceError
+    from runtools.server.domain.errors import ServiceError
     from runtools.server.store import migrate
     from runtools.server.store.database import Database
 
@@ -69,7 +69,7 @@ def claimed_node(settings: Settings) -> Iterator[None]:
     """This node's name, held while the block runs; exit 2 if another server holds it."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from runtools.server.store.node_claim import NodeTaken, node_claim
+    from runtools.server.store.repositories.node_claim import NodeTaken, node_claim
 
     with contextlib.ExitStack() as held:
         try:

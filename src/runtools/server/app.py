@@ -32,7 +32,7 @@ from runtools.server.api import (
 from runtools.server.api.errors import install_error_handlers
 from runtools.server.api.middleware import WireMiddleware
 from runtools.server.api.route_table import iter_routes, operation_id, route_guard
-from runtools.server.clock import Clock
+from runtools.server.domain.clock import Clock
 from runtools.server.runtime import Runtime, build_runtime
 from runtools.server.settings import Settings
 

@@ -12,32 +12,33 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from runtools.server.auth.authenticator import Authenticator, Verified
-from runtools.server.auth.cache import VerificationCache
-from runtools.server.auth.external import ExternalIssuer
-from runtools.server.auth.signing import Keyring
-from runtools.server.auth.steady import SteadyPath, build_steady_path
+from runtools.server.authn.authenticator import Authenticator, Verified
+from runtools.server.authn.cache import VerificationCache
+from runtools.server.authn.external import ExternalIssuer
+from runtools.server.authn.signing import Keyring
+from runtools.server.authn.steady import SteadyPath, build_steady_path
+from runtools.server.authn.usage import UsageRecorder
 from runtools.server.broadcast import BroadcastEventBus, build_event_bus
-from runtools.server.clock import Clock, SystemClock
-from runtools.server.events import InProcessEventBus
+from runtools.server.domain.clock import Clock, SystemClock
+from runtools.server.domain.events import InProcessEventBus
 from runtools.server.observability.metrics import Metrics
 from runtools.server.observability.security_log import SecurityEvents
 from runtools.server.ratelimit import RateLimiter, build_rate_limiter
 from runtools.server.sandbox import LocalSandboxDriver
 from runtools.server.sandbox.cgroups import own_memory_limit
 from runtools.server.services.api_keys import ApiKeyService
-from runtools.server.services.audit import AuditLogService, AuditWriter
+from runtools.server.services.audit import AuditLogService
 from runtools.server.services.device import DeviceService
 from runtools.server.services.idempotency import IdempotencyService
-from runtools.server.services.sandbox_io import SandboxIO
-from runtools.server.services.sandbox_upkeep import SandboxUpkeep
-from runtools.server.services.sandboxes import SandboxService
-from runtools.server.services.sessions import SessionService
-from runtools.server.services.usage import UsageRecorder
+from runtools.server.services.sandboxes.io import SandboxIO
+from runtools.server.services.sandboxes.service import SandboxService
+from runtools.server.services.sandboxes.upkeep import SandboxUpkeep
+from runtools.server.services.sessions.service import SessionService
 from runtools.server.settings import Settings, prepare_home
 from runtools.server.store import migrate
 from runtools.server.store.database import Database
-from runtools.server.store.service_secrets import service_secret
+from runtools.server.store.repositories.audit import AuditWriter
+from runtools.server.store.repositories.service_secrets import service_secret
 
 logger = logging.getLogger("runtools.runtime")
 
@@ -139,7 +140,6 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         audit=audit,
         usage=usage,
         keyring=keyring,
-        sessions=sessions,
         external=external,
     )
     bus.subscribe(authenticator.forget)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from runtools.server.clock import FrozenClock
+from runtools.server.domain.clock import FrozenClock
 from support.tenants import Member
 
 
@@ -99,7 +99,7 @@ def test_revoked_expired_malformed_and_unknown_keys_get_identical_401s(
     assert admin.delete(f"/v1/api-keys/{revoked['id']}").status_code == 200
     expiring = admin.create_key(secret_registry, name="expiring", expiresIn="1h")
     clock.advance(timedelta(hours=2))
-    from runtools.server.auth.keys import generate_key
+    from runtools.server.domain.keys import generate_key
 
     unknown = generate_key(is_test=False).plaintext
     malformed = revoked["key"][:-1] + ("A" if revoked["key"][-1] != "A" else "B")
@@ -239,7 +239,7 @@ def test_rotation_cannot_carry_scopes_the_owner_may_no_longer_hold(
 ) -> None:
     from sqlalchemy import update
 
-    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.domain.events import CredentialEvent, EventKind
     from runtools.server.store.models import Membership
 
     powerful = admin.create_key(secret_registry, scopes=["admin:*", "sandbox:*"])
@@ -363,7 +363,7 @@ def test_another_orgs_key_ids_are_404_on_every_id_route(
 def test_a_key_stops_working_when_its_owner_leaves_the_org(member: Member, runtime: Any) -> None:
     from sqlalchemy import delete
 
-    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.domain.events import CredentialEvent, EventKind
     from runtools.server.store.models import Membership
 
     assert member.get("/v1/me").status_code == 200
@@ -380,7 +380,7 @@ def test_a_key_stops_working_when_its_owner_leaves_the_org(member: Member, runti
 def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime: Any) -> None:
     from sqlalchemy import update
 
-    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.domain.events import CredentialEvent, EventKind
     from runtools.server.store.models import Membership
 
     assert admin.get("/v1/audit-logs").status_code == 200

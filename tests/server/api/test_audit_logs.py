@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from runtools.server.clock import FrozenClock
+from runtools.server.domain.clock import FrozenClock
 from support.tenants import Member
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from runtools.server.clock import FrozenClock
+from runtools.server.domain.clock import FrozenClock
 from support.live_server import LiveServer, runtools
 from support.tenants import Member, Tenants
 

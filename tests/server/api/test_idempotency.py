@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from runtools.server.clock import FrozenClock
+from runtools.server.domain.clock import FrozenClock
 from support.tenants import Member
 
 

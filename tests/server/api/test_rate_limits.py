@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from runtools.server import operator
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.runtime import Runtime
-from runtools.server.services import operator
 from support.tenants import Member
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from runtools.server.clock import FrozenClock
+from runtools.server.domain.clock import FrozenClock
 from support.tenants import Member, Tenants
 
 PASSWORD = "correct horse battery staple"
@@ -389,8 +389,8 @@ def test_a_session_switches_organization_once(
 ) -> None:
     # Two switches racing past authentication (both found the session live) must
     # not both start a successor: the second finds the session over.
-    from runtools.server.errors import Unauthorized
-    from runtools.server.services.audit import RequestContext
+    from runtools.server.domain.audit import RequestContext
+    from runtools.server.domain.errors import Unauthorized
 
     tenants.member("globex", "ada@example.com", "member")
     acme = sign_in(client, secret_registry)
@@ -439,7 +439,7 @@ def test_a_removed_member_session_stops_at_once(
 ) -> None:
     from sqlalchemy import delete
 
-    from runtools.server.events import CredentialEvent, EventKind
+    from runtools.server.domain.events import CredentialEvent, EventKind
     from runtools.server.store.models import Membership
 
     tokens = sign_in(client, secret_registry)

@@ -21,7 +21,7 @@ import pytest
 from runtools.server.broadcast import BroadcastEventBus, Transport
 from runtools.server.broadcast.postgres_transport import PostgresTransport
 from runtools.server.broadcast.redis_transport import RedisTransport
-from runtools.server.events import CredentialEvent, EventKind
+from runtools.server.domain.events import CredentialEvent, EventKind
 from support.live_server import free_port
 from support.private_services import PrivatePostgres, PrivateRedis
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runtools.server.errors import RateLimited
+from runtools.server.domain.errors import RateLimited
 from runtools.server.ratelimit.counters import (
     BlockCounter,
     FailoverCounter,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from runtools.server.auth.principal import Principal
-from runtools.server.errors import RateLimited
+from runtools.server.domain.errors import RateLimited
+from runtools.server.domain.principal import Principal
 from runtools.server.ratelimit import policy
 from runtools.server.ratelimit.counters import LocalCounter
 from runtools.server.ratelimit.limiter import RateLimiter

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runtools.server.errors import InvalidRequest, SandboxNotFound
+from runtools.server.domain.errors import InvalidRequest, SandboxNotFound
 from runtools.server.sandbox import ExecChunk, ExecExit, LocalSandboxDriver
 
 pytestmark = pytest.mark.anyio

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtools.server.errors import (
+from runtools.server.domain.errors import (
     SandboxFileTooLarge,
     SandboxNotFound,
     SandboxPathRejected,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runtools.server.errors import SandboxNotFound, SandboxStateConflict
+from runtools.server.domain.errors import SandboxNotFound, SandboxStateConflict
 from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits, SandboxSpec
 
 pytestmark = pytest.mark.anyio

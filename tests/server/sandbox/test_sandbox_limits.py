@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runtools.server.errors import SandboxFileTooLarge, SandboxStateConflict
+from runtools.server.domain.errors import SandboxFileTooLarge, SandboxStateConflict
 from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits
 from runtools.server.sandbox.oom import COMMAND_SCORE
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from runtools.server.clock import FrozenClock
-from runtools.server.errors import Conflict, IdempotencyKeyReused, InvalidRequest
+from runtools.server.domain.clock import FrozenClock
+from runtools.server.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest
 from runtools.server.runtime import Runtime
 from runtools.server.services.idempotency import (
     IN_FLIGHT_LEASE,

@@ -30,9 +30,9 @@ from runtools.server.api.envelope import (
 from runtools.server.api.guards import requires
 from runtools.server.api.idempotency import IdempotencyKeyHeader, idempotent
 from runtools.server.api.route_table import operation_id
-from runtools.server.auth.principal import Principal
-from runtools.server.auth.scopes import CATALOG
-from runtools.server.errors import InvalidRequest
+from runtools.server.domain.errors import InvalidRequest
+from runtools.server.domain.principal import Principal
+from runtools.server.domain.scopes import CATALOG
 from runtools.server.services.api_keys import UNSET, ApiKeyService, ApiKeyView, IssuedKey
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 

@@ -14,8 +14,8 @@ from runtools.server.api.context import request_id_of, runtime_of
 from runtools.server.api.envelope import ERROR_RESPONSES, ListEnvelope, ListMeta, WireModel
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
-from runtools.server.auth.principal import Principal
-from runtools.server.clock import as_utc
+from runtools.server.domain.clock import as_utc
+from runtools.server.domain.principal import Principal
 from runtools.server.services.audit import AuditLogService
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 

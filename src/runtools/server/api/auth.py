@@ -27,8 +27,8 @@ from runtools.server.api.envelope import (
 )
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED, requires
 from runtools.server.api.route_table import operation_id
-from runtools.server.auth.principal import Principal
-from runtools.server.services.sessions import TokenPair
+from runtools.server.domain.principal import Principal
+from runtools.server.services.sessions.service import TokenPair
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from runtools.server.services.audit import RequestContext
+from runtools.server.domain.audit import RequestContext
 
 if TYPE_CHECKING:
     from runtools.server.runtime import Runtime

@@ -26,7 +26,7 @@ from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import error_body
 from runtools.server.api.guards import CREDENTIAL_HEADERS, Guard, Requirement
 from runtools.server.api.route_table import allowed_methods, route_guard
-from runtools.server.errors import OAuthError, ServiceError, Throttled
+from runtools.server.domain.errors import OAuthError, ServiceError, Throttled
 from runtools.server.ratelimit.meters import STATE_KEY as RATE_LIMIT_HEADERS
 
 logger = logging.getLogger("runtools.errors")

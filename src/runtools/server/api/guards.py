@@ -21,10 +21,10 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from runtools.server.api.context import request_context, runtime_of
-from runtools.server.auth.principal import Principal
-from runtools.server.errors import Forbidden, InvalidRequest
+from runtools.server.domain.audit import AuditRecord
+from runtools.server.domain.errors import Forbidden, InvalidRequest
+from runtools.server.domain.principal import Principal
 from runtools.server.ratelimit.meters import STATE_KEY as RATE_LIMIT_HEADERS
-from runtools.server.services.audit import AuditRecord
 
 CREDENTIAL_HEADERS = (b"x-api-key", b"authorization")
 

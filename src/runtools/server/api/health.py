@@ -12,7 +12,7 @@ from runtools.server.api.context import request_id_of, runtime_of
 from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, Meta, WireModel
 from runtools.server.api.guards import PUBLIC
 from runtools.server.api.route_table import operation_id
-from runtools.server.errors import ServiceUnavailable
+from runtools.server.domain.errors import ServiceUnavailable
 
 router = APIRouter(
     tags=["health"], responses=ERROR_RESPONSES, generate_unique_id_function=operation_id

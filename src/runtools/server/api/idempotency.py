@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runtools.server.api.context import runtime_of
-from runtools.server.auth.principal import Principal
+from runtools.server.domain.principal import Principal
 from runtools.server.services.idempotency import (
     MAX_KEY_LENGTH,
     IdempotencyService,

@@ -15,7 +15,7 @@ from runtools.server.api.context import request_id_of
 from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, WireModel
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
-from runtools.server.auth.principal import Principal
+from runtools.server.domain.principal import Principal
 
 router = APIRouter(
     prefix="/v1", tags=["me"], responses=ERROR_RESPONSES, generate_unique_id_function=operation_id

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from runtools.server.api.context import runtime_of
 from runtools.server.api.guards import Guard, Requirement
 from runtools.server.api.route_table import operation_id
-from runtools.server.errors import NotFound, Unauthorized
+from runtools.server.domain.errors import NotFound, Unauthorized
 from runtools.server.observability.metrics import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["metrics"], generate_unique_id_function=operation_id)

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtools.server.api.envelope import error_body
-from runtools.server.ids import new_request_id
+from runtools.server.domain.ids import new_request_id
 from runtools.server.ratelimit.meters import STATE_KEY as RATE_LIMIT_HEADERS
 
 access_log = logging.getLogger("runtools.access")

@@ -23,7 +23,7 @@ from runtools.server.api.envelope import refuse_nul
 from runtools.server.api.errors import describe_validation
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.api.route_table import operation_id
-from runtools.server.errors import OAuthError, Unauthorized
+from runtools.server.domain.errors import OAuthError, Unauthorized
 from runtools.server.services.device import GRANT_TYPE
 
 

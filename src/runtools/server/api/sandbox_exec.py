@@ -38,10 +38,10 @@ from runtools.server.api.envelope import (
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
 from runtools.server.api.sandboxes import Env, SandboxRef, meta, sandbox_io
-from runtools.server.auth.principal import Principal
-from runtools.server.errors import ServiceError
+from runtools.server.domain.errors import ServiceError
+from runtools.server.domain.principal import Principal
 from runtools.server.sandbox.driver import ExecChunk, ExecEvent
-from runtools.server.services.sandbox_records import ExecRequest
+from runtools.server.services.sandboxes.records import ExecRequest
 
 router = APIRouter(
     prefix="/v1/sandboxes",

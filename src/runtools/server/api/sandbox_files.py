@@ -22,7 +22,7 @@ from runtools.server.api.guards import requires
 from runtools.server.api.middleware import BodyLimit
 from runtools.server.api.route_table import operation_id
 from runtools.server.api.sandboxes import SandboxRef, meta, sandbox_io
-from runtools.server.auth.principal import Principal
+from runtools.server.domain.principal import Principal
 from runtools.server.sandbox.driver import FileEntry
 from runtools.server.settings import Settings
 

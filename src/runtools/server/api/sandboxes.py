@@ -28,11 +28,11 @@ from runtools.server.api.envelope import (
 )
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
-from runtools.server.auth.principal import Principal
-from runtools.server.services.audit import RequestContext
-from runtools.server.services.sandbox_io import SandboxIO
-from runtools.server.services.sandbox_records import NewSandbox, SandboxResources, SandboxView
-from runtools.server.services.sandboxes import SandboxService
+from runtools.server.domain.audit import RequestContext
+from runtools.server.domain.principal import Principal
+from runtools.server.services.sandboxes.io import SandboxIO
+from runtools.server.services.sandboxes.records import NewSandbox, SandboxResources, SandboxView
+from runtools.server.services.sandboxes.service import SandboxService
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(

@@ -22,10 +22,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from runtools.server.api.context import request_context, runtime_of
 from runtools.server.api.guards import PUBLIC, PUBLIC_RATE_LIMITED
 from runtools.server.api.route_table import operation_id
-from runtools.server.auth.principal import Principal
-from runtools.server.errors import NotFound, RateLimited, ServiceError, Unauthorized
+from runtools.server.domain.errors import NotFound, RateLimited, ServiceError, Unauthorized
+from runtools.server.domain.principal import Principal
 from runtools.server.runtime import Runtime
-from runtools.server.services.sessions import TokenPair
+from runtools.server.services.sessions.service import TokenPair
 
 router = APIRouter(tags=["web"], include_in_schema=False, generate_unique_id_function=operation_id)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from runtools.server.broadcast.bus import BroadcastEventBus
 from runtools.server.broadcast.transport import Transport, TransportError
-from runtools.server.events import InProcessEventBus
+from runtools.server.domain.events import InProcessEventBus
 from runtools.server.settings import Settings
 
 __all__ = ["BroadcastEventBus", "Transport", "TransportError", "build_event_bus", "event_channel"]

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from runtools.server.broadcast.codec import UndecodableEvent, decode, encode
 from runtools.server.broadcast.transport import Transport, TransportError
-from runtools.server.events import CredentialEvent, InProcessEventBus, Subscriber
+from runtools.server.domain.events import CredentialEvent, InProcessEventBus, Subscriber
 
 logger = logging.getLogger("runtools.events")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from runtools.server.events import CredentialEvent, EventKind
+from runtools.server.domain.events import CredentialEvent, EventKind
 
 
 @dataclass(frozen=True, slots=True)

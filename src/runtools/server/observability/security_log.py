@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 
-from runtools.server.events import CredentialEvent
+from runtools.server.domain.audit import AuditRecord
+from runtools.server.domain.events import CredentialEvent
 from runtools.server.observability.metrics import Metrics
-from runtools.server.services.audit import AuditRecord
 
 security_log = logging.getLogger("runtools.security")
 

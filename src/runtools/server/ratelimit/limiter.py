@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any, NamedTuple, NoReturn
 
-from runtools.server.auth.principal import Principal
-from runtools.server.errors import RateLimited
+from runtools.server.domain.errors import RateLimited
+from runtools.server.domain.principal import Principal
 from runtools.server.ratelimit.counters import Counter, LocalCounter
 from runtools.server.ratelimit.meters import STATE_KEY, Header, Meter, Meters
 from runtools.server.ratelimit.policy import (

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runtools.server.auth.principal import Principal
+from runtools.server.domain.principal import Principal
 from runtools.server.ratelimit.policy import WINDOW_SECONDS, per_minute, window_start
 
 Header = tuple[bytes, bytes]

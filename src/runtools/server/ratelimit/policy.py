@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtools.server.auth.principal import Principal
+from runtools.server.domain.principal import Principal
 
 
 @dataclass(frozen=True)

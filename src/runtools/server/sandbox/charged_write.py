@@ -29,7 +29,7 @@ import contextlib
 import errno
 import secrets
 
-from runtools.server.errors import SandboxError, SandboxFileTooLarge, SandboxStateConflict
+from runtools.server.domain.errors import SandboxError, SandboxFileTooLarge, SandboxStateConflict
 from runtools.server.sandbox.cgroups import SandboxCgroup
 from runtools.server.sandbox.enter import HOST_ENV, JOIN_FAILED, join_cgroups_argv
 from runtools.server.sandbox.oom import WRITER_SCORE, scored

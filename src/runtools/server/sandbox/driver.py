@@ -2,7 +2,7 @@
 
 The API layer talks only to :class:`SandboxDriver`; an implementation owns
 isolation, limits and cleanup. Every failure is raised as a class of
-``runtools.server.errors`` (``SandboxUnavailable``, ``SandboxNotFound``,
+``runtools.server.domain.errors`` (``SandboxUnavailable``, ``SandboxNotFound``,
 ``SandboxStateConflict``, ``SandboxPathRejected``, ``SandboxFileTooLarge``,
 ``SandboxError``), never as a bare ``OSError``.
 """

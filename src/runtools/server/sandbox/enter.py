@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtools.server.errors import InvalidRequest
+from runtools.server.domain.errors import InvalidRequest
 
 __all__ = [
     "HOST_ENV",

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from runtools.server.errors import (
+from runtools.server.domain.errors import (
     SandboxError,
     SandboxFileTooLarge,
     SandboxNotFound,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from runtools.server.errors import InvalidRequest
+from runtools.server.domain.errors import InvalidRequest
 from runtools.server.sandbox.driver import DEFAULT_TEMPLATE, SandboxSpec
 
 __all__ = [

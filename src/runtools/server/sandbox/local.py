@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from runtools.server.errors import (
+from runtools.server.domain.errors import (
     InvalidRequest,
     SandboxError,
     SandboxNotFound,

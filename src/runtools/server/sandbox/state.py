@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtools.server.errors import SandboxError, SandboxStateConflict
+from runtools.server.domain.errors import SandboxError, SandboxStateConflict
 from runtools.server.sandbox.cgroups import SandboxCgroup
 from runtools.server.sandbox.identity import ProcessRef
 

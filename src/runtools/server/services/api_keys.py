@@ -18,22 +18,22 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runtools.server.auth.keys import generate_key
-from runtools.server.auth.principal import Principal
-from runtools.server.auth.roles import role_permits
-from runtools.server.auth.scopes import UnknownScopeError, normalize
-from runtools.server.clock import Clock, as_utc
-from runtools.server.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from runtools.server.events import CredentialEvent, EventBus, EventKind
-from runtools.server.ids import new_id
+from runtools.server.domain.audit import AuditRecord, RequestContext
+from runtools.server.domain.clock import Clock, as_utc
+from runtools.server.domain.durations import DurationError, parse_duration
+from runtools.server.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from runtools.server.domain.events import CredentialEvent, EventBus, EventKind
+from runtools.server.domain.ids import new_id
+from runtools.server.domain.keys import generate_key
+from runtools.server.domain.principal import Principal
+from runtools.server.domain.roles import role_permits
+from runtools.server.domain.scopes import UnknownScopeError, normalize
 from runtools.server.ratelimit.policy import plan_limits
-from runtools.server.services import audit
-from runtools.server.services.audit import AuditRecord, RequestContext
-from runtools.server.services.durations import DurationError, parse_duration
-from runtools.server.services.organizations import role_in
 from runtools.server.store.database import Database
 from runtools.server.store.models import ApiKey, Organization, User
 from runtools.server.store.pagination import Page, paginate
+from runtools.server.store.repositories import audit
+from runtools.server.store.repositories.organizations import role_in
 
 MAX_EXPIRY = timedelta(days=5 * 365)
 MAX_GRACE = timedelta(days=30)

@@ -16,25 +16,25 @@ from functools import partial
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from runtools.server.auth.principal import Principal
-from runtools.server.auth.throttle import Throttle
-from runtools.server.auth.tokens import (
+from runtools.server.domain.audit import AuditRecord, RequestContext
+from runtools.server.domain.clock import Clock, as_utc
+from runtools.server.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound, OAuthError
+from runtools.server.domain.ids import new_id
+from runtools.server.domain.principal import Principal
+from runtools.server.domain.tokens import (
     digest,
     display_user_code,
     new_device_code,
     new_user_code,
     normalize_user_code,
 )
-from runtools.server.clock import Clock, as_utc
-from runtools.server.errors import Conflict, Forbidden, InvalidRequest, NotFound, OAuthError
-from runtools.server.ids import new_id
-from runtools.server.services import audit
-from runtools.server.services.audit import AuditRecord, RequestContext
-from runtools.server.services.sessions import SessionService, TokenPair
+from runtools.server.services.sessions.service import SessionService, TokenPair
+from runtools.server.services.throttle import Throttle
 from runtools.server.settings import Settings
 from runtools.server.store.database import Database
 from runtools.server.store.models import DeviceGrant
-from runtools.server.store.service_secrets import service_secret
+from runtools.server.store.repositories import audit
+from runtools.server.store.repositories.service_secrets import service_secret
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5

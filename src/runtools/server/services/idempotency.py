@@ -28,11 +28,11 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from runtools.server.clock import Clock, as_utc
-from runtools.server.errors import Conflict, IdempotencyKeyReused, InvalidRequest
+from runtools.server.domain.clock import Clock, as_utc
+from runtools.server.domain.errors import Conflict, IdempotencyKeyReused, InvalidRequest
 from runtools.server.services.response_seal import SealBroken, seal, unseal
-from runtools.server.store import idempotency as records
 from runtools.server.store.database import Database
+from runtools.server.store.repositories import idempotency as records
 
 RECORD_TTL = timedelta(hours=24)
 #: How long a first call may run before a retry may assume it died and run again.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 
-from runtools.server.errors import InvalidRequest
+from runtools.server.domain.errors import InvalidRequest
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024

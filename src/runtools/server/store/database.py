@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from runtools.server.errors import ServiceUnavailable
+from runtools.server.domain.errors import ServiceUnavailable
 from runtools.server.settings import Settings, prepare_home
 
 logger = logging.getLogger("runtools.database")

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from runtools.server.errors import InvalidRequest
+from runtools.server.domain.errors import InvalidRequest
 
 T = TypeVar("T")
 

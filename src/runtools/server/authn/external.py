@@ -1,0 +1,226 @@
+"""An external OpenID Connect issuer (WorkOS or any other) as a source of sessions.
+
+Bearer JWTs whose ``iss`` is the configured issuer are verified against the
+issuer's JWKS and mapped to local users and organizations, created on first
+sight. The JWKS is cached: an unknown ``kid`` refetches it at most once per
+``oidc_jwks_min_refresh_seconds`` (so forged kids cannot amplify into
+requests to the issuer), and cached keys keep working while the issuer is
+unreachable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import jwt
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from runtools.server.authn.signing import InvalidToken, decode_verified
+from runtools.server.domain.clock import Clock
+from runtools.server.domain.ids import new_id
+from runtools.server.domain.principal import Principal
+from runtools.server.domain.roles import Role
+from runtools.server.settings import Settings
+from runtools.server.store.database import Database
+from runtools.server.store.models import (
+    ExternalIdentity,
+    ExternalOrganization,
+    Membership,
+    Organization,
+    User,
+)
+from runtools.server.store.repositories import organizations
+
+#: Asymmetric algorithms only: an HMAC "signature" made with a public key is refused.
+ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"})
+
+
+class ExternalIssuer:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        clock: Clock,
+        *,
+        monotonic: Any = time.monotonic,
+    ) -> None:
+        assert settings.oidc_issuer and settings.oidc_jwks_url and settings.oidc_audience
+        self.issuer = settings.oidc_issuer
+        self._jwks_url = settings.oidc_jwks_url
+        self._audience = settings.oidc_audience
+        self._settings = settings
+        self._database = database
+        self._clock = clock
+        self._monotonic = monotonic
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._last_fetch: float | None = None
+        self._lock = threading.Lock()
+        self.fetches = 0
+
+    # -- keys ------------------------------------------------------------------
+
+    def _key(self, kid: str) -> jwt.PyJWK:
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+            due = (
+                self._last_fetch is None
+                or self._monotonic() - self._last_fetch
+                >= self._settings.oidc_jwks_min_refresh_seconds
+            )
+            if due:
+                self._fetch()
+            key = self._keys.get(kid)
+        if key is None:
+            raise InvalidToken("unknown_kid")
+        return key
+
+    def _fetch(self) -> None:
+        self._last_fetch = self._monotonic()
+        self.fetches += 1
+        try:
+            response = httpx.get(self._jwks_url, timeout=5.0, follow_redirects=False)
+            response.raise_for_status()
+            document = response.json()
+            keys = {
+                str(entry["kid"]): jwt.PyJWK(entry)
+                for entry in document.get("keys", [])
+                if isinstance(entry, dict) and "kid" in entry
+            }
+        except (httpx.HTTPError, ValueError, KeyError, jwt.PyJWTError, json.JSONDecodeError):
+            return  # keep the keys we have: a briefly unreachable issuer breaks nothing
+        self._keys = keys
+
+    # -- tokens ----------------------------------------------------------------
+
+    def verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("malformed") from exc
+        algorithm = header.get("alg")
+        if algorithm not in ALLOWED_ALGORITHMS:
+            raise InvalidToken("wrong_algorithm")
+        key = self._key(str(header.get("kid", "")))
+        claims = decode_verified(
+            token,
+            key,
+            algorithm=str(algorithm),
+            audience=self._audience,
+            issuer=self.issuer,
+            require=["exp", "sub"],
+            now=self._clock.now().timestamp(),
+        )
+        if not isinstance(claims.get(self._settings.oidc_org_claim), str):
+            raise InvalidToken("missing_org_claim")
+        return claims
+
+    def principal_for(self, token: str) -> Principal:
+        """Verify, then map the subject and organization to local ones (created on first sight)."""
+        claims = self.verify(token)
+        with self._database.session() as session:
+            user = self._user(session, claims)
+            org = self._org(session, str(claims[self._settings.oidc_org_claim]))
+            role = self._membership(session, org, user, claims.get(self._settings.oidc_role_claim))
+            session.commit()
+            token_id = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()[:24]
+            return Principal(
+                org_id=org.id,
+                org_name=org.name,
+                user_id=user.id,
+                user_email=user.email,
+                user_display_name=user.display_name,
+                role=role,
+                credential_type="session",
+                credential_id=f"ext_{token_id}"[:40],
+                credential_name=urlsplit(self.issuer).netloc or self.issuer,
+                key_prefix=None,
+                scopes=("*",),
+                expires_at=datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo),
+                revokes_at=None,
+                plan=org.plan,
+            )
+
+    def _user(self, session: Session, claims: dict[str, Any]) -> User:
+        subject = str(claims["sub"])
+        link = session.scalar(
+            select(ExternalIdentity).where(
+                ExternalIdentity.issuer == self.issuer, ExternalIdentity.subject == subject
+            )
+        )
+        if link is not None:
+            return session.get_one(User, link.user_id)
+        email = claims.get(self._settings.oidc_email_claim)
+        verified = claims.get("email_verified") is True
+        user = None
+        if isinstance(email, str) and verified:
+            # Only a verified address may claim an existing local account.
+            user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            address = email if isinstance(email, str) else None
+            taken = address and session.scalar(
+                select(User.id).where(User.email == address.strip().lower())
+            )
+            if not address or taken:
+                digest = hashlib.sha256(f"{self.issuer}|{subject}".encode()).hexdigest()[:16]
+                address = f"{digest}@external.invalid"
+            user = organizations.create_user(
+                session, self._clock, address, display_name=claims.get("name")
+            )
+        session.add(
+            ExternalIdentity(
+                id=new_id("xid"),
+                issuer=self.issuer,
+                subject=subject,
+                user_id=user.id,
+                created_at=self._clock.now(),
+            )
+        )
+        session.flush()
+        return user
+
+    def _org(self, session: Session, external_id: str) -> Organization:
+        link = session.scalar(
+            select(ExternalOrganization).where(
+                ExternalOrganization.issuer == self.issuer,
+                ExternalOrganization.external_id == external_id,
+            )
+        )
+        if link is not None:
+            return session.get_one(Organization, link.org_id)
+        base = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in external_id)[:80]
+        name = base or "external"
+        while session.scalar(select(Organization.id).where(Organization.name == name)):
+            name = f"{base[:70]}-{new_id('x')[-6:]}"
+        org = organizations.create_org(session, self._clock, name)
+        session.add(
+            ExternalOrganization(
+                id=new_id("xorg"),
+                issuer=self.issuer,
+                external_id=external_id,
+                org_id=org.id,
+                created_at=self._clock.now(),
+            )
+        )
+        session.flush()
+        return org
+
+    def _membership(self, session: Session, org: Organization, user: User, claimed: Any) -> str:
+        role = Role.ADMIN.value if claimed == Role.ADMIN.value else Role.MEMBER.value
+        existing = session.scalar(
+            select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
+        )
+        if existing is None:
+            organizations.add_member(session, self._clock, org, user, role)
+        elif existing.role != role:
+            existing.role = role  # the issuer is the source of truth for its users' roles
+        return role

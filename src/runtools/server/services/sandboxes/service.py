@@ -1,0 +1,531 @@
+"""Sandboxes: their records, the rules over them, and the driver that runs them.
+
+What is asked for and shown lives in ``sandbox_records``; commands and files
+of a running sandbox in ``sandbox_io``, which asks this service first.
+
+Rules enforced here, whatever the transport:
+- a member sees and uses their own sandboxes, an admin every sandbox of the
+  org; anything else (another member's, another org's) is "not found";
+- a sandbox is addressed by id or by name (unique among the org's
+  sandboxes that are not destroyed);
+- every action checks the status first (``sandbox_states``) and moves the
+  record through a transitional status with a conditional update, so
+  concurrent requests - on one node or several - cannot both act;
+- an organization never has more live sandboxes than its quota: creations
+  are serialised per organization in the database;
+- a node never promises its live sandboxes more memory in all than its
+  budget (files live in RAM, so this bounds them too): creations are
+  serialised per node as well;
+- nothing is recorded when isolation is unavailable (503), and no command
+  ever runs outside it;
+- environment values reach the driver only; records and audit events hold
+  their names. Command output is never recorded.
+
+Database work runs in worker threads; the driver is asynchronous. Neither
+blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from runtools.server.domain.audit import AuditRecord, RequestContext
+from runtools.server.domain.clock import Clock
+from runtools.server.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+    SandboxNotFound,
+    SandboxStateConflict,
+    SandboxUnavailable,
+)
+from runtools.server.domain.principal import Principal
+from runtools.server.sandbox.driver import (
+    ResourceLimits,
+    SandboxDriver,
+    SandboxSpec,
+)
+from runtools.server.services.sandboxes.records import (
+    ExecRequest,
+    NewSandbox,
+    SandboxView,
+    new_sandbox_id,
+    validated,
+    view_of,
+)
+from runtools.server.services.sandboxes.states import (
+    LIVE,
+    Action,
+    SandboxStatus,
+    refusal,
+    require,
+)
+from runtools.server.store.database import Database
+from runtools.server.store.models import Sandbox
+from runtools.server.store.pagination import Page
+from runtools.server.store.repositories import audit
+from runtools.server.store.repositories import sandboxes as repo
+
+__all__ = ["SandboxService", "in_transaction"]
+
+T = TypeVar("T")
+S = SandboxStatus
+
+AUDITED_COMMAND_CHARS = 256
+LOST_MESSAGE = "its processes exited unexpectedly"
+
+# Where each action goes: allowed from, through, to.
+_STEPS: dict[Action, tuple[frozenset[str], SandboxStatus, SandboxStatus, str]] = {
+    Action.PAUSE: (frozenset({S.RUNNING}), S.PAUSING, S.PAUSED, "sandbox.paused"),
+    Action.RESUME: (frozenset({S.PAUSED}), S.RESUMING, S.RUNNING, "sandbox.resumed"),
+    Action.DESTROY: (
+        frozenset({S.RUNNING, S.PAUSED, S.FAILED, S.ERROR}),
+        S.DESTROYING,
+        S.DESTROYED,
+        "sandbox.destroyed",
+    ),
+}
+
+
+async def in_transaction(database: Database, work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one transaction, in a worker thread; commit if it returns."""
+
+    def run() -> T:
+        with database.session() as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    return await anyio.to_thread.run_sync(run)
+
+
+def _name_taken(name: str | None) -> Conflict:
+    return Conflict(
+        f"A sandbox named {name!r} already exists; choose another name or destroy it first"
+    )
+
+
+class SandboxService:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        driver: SandboxDriver,
+        *,
+        node: str,
+        quota: int,
+        memory_budget_mib: int,
+    ) -> None:
+        self._database = database
+        self._clock = clock
+        self.driver = driver
+        self.node = node
+        self._quota = quota
+        self._memory_budget = memory_budget_mib
+        # Commands and file operations in flight, per sandbox (this node only):
+        # a sandbox that is busy is never idle.
+        self._busy: Counter[str] = Counter()
+
+    # -- plumbing --------------------------------------------------------------
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        return await in_transaction(self._database, work)
+
+    def _visible(self, session: Session, caller: Principal, ref: str) -> Sandbox:
+        row = repo.find(session, caller.org_id, ref)
+        if row is None or (not caller.is_admin and row.owner_user_id != caller.user_id):
+            raise NotFound(f"No sandbox {ref!r}")
+        return row
+
+    def is_busy(self, sandbox_id: str) -> bool:
+        return self._busy[sandbox_id] > 0
+
+    @contextlib.contextmanager
+    def in_use(self, sandbox_id: str) -> Iterator[None]:
+        self._busy[sandbox_id] += 1
+        try:
+            yield
+        finally:
+            self._busy[sandbox_id] -= 1
+            if self._busy[sandbox_id] <= 0:
+                del self._busy[sandbox_id]
+
+    def _audit(
+        self,
+        session: Session,
+        caller: Principal | None,
+        action: str,
+        view: SandboxView,
+        context: RequestContext,
+        details: dict[str, Any] | None = None,
+        outcome: str = "success",
+    ) -> None:
+        audit.record(
+            session,
+            AuditRecord(
+                action=action,
+                outcome=outcome,
+                org_id=view.org_id,
+                actor_type=caller.credential_type if caller else "system",
+                actor_id=caller.credential_id if caller else None,
+                context=context,
+                target_type="sandbox",
+                target_id=view.id,
+                details={
+                    "name": view.name,
+                    **({"actorUserId": caller.user_id} if caller else {}),
+                    **(details or {}),
+                },
+            ),
+            self._clock.now(),
+        )
+
+    # -- creating --------------------------------------------------------------
+
+    async def create(
+        self, caller: Principal, new: NewSandbox, *, context: RequestContext
+    ) -> SandboxView:
+        new = validated(new)
+        # 503 naming what is missing, before anything is recorded.
+        await self.driver.check_available()
+        sandbox_id = new_sandbox_id()
+        try:
+            await self._db(lambda s: self._insert(s, caller, sandbox_id, new))
+        except IntegrityError as exc:  # a concurrent create took the name first
+            raise _name_taken(new.name) from exc
+        spec = SandboxSpec(
+            template=new.template,
+            env=dict(new.env),
+            resources=ResourceLimits(
+                vcpus=new.resources.vcpus,
+                memory_mib=new.resources.memory_mib,
+                disk_mib=new.resources.disk_mib,
+            ),
+        )
+        try:
+            await self.driver.create(sandbox_id, spec)
+        except InvalidRequest:
+            # The driver refused the spec itself (template, env): nothing ran.
+            await self._db(lambda s: s.execute(delete(Sandbox).where(Sandbox.id == sandbox_id)))
+            raise
+        except Exception as exc:
+            message = getattr(exc, "message", None) or "the sandbox could not be started"
+            await self._settle(sandbox_id, {S.CREATING}, S.FAILED, message[:500])
+            raise
+
+        def started(session: Session) -> SandboxView:
+            repo.transition(
+                session,
+                sandbox_id,
+                allowed_from={S.CREATING},
+                to=S.RUNNING,
+                now=self._clock.now(),
+                touch=True,
+            )
+            view = view_of(session.get_one(Sandbox, sandbox_id))
+            self._audit(
+                session,
+                caller,
+                "sandbox.created",
+                view,
+                context,
+                {
+                    "template": view.template,
+                    "envKeys": view.env_keys,
+                    "resources": view.resources.__dict__,
+                },
+            )
+            return view
+
+        return await self._db(started)
+
+    def _insert(
+        self, session: Session, caller: Principal, sandbox_id: str, new: NewSandbox
+    ) -> None:
+        repo.lock_org(session, caller.org_id)
+        if repo.count_live(session, caller.org_id, LIVE) >= self._quota:
+            raise QuotaExceeded(
+                f"Your organization has reached its quota of {self._quota} live sandboxes; "
+                "destroy one first"
+            )
+        self._reserve_memory(session, new.resources.memory_mib)
+        if new.name is not None:
+            existing = repo.find(session, caller.org_id, new.name)
+            if existing is not None and existing.status != S.DESTROYED:
+                raise _name_taken(new.name)
+        now = self._clock.now()
+        row = Sandbox(
+            id=sandbox_id,
+            org_id=caller.org_id,
+            owner_user_id=caller.user_id,
+            name=new.name,
+            template=new.template,
+            status=S.CREATING,
+            status_message=None,
+            tags=list(new.tags),
+            env_keys=sorted(new.env),
+            project_id=new.project_id,
+            idle_timeout=new.idle_timeout,
+            vcpus=new.resources.vcpus,
+            memory_mib=new.resources.memory_mib,
+            disk_mib=new.resources.disk_mib,
+            node=self.node,
+            last_activity_at=now,
+            created_at=now,
+            updated_at=now,
+            destroyed_at=None,
+        )
+        session.add(row)
+        session.flush()
+        repo.replace_tags(session, row, new.tags)
+
+    def _reserve_memory(self, session: Session, memory_mib: int) -> None:
+        budget = self._memory_budget
+        if memory_mib > budget:
+            raise InvalidRequest(
+                f"resources.memory of {memory_mib} MiB is more than this node gives all its "
+                f"sandboxes together ({budget} MiB)"
+            )
+        repo.lock_node(session, self.node)
+        promised = repo.memory_promised(session, self.node, LIVE)
+        if promised + memory_mib > budget:
+            # How much others use stays unsaid: one tenant learns nothing of another.
+            raise SandboxUnavailable(
+                f"This node has no room for a sandbox with {memory_mib} MiB of memory now; "
+                "ask for less memory, destroy a sandbox or try again later"
+            )
+
+    # -- reading ---------------------------------------------------------------
+
+    async def list_sandboxes(
+        self,
+        caller: Principal,
+        *,
+        all_sandboxes: bool,
+        statuses: list[str],
+        tags: list[str],
+        template: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[SandboxView]:
+        if all_sandboxes and not caller.is_admin:
+            raise Forbidden("Listing every sandbox of the organization requires role admin")
+        unknown = sorted(set(statuses) - set(SandboxStatus))
+        if unknown:
+            raise InvalidRequest(
+                f"Unknown status(es): {', '.join(unknown)}. Valid: {', '.join(SandboxStatus)}"
+            )
+
+        def page(session: Session) -> Page[SandboxView]:
+            found = repo.search(
+                session,
+                caller.org_id,
+                owner_user_id=None if all_sandboxes else caller.user_id,
+                statuses=statuses,
+                tags=tags,
+                template=template,
+                limit=limit,
+                cursor=cursor,
+            )
+            return Page([view_of(r) for r in found.items], found.next_cursor)
+
+        return await self._db(page)
+
+    async def get(self, caller: Principal, ref: str) -> SandboxView:
+        return await self._db(lambda s: view_of(self._visible(s, caller, ref)))
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def pause(self, caller: Principal, ref: str, *, context: RequestContext) -> SandboxView:
+        return await self._step(caller, ref, Action.PAUSE, context)
+
+    async def resume(self, caller: Principal, ref: str, *, context: RequestContext) -> SandboxView:
+        return await self._step(caller, ref, Action.RESUME, context)
+
+    async def destroy(self, caller: Principal, ref: str, *, context: RequestContext) -> SandboxView:
+        return await self._step(caller, ref, Action.DESTROY, context)
+
+    async def pause_idle(self, sandbox_id: str) -> bool:
+        """Pause an idle sandbox on behalf of the system; False if it raced with a user."""
+        try:
+            await self._step(None, sandbox_id, Action.PAUSE, RequestContext(), idle=True)
+        except Conflict:
+            return False
+        return True
+
+    async def _step(
+        self,
+        caller: Principal | None,
+        ref: str,
+        action: Action,
+        context: RequestContext,
+        *,
+        idle: bool = False,
+    ) -> SandboxView:
+        allowed, via, to, audited = _STEPS[action]
+
+        def begin(session: Session) -> SandboxView:
+            if caller is None:
+                row = session.get_one(Sandbox, ref)
+            else:
+                row = self._visible(session, caller, ref)
+            require(action, row.status, ref)
+            self._check_node(row, action)
+            if not repo.transition(
+                session, row.id, allowed_from=allowed, to=via, now=self._clock.now()
+            ):
+                session.refresh(row)
+                require(action, row.status, ref)
+                raise Conflict(f"Sandbox {ref} changed meanwhile; try again")
+            return view_of(row)
+
+        view = await self._db(begin)
+        previous = SandboxStatus(view.status)
+        try:
+            await self._drive(action, view)
+        except (SandboxStateConflict, SandboxNotFound) as exc:
+            if action is Action.DESTROY and isinstance(exc, SandboxNotFound):
+                pass  # already gone from the driver: nothing left to free
+            else:
+                await self.lost(view.id, via)
+                raise Conflict(
+                    f"Sandbox {ref} has stopped ({LOST_MESSAGE}); destroy it and create a new one"
+                ) from exc
+        except Exception as exc:
+            message = getattr(exc, "message", None) or f"{action} failed"
+            if action is Action.PAUSE and await self.driver.is_alive(view.id):
+                await self._settle(view.id, {via}, previous, None)  # the driver thawed it back
+            else:
+                await self._settle(view.id, {via}, S.ERROR, f"{action} failed: {message}"[:500])
+            raise
+
+        def finish(session: Session) -> SandboxView:
+            repo.transition(
+                session,
+                view.id,
+                allowed_from={via},
+                to=to,
+                now=self._clock.now(),
+                touch=action is Action.RESUME,
+            )
+            done = view_of(session.get_one(Sandbox, view.id))
+            self._audit(session, caller, audited, done, context, {"idle": True} if idle else None)
+            return done
+
+        return await self._db(finish)
+
+    async def _drive(self, action: Action, view: SandboxView) -> None:
+        if action is Action.PAUSE:
+            await self.driver.pause(view.id)
+        elif action is Action.RESUME:
+            await self.driver.resume(view.id)
+        elif view.node == self.node:
+            await self.driver.destroy(view.id)
+        # A failed sandbox of another node holds nothing: its node freed it.
+
+    def _check_node(self, row: Sandbox, action: Action) -> None:
+        if row.node == self.node:
+            return
+        if action is Action.DESTROY and row.status == S.FAILED:
+            return
+        raise Conflict(f"Sandbox {row.id} runs on node {row.node}; send the request to that node")
+
+    async def _settle(
+        self, sandbox_id: str, allowed: set[SandboxStatus], to: SandboxStatus, message: str | None
+    ) -> None:
+        def settle(session: Session) -> None:
+            repo.transition(
+                session,
+                sandbox_id,
+                allowed_from=allowed,
+                to=to,
+                now=self._clock.now(),
+                message=message,
+            )
+            if to in (S.FAILED, S.ERROR):
+                row = session.get_one(Sandbox, sandbox_id)
+                self._audit(
+                    session,
+                    None,
+                    f"sandbox.{to}",
+                    view_of(row),
+                    RequestContext(),
+                    {"reason": message},
+                    outcome="failure",
+                )
+
+        await self._db(settle)
+
+    async def lost(self, sandbox_id: str, status: str) -> None:
+        """The driver has no live processes for a sandbox the records call live."""
+        await self._settle(sandbox_id, {SandboxStatus(status)}, S.FAILED, LOST_MESSAGE)
+        with contextlib.suppress(Exception):
+            await self.driver.destroy(sandbox_id)  # free cgroups, state and uid
+
+    # -- for commands and files (sandbox_io) ---------------------------------
+
+    async def ready(self, caller: Principal, ref: str, action: Action) -> SandboxView:
+        """The sandbox, checked usable for ``action``; its activity time is bumped."""
+
+        def check(session: Session) -> SandboxView:
+            row = self._visible(session, caller, ref)
+            require(action, row.status, ref)
+            self._check_node(row, action)
+            row.last_activity_at = self._clock.now()
+            return view_of(row)
+
+        return await self._db(check)
+
+    async def explain(self, view: SandboxView, exc: Exception) -> Exception:
+        """Turn a driver's state complaint into what the user should do."""
+        if not await self.driver.is_alive(view.id):
+            await self.lost(view.id, S.RUNNING)
+            return Conflict(
+                f"Sandbox {view.name or view.id} has stopped ({LOST_MESSAGE}); "
+                "destroy it and create a new one"
+            )
+        current = await self._db(lambda s: s.get_one(Sandbox, view.id).status)
+        message = refusal(Action.EXEC, current, view.name or view.id)
+        return Conflict(message or f"Sandbox {view.name or view.id} is busy; try again")
+
+    async def record_exec(
+        self,
+        caller: Principal,
+        view: SandboxView,
+        request: ExecRequest,
+        exit_code: int | None,
+        timed_out: bool,
+        context: RequestContext,
+    ) -> None:
+        def record(session: Session) -> None:
+            row = session.get(Sandbox, view.id)
+            if row is not None:
+                row.last_activity_at = self._clock.now()
+            self._audit(
+                session,
+                caller,
+                "sandbox.exec",
+                view,
+                context,
+                {
+                    # The command, cut short; never its output or env values.
+                    "command": request.command[:AUDITED_COMMAND_CHARS],
+                    "cwd": request.cwd,
+                    "envKeys": sorted(request.env),
+                    "exitCode": exit_code,
+                    "timedOut": timed_out,
+                },
+            )
+
+        await self._db(record)

@@ -1,0 +1,201 @@
+"""What keeps sandbox records true to the processes: start, idle pausing, stop.
+
+Sandboxes do not outlive the service process that runs them (the driver
+ties their lives to it). So, for this node's records:
+
+- **on start** (``reconcile``): a record whose sandbox is not running here
+  becomes ``failed`` with the message "the service restarted"; one that was
+  being destroyed becomes ``destroyed``. Then the driver reaps every
+  sandbox it knows that no live record names - processes, cgroups, state
+  and uid reservations - including those of the records just failed.
+- **while running**: every ``sandbox_idle_check_seconds`` a running or
+  paused sandbox whose processes have died (its init killed, say) becomes
+  ``failed`` and is cleaned up, so it stops holding its share of the node's
+  memory budget and its organization's quota; and a running sandbox with
+  an ``idleTimeout`` and no command or file operation in flight, idle for
+  longer than that, is paused (audited as the system's act).
+- **on a clean stop** (``shutdown``): live records become ``failed`` ("the
+  service stopped") and the driver reaps everything, so nothing is left
+  behind even if the service never starts again.
+
+Records of other nodes are never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from runtools.server.domain.audit import AuditRecord, RequestContext
+from runtools.server.domain.clock import Clock, as_utc
+from runtools.server.domain.errors import SandboxUnavailable, ServiceUnavailable
+from runtools.server.services.sandboxes.service import SandboxService, in_transaction
+from runtools.server.services.sandboxes.states import LIVE, SandboxStatus
+from runtools.server.store.database import Database
+from runtools.server.store.models import Sandbox
+from runtools.server.store.repositories import audit
+from runtools.server.store.repositories import sandboxes as repo
+
+__all__ = ["Reconciled", "SandboxUpkeep"]
+
+T = TypeVar("T")
+logger = logging.getLogger("runtools.sandboxes")
+S = SandboxStatus
+
+
+@dataclass
+class Reconciled:
+    """What ``reconcile`` did, by sandbox id."""
+
+    kept: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+    reaped: list[str] = field(default_factory=list)
+
+
+class SandboxUpkeep:
+    def __init__(
+        self,
+        service: SandboxService,
+        database: Database,
+        clock: Clock,
+        *,
+        idle_check_seconds: float,
+    ) -> None:
+        self._service = service
+        self._database = database
+        self._clock = clock
+        self._idle_check_seconds = idle_check_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> Reconciled:
+        outcome = await self.reconcile("the service restarted")
+        if self._task is None:
+            self._task = asyncio.create_task(self._idle_loop(), name="runtools-sandbox-idle")
+        return outcome
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.reconcile("the service stopped", keep_running=False)
+
+    async def reconcile(self, reason: str, *, keep_running: bool = True) -> Reconciled:
+        driver = self._service.driver
+        node = self._service.node
+        rows = await self._db(lambda s: [(r.id, r.status) for r in repo.on_node(s, node, LIVE)])
+        outcome = Reconciled()
+        for sandbox_id, status in rows:
+            # Alive and running here: a second app on the same state (tests,
+            # an in-process restart). Anything else did not survive.
+            if keep_running and status == S.RUNNING and await driver.is_alive(sandbox_id):
+                outcome.kept.append(sandbox_id)
+            elif status == S.DESTROYING:
+                outcome.destroyed.append(sandbox_id)
+            else:
+                outcome.failed.append(sandbox_id)
+        await self._db(lambda s: self._record(s, outcome, reason))
+        try:
+            outcome.reaped = await driver.reap_orphans(set(outcome.kept))
+        except SandboxUnavailable as exc:
+            # No isolation now: nothing of ours can be running either.
+            logger.warning("sandbox driver unavailable, nothing reaped: %s", exc.message)
+        if outcome.failed or outcome.destroyed or outcome.reaped:
+            logger.info(
+                "sandboxes reconciled (%s): %d failed, %d destroyed, %d reaped, %d kept",
+                reason,
+                len(outcome.failed),
+                len(outcome.destroyed),
+                len(outcome.reaped),
+                len(outcome.kept),
+            )
+        return outcome
+
+    def _record(self, session: Session, outcome: Reconciled, reason: str) -> None:
+        now = self._clock.now()
+        for sandbox_id, to, message in [
+            *((i, S.FAILED, reason) for i in outcome.failed),
+            *((i, S.DESTROYED, None) for i in outcome.destroyed),
+        ]:
+            row = session.get(Sandbox, sandbox_id)
+            if row is None or not repo.transition(
+                session, sandbox_id, allowed_from=LIVE, to=to, now=now, message=message
+            ):
+                continue
+            audit.record(
+                session,
+                AuditRecord(
+                    action=f"sandbox.{to}",
+                    outcome="failure" if to == S.FAILED else "success",
+                    org_id=row.org_id,
+                    actor_type="system",
+                    actor_id=None,
+                    context=RequestContext(),
+                    target_type="sandbox",
+                    target_id=sandbox_id,
+                    reason=(message or "")[:64] or None,
+                    details={"name": row.name, "reconciled": True},
+                ),
+                now,
+            )
+
+    async def fail_lost(self) -> list[str]:
+        """Fail and clean up this node's running or paused sandboxes whose processes died."""
+        node = self._service.node
+        rows = await self._db(
+            lambda s: [(r.id, r.status) for r in repo.on_node(s, node, {S.RUNNING, S.PAUSED})]
+        )
+        lost = []
+        for sandbox_id, status in rows:
+            if not await self._service.driver.is_alive(sandbox_id):
+                await self._service.lost(sandbox_id, status)
+                lost.append(sandbox_id)
+        return lost
+
+    async def pause_idle(self) -> list[str]:
+        """Pause every idle sandbox of this node; returns the ids paused."""
+        now = self._clock.now()
+        node = self._service.node
+
+        def candidates(session: Session) -> list[str]:
+            return [
+                r.id
+                for r in repo.on_node(session, node, {S.RUNNING})
+                if r.idle_timeout is not None
+                and as_utc(r.last_activity_at) + timedelta(seconds=r.idle_timeout) <= now
+            ]
+
+        paused = []
+        for sandbox_id in await self._db(candidates):
+            if self._service.is_busy(sandbox_id):
+                continue
+            if await self._service.pause_idle(sandbox_id):
+                paused.append(sandbox_id)
+        return paused
+
+    async def _idle_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._idle_check_seconds)
+            try:
+                await self.fail_lost()
+                await self.pause_idle()
+            except ServiceUnavailable:
+                pass  # the database announces its outage once; the next round tries again
+            except Exception:  # keep checking; one bad round must not end the loop
+                logger.exception("idle sandbox check failed")
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        return await in_transaction(self._database, work)

@@ -1,0 +1,116 @@
+"""Organizations, users and memberships."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from runtools.server.domain.clock import Clock
+from runtools.server.domain.errors import Conflict, InvalidRequest, NotFound
+from runtools.server.domain.ids import new_id
+from runtools.server.domain.roles import Role
+from runtools.server.store.models import Membership, Organization, User
+
+_ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+
+
+@dataclass(frozen=True)
+class MemberView:
+    org: Organization
+    user: User
+    role: str
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if not _EMAIL.match(email):
+        raise InvalidRequest(f"Invalid email address: {email!r}")
+    return email
+
+
+def create_org(session: Session, clock: Clock, name: str) -> Organization:
+    name = name.strip()
+    if not _ORG_NAME.match(name):
+        raise InvalidRequest(
+            "Organization names are 1-100 characters: letters, digits, space, '.', '_' or '-'"
+        )
+    if session.scalar(select(Organization).where(Organization.name == name)) is not None:
+        raise Conflict(f"An organization named {name!r} already exists")
+    org = Organization(id=new_id("org"), name=name, plan="free", created_at=clock.now())
+    session.add(org)
+    _flush_unique(session, f"An organization named {name!r} already exists")
+    return org
+
+
+def create_user(
+    session: Session,
+    clock: Clock,
+    email: str,
+    *,
+    display_name: str | None = None,
+    password_hash: str | None = None,
+) -> User:
+    email = normalize_email(email)
+    if session.scalar(select(User).where(User.email == email)) is not None:
+        raise Conflict(f"A user with email {email!r} already exists")
+    user = User(
+        id=new_id("user"),
+        email=email,
+        display_name=display_name,
+        password_hash=password_hash,
+        created_at=clock.now(),
+    )
+    session.add(user)
+    _flush_unique(session, f"A user with email {email!r} already exists")
+    return user
+
+
+def add_member(session: Session, clock: Clock, org: Organization, user: User, role: str) -> None:
+    if role not in {r.value for r in Role}:
+        raise InvalidRequest(f"Unknown role {role!r}: use admin or member")
+    existing = session.scalar(
+        select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
+    )
+    if existing is not None:
+        raise Conflict(f"{user.email} is already a member of {org.name}")
+    session.add(
+        Membership(
+            id=new_id("mem"), org_id=org.id, user_id=user.id, role=role, created_at=clock.now()
+        )
+    )
+    _flush_unique(session, f"{user.email} is already a member of {org.name}")
+
+
+def org_by_name(session: Session, name: str) -> Organization:
+    org = session.scalar(select(Organization).where(Organization.name == name.strip()))
+    if org is None:
+        raise NotFound(f"No organization named {name!r}")
+    return org
+
+
+def user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(f"No user with email {email!r}")
+    return user
+
+
+def role_in(session: Session, org_id: str, user_id: str) -> str | None:
+    return session.scalar(
+        select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+
+
+def _flush_unique(session: Session, message: str) -> None:
+    # Two concurrent creators can both pass the existence check; the unique
+    # constraint decides, and the loser gets the same 409.
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(message) from exc

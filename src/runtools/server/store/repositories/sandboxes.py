@@ -1,0 +1,181 @@
+"""Queries over sandbox records. No HTTP, no driver: rows in, rows out.
+
+Paging is keyset on ``(created_at, id)``, newest first: sandbox ids are
+random, so the id alone does not order them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from runtools.server.domain.clock import as_utc
+from runtools.server.domain.errors import InvalidRequest
+from runtools.server.store.models import Organization, Sandbox, SandboxTag
+from runtools.server.store.pagination import Page
+
+__all__ = [
+    "count_live",
+    "find",
+    "lock_node",
+    "lock_org",
+    "memory_promised",
+    "on_node",
+    "replace_tags",
+    "search",
+    "transition",
+]
+
+_BAD_CURSOR = "Invalid cursor: pass back nextCursor unchanged"
+
+
+def lock_org(session: Session, org_id: str) -> None:
+    """Serialise the organization's sandbox creations until this transaction ends.
+
+    A no-op write: PostgreSQL takes the org row's lock, SQLite the database's
+    write lock (the first statement of the transaction is a write, so there is
+    no older snapshot to conflict with). Counting and inserting afterwards is
+    then safe from a concurrent create overshooting the quota.
+    """
+    session.execute(
+        update(Organization).where(Organization.id == org_id).values(plan=Organization.plan)
+    )
+
+
+def lock_node(session: Session, node: str) -> None:
+    """Serialise sandbox creations on ``node`` until this transaction ends.
+
+    PostgreSQL: a transaction advisory lock keyed by schema and node. SQLite
+    needs none: ``lock_org`` has already taken the database's write lock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    schema = session.scalar(text("SELECT current_schema()"))
+    digest = hashlib.sha256(f"runtools-sandbox-node:{schema}:{node}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def memory_promised(session: Session, node: str, live: Collection[str]) -> int:
+    """MiB of memory the live sandboxes on ``node`` may use, summed."""
+    query = select(func.coalesce(func.sum(Sandbox.memory_mib), 0)).where(
+        Sandbox.node == node, Sandbox.status.in_(live)
+    )
+    return int(session.scalar(query) or 0)
+
+
+def count_live(session: Session, org_id: str, live: Collection[str]) -> int:
+    query = select(func.count()).where(Sandbox.org_id == org_id, Sandbox.status.in_(live))
+    return int(session.scalar(query) or 0)
+
+
+def find(session: Session, org_id: str, ref: str) -> Sandbox | None:
+    """By id, else by name: the sandbox not destroyed, else the newest destroyed one."""
+    row = session.get(Sandbox, ref)
+    if row is not None and row.org_id == org_id:
+        return row
+    query = (
+        select(Sandbox)
+        .where(Sandbox.org_id == org_id, Sandbox.name == ref)
+        .order_by((Sandbox.status == "destroyed").asc(), Sandbox.created_at.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def replace_tags(session: Session, sandbox: Sandbox, tags: Iterable[str]) -> None:
+    session.execute(delete(SandboxTag).where(SandboxTag.sandbox_id == sandbox.id))
+    session.add_all(SandboxTag(sandbox_id=sandbox.id, tag=tag) for tag in tags)
+
+
+def transition(
+    session: Session,
+    sandbox_id: str,
+    *,
+    allowed_from: Collection[str],
+    to: str,
+    now: datetime,
+    message: str | None = None,
+    touch: bool = False,
+) -> bool:
+    """Move to ``to`` only if the current status is one of ``allowed_from``.
+
+    A conditional update, so two nodes racing for one sandbox cannot both win.
+    """
+    values: dict[str, object] = {"status": to, "updated_at": now, "status_message": message}
+    if to == "destroyed":
+        values["destroyed_at"] = now
+    if touch:
+        values["last_activity_at"] = now
+    result = session.execute(
+        update(Sandbox)
+        .where(Sandbox.id == sandbox_id, Sandbox.status.in_(list(allowed_from)))
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def on_node(session: Session, node: str, statuses: Collection[str]) -> list[Sandbox]:
+    query = select(Sandbox).where(Sandbox.node == node, Sandbox.status.in_(list(statuses)))
+    return list(session.scalars(query))
+
+
+def search(
+    session: Session,
+    org_id: str,
+    *,
+    owner_user_id: str | None,
+    statuses: Collection[str],
+    tags: Collection[str],
+    template: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Sandbox]:
+    query = select(Sandbox).where(Sandbox.org_id == org_id)
+    if owner_user_id is not None:
+        query = query.where(Sandbox.owner_user_id == owner_user_id)
+    if statuses:
+        query = query.where(Sandbox.status.in_(list(statuses)))
+    if template is not None:
+        query = query.where(Sandbox.template == template)
+    for tag in tags:
+        tagged = select(SandboxTag.sandbox_id).where(SandboxTag.tag == tag)
+        query = query.where(Sandbox.id.in_(tagged))
+    if cursor is not None:
+        created, last_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Sandbox.created_at < created,
+                and_(Sandbox.created_at == created, Sandbox.id < last_id),
+            )
+        )
+    query = query.order_by(Sandbox.created_at.desc(), Sandbox.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(query))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page(rows, encode_cursor(rows[-1]))
+    return Page(rows, None)
+
+
+def encode_cursor(row: Sandbox) -> str:
+    raw = f"{as_utc(row.created_at).isoformat()}|{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        created, last_id = raw.split("|", 1)
+        when = datetime.fromisoformat(created)
+    except (binascii.Error, UnicodeError, ValueError) as exc:
+        raise InvalidRequest(_BAD_CURSOR) from exc
+    if when.tzinfo is None or not last_id.startswith("sandbox-"):
+        raise InvalidRequest(_BAD_CURSOR)
+    return when, last_id

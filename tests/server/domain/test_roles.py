@@ -1,0 +1,21 @@
+from runtools.server.domain.roles import effective_scopes, role_permits
+
+
+def test_admins_may_use_every_scope() -> None:
+    assert role_permits("admin", "org:members")
+    assert effective_scopes(["*"], "admin") == ["*"]
+
+
+def test_members_cannot_use_administrative_scopes_whatever_the_key_says() -> None:
+    assert not role_permits("member", "org:members")
+    assert not role_permits("member", "admin:*")
+    assert role_permits("member", "sandbox:exec")
+    scopes = effective_scopes(["*"], "member")
+    assert "*" not in scopes and "org:members" not in scopes and "admin:*" not in scopes
+    assert "sandbox:*" in scopes and "sandbox:read" not in scopes  # covered by the wildcard
+    assert effective_scopes(["sandbox:read", "org:write"], "member") == ["sandbox:read"]
+
+
+def test_no_role_means_no_rights() -> None:
+    assert not role_permits("", "sandbox:read")
+    assert effective_scopes(["*"], "") == []
