@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from typing import Any
 
 import pytest
@@ -10,6 +12,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
+from runtools.server.domain.errors import (
+    SandboxError,
+    SandboxFileTooLarge,
+    SandboxNotFound,
+    SandboxPathRejected,
+    SandboxStateConflict,
+    SandboxUnavailable,
+)
 from support.tenants import Member
 
 ENVELOPE_KEYS = {"code", "message", "requestId"}
@@ -193,6 +203,51 @@ def test_database_errors_never_reach_the_client(app: FastAPI) -> None:
     response = TestClient(app, raise_server_exceptions=False).get("/db")
     assert_envelope(response, 500, "internal_error")
     assert "key_hash" not in response.text
+
+
+@pytest.mark.parametrize(
+    "lower",
+    [
+        OSError(2, "No such file or directory", "/var/lib/runtools/sandboxes/x/state.json"),
+        subprocess.CalledProcessError(1, ["/usr/bin/bwrap", "--secret-arg"], b"", b"bwrap: boom"),
+        subprocess.TimeoutExpired(["/usr/bin/nsenter", "--target", "4242"], 5),
+        json.JSONDecodeError("Expecting value", '{"uid": 70001, "init"', 20),
+    ],
+    ids=["os", "subprocess", "subprocess-timeout", "json"],
+)
+def test_lower_layer_errors_never_reach_the_client(app: FastAPI, lower: Exception) -> None:
+    def fail() -> None:
+        raise lower
+
+    app.add_api_route("/lower", fail)
+    response = TestClient(app, raise_server_exceptions=False).get("/lower")
+    error = assert_envelope(response, 500, "internal_error")
+    assert error["message"] == "Internal server error"
+    for detail in ("/var/lib", "bwrap", "nsenter", "uid", "Errno", "Expecting"):
+        assert detail not in response.text
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (SandboxNotFound("sandbox sandbox-abc not found"), 404, "not_found"),
+        (SandboxStateConflict("sandbox sandbox-abc is paused"), 409, "conflict"),
+        (SandboxPathRejected("path escapes the sandbox: ../etc"), 400, "invalid_request"),
+        (SandboxFileTooLarge("no space left in the sandbox for x"), 413, "payload_too_large"),
+        (SandboxUnavailable("bubblewrap is not installed"), 503, "sandbox_unavailable"),
+        (SandboxError("sandbox did not become ready in time"), 500, "sandbox_error"),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else None,
+)
+def test_sandbox_errors_render_as_the_kind_they_are(
+    app: FastAPI, error: SandboxError, status: int, code: str
+) -> None:
+    def fail() -> None:
+        raise error
+
+    app.add_api_route("/sandbox-error", fail)
+    response = TestClient(app, raise_server_exceptions=False).get("/sandbox-error")
+    assert assert_envelope(response, status, code)["message"] == error.message
 
 
 def test_success_responses_carry_a_request_id(admin: Member) -> None:

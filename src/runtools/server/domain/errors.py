@@ -7,26 +7,32 @@ boundary with ``raise ... from exc``; nothing else reaches a client.
 
     ServiceError                      500 internal_error
     ├── InvalidRequest                400 invalid_request
-    │   └── ValidationFailed          400 validation_error
+    │   ├── ValidationFailed          400 validation_error
+    │   └── SandboxPathRejected *     400 invalid_request
     ├── Unauthorized                  401 unauthorized
     │   └── SignInFailed              401 unauthorized (wrong email or password)
     ├── OAuthError                    400 (RFC 6749 error codes, OAuth body)
     ├── Forbidden                     403 forbidden
     │   └── QuotaExceeded             403 quota_exceeded
     ├── NotFound                      404 not_found
+    │   └── SandboxNotFound *         404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
     ├── Conflict                      409 conflict
+    │   └── SandboxStateConflict *    409 conflict
     ├── IdempotencyKeyReused          422 idempotency_key_reused
     ├── PayloadTooLarge               413 payload_too_large
+    │   └── SandboxFileTooLarge *     413 payload_too_large
     ├── RateLimited                   429 rate_limited
     │   └── Throttled                 429 rate_limited (failed guesses; no X-RateLimit-*)
     ├── ServiceUnavailable            503 service_unavailable
-    │   └── SandboxUnavailable        503 sandbox_unavailable
+    │   └── SandboxUnavailable *      503 sandbox_unavailable
     └── SandboxError                  500 sandbox_error
-        ├── SandboxNotFound           404 not_found
-        ├── SandboxStateConflict      409 conflict
-        ├── SandboxPathRejected       400 invalid_request
-        └── SandboxFileTooLarge       413 payload_too_large
+
+``*``: also a ``SandboxError``, which marks what the isolation driver (or the
+sandbox service about a sandbox) reports. Each is first the kind it is, so
+it renders as that kind and is caught by ``except NotFound`` and the like;
+``except SandboxError`` catches every one of them. A bare ``SandboxError``
+is a failure of the driver itself (500).
 """
 
 from __future__ import annotations
@@ -200,37 +206,43 @@ class ServiceUnavailable(ServiceError):
     default_message = "Service temporarily unavailable"
 
 
-class SandboxUnavailable(ServiceUnavailable):
+class SandboxError(ServiceError):
+    """What the isolation driver reports; bare, a failure of the driver itself."""
+
+    code = "sandbox_error"
+    default_message = "Sandbox operation failed"
+
+
+# The kind comes first in each base list: its status and code win over
+# SandboxError's 500.
+
+
+class SandboxUnavailable(ServiceUnavailable, SandboxError):
     """Isolation cannot be set up on this host; the message names what is missing."""
 
     code = "sandbox_unavailable"
     default_message = "Sandbox isolation is not available on this host"
 
 
-class SandboxError(ServiceError):
-    code = "sandbox_error"
-    default_message = "Sandbox operation failed"
+class SandboxNotFound(NotFound, SandboxError):
+    """No such sandbox in the driver, or no such file in a sandbox."""
 
-
-class SandboxNotFound(SandboxError):
-    status_code = 404
-    code = "not_found"
     default_message = "Sandbox not found"
 
 
-class SandboxStateConflict(SandboxError):
-    status_code = 409
-    code = "conflict"
+class SandboxStateConflict(Conflict, SandboxError):
+    """The driver cannot do this in the sandbox's state (not running, paused, exists)."""
+
     default_message = "Sandbox is not in a state that allows this"
 
 
-class SandboxPathRejected(SandboxError):
-    status_code = 400
-    code = "invalid_request"
+class SandboxPathRejected(InvalidRequest, SandboxError):
+    """A path outside the sandbox's allowed directories, or not the kind of file asked for."""
+
     default_message = "Path is outside the sandbox"
 
 
-class SandboxFileTooLarge(SandboxError):
-    status_code = 413
-    code = "payload_too_large"
+class SandboxFileTooLarge(PayloadTooLarge, SandboxError):
+    """A file over the size limit, or no room left in the sandbox for it."""
+
     default_message = "File too large"
