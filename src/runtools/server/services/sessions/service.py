@@ -10,15 +10,12 @@ access tokens fail on the next request rather than when they expire.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
@@ -41,7 +38,7 @@ from runtools.server.domain.tokens import (
     new_refresh_token,
     successor_refresh_token,
 )
-from runtools.server.services.passwords import hash_password
+from runtools.server.services.passwords import dummy_hash, hash_password, password_matches
 from runtools.server.services.throttle import Throttle
 from runtools.server.settings import Settings
 from runtools.server.store.database import Database
@@ -96,9 +93,7 @@ class SessionService:
         self._bus = bus
         self._signer = signer
         self._settings = settings
-        self._hasher = PasswordHasher()
-        # Verified against when the email is unknown, so both paths cost the same.
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        dummy_hash()  # made now, not on the first unknown email
         self._refresh_key = self._service_secret("refresh_successor")
         # Throttled subjects are HMACs under a key of the service's own.
         throttle = partial(
@@ -129,7 +124,7 @@ class SessionService:
             user = session.scalar(select(User).where(User.email == account))
             user_id = user.id if user is not None else None
             stored = (user.password_hash or None) if user is not None else None
-        if not self._password_matches(stored, password):
+        if not password_matches(stored, password):
             with self._database.session() as session:
                 self._sign_in_failed(session, user_id, context)
             raise SignInFailed()
@@ -185,13 +180,6 @@ class SessionService:
             self._audit(session, "session.created", org.id, user.id, pair.session_id, context)
             session.commit()
         return pair
-
-    def _password_matches(self, stored: str | None, password: str) -> bool:
-        try:
-            self._hasher.verify(stored or self._dummy_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-        return stored is not None
 
     def _sign_in_failed(
         self, session: Session, user_id: str | None, context: RequestContext
@@ -497,7 +485,7 @@ class SessionService:
         """Set a new password; every other session of the user ends."""
         with self._database.session() as session:
             user = session.get_one(User, caller.user_id)
-            if not self._password_matches(user.password_hash, current):
+            if not password_matches(user.password_hash, current):
                 raise InvalidRequest("The current password is not correct")
             if current == new:
                 raise InvalidRequest("The new password must differ from the current one")
