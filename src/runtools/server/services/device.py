@@ -5,6 +5,10 @@ person, signed in elsewhere, approves it for their current organization;
 the CLI, polling, receives tokens exactly once. Polling faster than the
 interval earns ``slow_down`` (and a longer interval). Wrong user codes are
 throttled per user and per address, a handful per code lifetime.
+
+The rules of the grant live here; its queries are in
+``store.repositories.devices``, and the session it ends in is started by
+signing in (``services.sessions``).
 """
 
 from __future__ import annotations
@@ -12,14 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock, as_utc
 from runtools.server.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound, OAuthError
-from runtools.server.domain.ids import new_id
 from runtools.server.domain.principal import Principal
 from runtools.server.domain.tokens import (
     digest,
@@ -33,8 +34,11 @@ from runtools.server.services.throttle import Throttle
 from runtools.server.settings import Settings
 from runtools.server.store.database import Database
 from runtools.server.store.models import DeviceGrant
-from runtools.server.store.repositories import audit
+from runtools.server.store.repositories import audit, devices
 from runtools.server.store.repositories.service_secrets import service_secret
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5
@@ -87,23 +91,16 @@ class DeviceService:
         device_code = new_device_code()
         with self._database.session() as session:
             user_code = self._unused_user_code(session, now)
-            session.add(
-                DeviceGrant(
-                    id=new_id("dev"),
-                    device_code_hash=digest(device_code),
-                    user_code=user_code,
-                    client_id=client_id,
-                    ip=context.ip,
-                    user_agent=(context.user_agent or "")[:256] or None,
-                    created_at=now,
-                    expires_at=now + timedelta(seconds=self._settings.device_code_ttl_seconds),
-                    interval=self._settings.device_poll_interval_seconds,
-                    last_polled_at=None,
-                    status="pending",
-                    user_id=None,
-                    org_id=None,
-                    session_id=None,
-                )
+            devices.create(
+                session,
+                device_code_hash=digest(device_code),
+                user_code=user_code,
+                client_id=client_id,
+                ip=context.ip,
+                user_agent=(context.user_agent or "")[:256] or None,
+                now=now,
+                expires_at=now + timedelta(seconds=self._settings.device_code_ttl_seconds),
+                interval=self._settings.device_poll_interval_seconds,
             )
             session.commit()
         return DeviceAuthorization(
@@ -116,12 +113,7 @@ class DeviceService:
     def _unused_user_code(self, session: Session, now: datetime) -> str:
         for _ in range(10):
             code = new_user_code()
-            live = session.scalar(
-                select(DeviceGrant.id).where(
-                    DeviceGrant.user_code == code, DeviceGrant.expires_at > now
-                )
-            )
-            if live is None:
+            if not devices.user_code_in_use(session, code, now):
                 return code
         raise Conflict("Could not allocate a user code; try again")
 
@@ -130,9 +122,7 @@ class DeviceService:
     def poll(self, device_code: str, client_id: str, context: RequestContext) -> TokenPair:
         now = self._clock.now()
         with self._database.session() as session:
-            grant = session.scalar(
-                select(DeviceGrant).where(DeviceGrant.device_code_hash == digest(device_code))
-            )
+            grant = devices.by_device_code(session, digest(device_code))
             if grant is None or grant.client_id != client_id.strip():
                 raise OAuthError("invalid_grant", "Unknown device code")
             if grant.status == "consumed":
@@ -240,13 +230,7 @@ class DeviceService:
         now = self._clock.now()
         grant = None
         if code is not None:
-            grant = session.scalar(
-                select(DeviceGrant).where(
-                    DeviceGrant.user_code == code,
-                    DeviceGrant.status == "pending",
-                    DeviceGrant.expires_at > now,
-                )
-            )
+            grant = devices.pending_with_user_code(session, code, now)
         if grant is None:  # the guess stays counted
             raise NotFound("No pending sign-in with that code; check it and try again")
         return grant

@@ -23,15 +23,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from typing import TypeVar
-
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, TypeVar
 
 from runtools.server.domain.clock import Clock
 from runtools.server.domain.errors import Throttled
-from runtools.server.store.database import Database, unavailable
+from runtools.server.store.database import Database
 from runtools.server.store.repositories import auth_failures
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
@@ -85,13 +85,10 @@ class Throttle:
         self._write(lambda session: auth_failures.forget(session, digest))
 
     def _write(self, work: Callable[[Session], T]) -> T:
-        try:
-            with self._database.session() as session:
-                result = work(session)
-                session.commit()
-                return result
-        except SQLAlchemyError as exc:
-            raise unavailable(exc) from exc
+        with self._database.failing_closed() as session:
+            result = work(session)
+            session.commit()
+            return result
 
     def _digest(self, subject: str) -> str:
         message = f"{self._name}:{subject}".encode()

@@ -117,6 +117,20 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def failing_closed(self) -> Iterator[Session]:
+        """A unit of work in which *any* database error, not only a lost connection, is a 503.
+
+        For checks that must never let a request through unchecked (counting
+        guesses): a lock timeout or a failed statement refuses, it does not
+        become a 500 or an "allowed".
+        """
+        try:
+            with self.session() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise unavailable(exc) from exc
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
