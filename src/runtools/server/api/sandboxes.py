@@ -29,11 +29,11 @@ from runtools.server.api.envelope import (
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
 from runtools.server.domain.audit import RequestContext
+from runtools.server.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from runtools.server.domain.principal import Principal
 from runtools.server.services.sandboxes.io import SandboxIO
 from runtools.server.services.sandboxes.records import NewSandbox, SandboxResources, SandboxView
 from runtools.server.services.sandboxes.service import SandboxService
-from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(
     prefix="/v1/sandboxes",

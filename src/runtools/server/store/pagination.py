@@ -2,6 +2,8 @@
 
 A cursor is the opaque, URL-safe encoding of the last id a page returned.
 A cursor that does not decode to an id is the client's error (400).
+``Page`` and the limits are the domain's (``domain/paging.py``), named here
+too for the modules that import them from here.
 """
 
 from __future__ import annotations
@@ -9,29 +11,19 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from runtools.server.domain.errors import InvalidRequest
+from runtools.server.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Page", "decode_cursor", "encode_cursor", "paginate"]
 
 T = TypeVar("T")
 
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 50
 _ID = re.compile(r"^[a-z]+_[0-9A-Za-z]{22}$")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
-
-    @property
-    def has_more(self) -> bool:
-        return self.next_cursor is not None
 
 
 def encode_cursor(last_id: str) -> str:

@@ -5,6 +5,10 @@ usable in its current status, on this node), counts as activity (a busy
 sandbox is never idle) and, for commands, is audited with the command cut
 short and the environment's names, never its output or values. A driver's
 complaint about the sandbox's state becomes a 409 that says what to do.
+
+Not here: the lifecycle and its records (``service``: this module never
+opens a transaction), how a command is confined (the driver), HTTP or SSE
+framing (the routers).
 """
 
 from __future__ import annotations

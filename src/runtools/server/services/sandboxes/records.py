@@ -2,7 +2,11 @@
 
 A ``SandboxView`` is a sandbox as its owner may see it (environment names,
 never values); ``NewSandbox`` and ``ExecRequest`` are what a caller asks for,
-checked by ``validated`` before anything is recorded.
+checked by ``validated`` before anything is recorded; ``view_of`` reads a
+stored row into a view.
+
+Not here: who may see or do what (``service``), how rows are found or
+changed (the repository), the wire's JSON shape (the routers' models).
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from runtools.server.domain.clock import as_utc
 from runtools.server.domain.errors import InvalidRequest
 from runtools.server.domain.ids import random_base62
-from runtools.server.store.models import Sandbox
+
+if TYPE_CHECKING:
+    from runtools.server.store.models import Sandbox
 
 __all__ = [
     "ExecRequest",

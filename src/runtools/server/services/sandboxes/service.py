@@ -1,14 +1,17 @@
-"""Sandboxes: their records, the rules over them, and the driver that runs them.
+"""A sandbox's life: create, look up, pause, resume, destroy; quotas and the node's budget.
 
-What is asked for and shown lives in ``sandbox_records``; commands and files
-of a running sandbox in ``sandbox_io``, which asks this service first.
+What is asked for and shown lives in ``records``, which statuses allow what
+in ``states``; commands and files of a running sandbox in ``io``, which asks
+this service first (``ready``); keeping records true to the processes in
+``upkeep``. Not here: queries (``store/repositories/sandboxes.py``),
+isolation (the driver, ``runtools.server.sandbox``), HTTP.
 
 Rules enforced here, whatever the transport:
 - a member sees and uses their own sandboxes, an admin every sandbox of the
   org; anything else (another member's, another org's) is "not found";
 - a sandbox is addressed by id or by name (unique among the org's
   sandboxes that are not destroyed);
-- every action checks the status first (``sandbox_states``) and moves the
+- every action checks the status first (``states``) and moves the
   record through a transitional status with a conditional update, so
   concurrent requests - on one node or several - cannot both act;
 - an organization never has more live sandboxes than its quota: creations
@@ -21,8 +24,8 @@ Rules enforced here, whatever the transport:
 - environment values reach the driver only; records and audit events hold
   their names. Command output is never recorded.
 
-Database work runs in worker threads; the driver is asynchronous. Neither
-blocks the event loop.
+Database work runs in worker threads (``transactions``); the driver is
+asynchronous. Neither blocks the event loop.
 """
 
 from __future__ import annotations
@@ -30,13 +33,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
-
-import anyio
-import anyio.to_thread
-from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock
@@ -50,6 +47,7 @@ from runtools.server.domain.errors import (
     SandboxStateConflict,
     SandboxUnavailable,
 )
+from runtools.server.domain.paging import Page
 from runtools.server.domain.principal import Principal
 from runtools.server.sandbox.driver import (
     ResourceLimits,
@@ -71,13 +69,17 @@ from runtools.server.services.sandboxes.states import (
     refusal,
     require,
 )
+from runtools.server.services.sandboxes.transactions import in_transaction
 from runtools.server.store.database import Database
-from runtools.server.store.models import Sandbox
-from runtools.server.store.pagination import Page
 from runtools.server.store.repositories import audit
 from runtools.server.store.repositories import sandboxes as repo
 
-__all__ = ["SandboxService", "in_transaction"]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from runtools.server.store.models import Sandbox
+
+__all__ = ["SandboxService"]
 
 T = TypeVar("T")
 S = SandboxStatus
@@ -96,18 +98,6 @@ _STEPS: dict[Action, tuple[frozenset[str], SandboxStatus, SandboxStatus, str]] =
         "sandbox.destroyed",
     ),
 }
-
-
-async def in_transaction(database: Database, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in one transaction, in a worker thread; commit if it returns."""
-
-    def run() -> T:
-        with database.session() as session:
-            result = work(session)
-            session.commit()
-            return result
-
-    return await anyio.to_thread.run_sync(run)
 
 
 def _name_taken(name: str | None) -> Conflict:
@@ -200,10 +190,7 @@ class SandboxService:
         # 503 naming what is missing, before anything is recorded.
         await self.driver.check_available()
         sandbox_id = new_sandbox_id()
-        try:
-            await self._db(lambda s: self._insert(s, caller, sandbox_id, new))
-        except IntegrityError as exc:  # a concurrent create took the name first
-            raise _name_taken(new.name) from exc
+        await self._db(lambda s: self._insert(s, caller, sandbox_id, new))
         spec = SandboxSpec(
             template=new.template,
             env=dict(new.env),
@@ -217,7 +204,7 @@ class SandboxService:
             await self.driver.create(sandbox_id, spec)
         except InvalidRequest:
             # The driver refused the spec itself (template, env): nothing ran.
-            await self._db(lambda s: s.execute(delete(Sandbox).where(Sandbox.id == sandbox_id)))
+            await self._db(lambda s: repo.remove(s, sandbox_id))
             raise
         except Exception as exc:
             message = getattr(exc, "message", None) or "the sandbox could not be started"
@@ -233,7 +220,7 @@ class SandboxService:
                 now=self._clock.now(),
                 touch=True,
             )
-            view = view_of(session.get_one(Sandbox, sandbox_id))
+            view = view_of(repo.get_one(session, sandbox_id))
             self._audit(
                 session,
                 caller,
@@ -264,31 +251,27 @@ class SandboxService:
             existing = repo.find(session, caller.org_id, new.name)
             if existing is not None and existing.status != S.DESTROYED:
                 raise _name_taken(new.name)
-        now = self._clock.now()
-        row = Sandbox(
-            id=sandbox_id,
-            org_id=caller.org_id,
-            owner_user_id=caller.user_id,
-            name=new.name,
-            template=new.template,
-            status=S.CREATING,
-            status_message=None,
-            tags=list(new.tags),
-            env_keys=sorted(new.env),
-            project_id=new.project_id,
-            idle_timeout=new.idle_timeout,
-            vcpus=new.resources.vcpus,
-            memory_mib=new.resources.memory_mib,
-            disk_mib=new.resources.disk_mib,
-            node=self.node,
-            last_activity_at=now,
-            created_at=now,
-            updated_at=now,
-            destroyed_at=None,
-        )
-        session.add(row)
-        session.flush()
-        repo.replace_tags(session, row, new.tags)
+        try:
+            repo.insert(
+                session,
+                sandbox_id=sandbox_id,
+                org_id=caller.org_id,
+                owner_user_id=caller.user_id,
+                name=new.name,
+                template=new.template,
+                status=S.CREATING,
+                tags=list(new.tags),
+                env_keys=sorted(new.env),
+                project_id=new.project_id,
+                idle_timeout=new.idle_timeout,
+                vcpus=new.resources.vcpus,
+                memory_mib=new.resources.memory_mib,
+                disk_mib=new.resources.disk_mib,
+                node=self.node,
+                now=self._clock.now(),
+            )
+        except repo.NameTaken as exc:  # a concurrent create took the name first
+            raise _name_taken(new.name) from exc
 
     def _reserve_memory(self, session: Session, memory_mib: int) -> None:
         budget = self._memory_budget
@@ -377,7 +360,7 @@ class SandboxService:
 
         def begin(session: Session) -> SandboxView:
             if caller is None:
-                row = session.get_one(Sandbox, ref)
+                row = repo.get_one(session, ref)
             else:
                 row = self._visible(session, caller, ref)
             require(action, row.status, ref)
@@ -385,8 +368,7 @@ class SandboxService:
             if not repo.transition(
                 session, row.id, allowed_from=allowed, to=via, now=self._clock.now()
             ):
-                session.refresh(row)
-                require(action, row.status, ref)
+                require(action, repo.status_of(session, row.id), ref)
                 raise Conflict(f"Sandbox {ref} changed meanwhile; try again")
             return view_of(row)
 
@@ -419,7 +401,7 @@ class SandboxService:
                 now=self._clock.now(),
                 touch=action is Action.RESUME,
             )
-            done = view_of(session.get_one(Sandbox, view.id))
+            done = view_of(repo.get_one(session, view.id))
             self._audit(session, caller, audited, done, context, {"idle": True} if idle else None)
             return done
 
@@ -454,7 +436,7 @@ class SandboxService:
                 message=message,
             )
             if to in (S.FAILED, S.ERROR):
-                row = session.get_one(Sandbox, sandbox_id)
+                row = repo.get_one(session, sandbox_id)
                 self._audit(
                     session,
                     None,
@@ -473,7 +455,7 @@ class SandboxService:
         with contextlib.suppress(Exception):
             await self.driver.destroy(sandbox_id)  # free cgroups, state and uid
 
-    # -- for commands and files (sandbox_io) ---------------------------------
+    # -- for commands and files (io) ------------------------------------------
 
     async def ready(self, caller: Principal, ref: str, action: Action) -> SandboxView:
         """The sandbox, checked usable for ``action``; its activity time is bumped."""
@@ -482,7 +464,7 @@ class SandboxService:
             row = self._visible(session, caller, ref)
             require(action, row.status, ref)
             self._check_node(row, action)
-            row.last_activity_at = self._clock.now()
+            repo.touch(session, row, self._clock.now())
             return view_of(row)
 
         return await self._db(check)
@@ -495,7 +477,7 @@ class SandboxService:
                 f"Sandbox {view.name or view.id} has stopped ({LOST_MESSAGE}); "
                 "destroy it and create a new one"
             )
-        current = await self._db(lambda s: s.get_one(Sandbox, view.id).status)
+        current = await self._db(lambda s: repo.status_of(s, view.id))
         message = refusal(Action.EXEC, current, view.name or view.id)
         return Conflict(message or f"Sandbox {view.name or view.id} is busy; try again")
 
@@ -509,9 +491,9 @@ class SandboxService:
         context: RequestContext,
     ) -> None:
         def record(session: Session) -> None:
-            row = session.get(Sandbox, view.id)
+            row = repo.get(session, view.id)
             if row is not None:
-                row.last_activity_at = self._clock.now()
+                repo.touch(session, row, self._clock.now())
             self._audit(
                 session,
                 caller,

@@ -16,6 +16,9 @@ sandbox is created synchronously.
 
 An action refused in the current status raises ``Conflict`` (409) with a
 message saying what to do instead.
+
+Not here: who may act (``service``), storing a status (the repository's
+conditional ``transition``), what the driver does for an action.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ ties their lives to it). So, for this node's records:
   behind even if the service never starts again.
 
 Records of other nodes are never touched.
+
+Not here: the rules of one action (``service``, which this calls for a
+lost or idle sandbox), queries (the repository), killing processes (the
+driver's ``reap_orphans`` and ``destroy``).
 """
 
 from __future__ import annotations
@@ -29,19 +33,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, TypeVar
 
 from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock, as_utc
 from runtools.server.domain.errors import SandboxUnavailable, ServiceUnavailable
-from runtools.server.services.sandboxes.service import SandboxService, in_transaction
+from runtools.server.services.sandboxes.service import SandboxService
 from runtools.server.services.sandboxes.states import LIVE, SandboxStatus
+from runtools.server.services.sandboxes.transactions import in_transaction
 from runtools.server.store.database import Database
-from runtools.server.store.models import Sandbox
 from runtools.server.store.repositories import audit
 from runtools.server.store.repositories import sandboxes as repo
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = ["Reconciled", "SandboxUpkeep"]
 
@@ -130,7 +135,7 @@ class SandboxUpkeep:
             *((i, S.FAILED, reason) for i in outcome.failed),
             *((i, S.DESTROYED, None) for i in outcome.destroyed),
         ]:
-            row = session.get(Sandbox, sandbox_id)
+            row = repo.get(session, sandbox_id)
             if row is None or not repo.transition(
                 session, sandbox_id, allowed_from=LIVE, to=to, now=now, message=message
             ):

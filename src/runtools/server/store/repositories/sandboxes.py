@@ -1,4 +1,9 @@
-"""Queries over sandbox records. No HTTP, no driver: rows in, rows out.
+"""Every query over sandbox records. No HTTP, no driver, no rules: rows in, rows out.
+
+The sandbox services decide who may do what and call these inside their
+unit of work; they read the rows returned and change them only through
+functions here. Which status allows which action is theirs to say
+(``services/sandboxes/states.py``): here a status is a string to match.
 
 Paging is keyset on ``(created_at, id)``, newest first: sandbox ids are
 random, so the id alone does not order them.
@@ -13,24 +18,41 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from runtools.server.domain.clock import as_utc
 from runtools.server.domain.errors import InvalidRequest
+from runtools.server.domain.paging import Page
 from runtools.server.store.models import Organization, Sandbox, SandboxTag
-from runtools.server.store.pagination import Page
 
 __all__ = [
+    "NameTaken",
     "count_live",
     "find",
+    "get",
+    "get_one",
+    "insert",
     "lock_node",
     "lock_org",
     "memory_promised",
     "on_node",
+    "remove",
     "replace_tags",
     "search",
+    "status_of",
+    "touch",
     "transition",
 ]
+
+
+class NameTaken(Exception):
+    """Another sandbox of the organization that is not destroyed has the name.
+
+    The unique index decided (a concurrent create got there first); the
+    transaction cannot go on and is rolled back.
+    """
+
 
 _BAD_CURSOR = "Invalid cursor: pass back nextCursor unchanged"
 
@@ -87,6 +109,81 @@ def find(session: Session, org_id: str, ref: str) -> Sandbox | None:
         .limit(1)
     )
     return session.scalars(query).first()
+
+
+def get(session: Session, sandbox_id: str) -> Sandbox | None:
+    return session.get(Sandbox, sandbox_id)
+
+
+def get_one(session: Session, sandbox_id: str) -> Sandbox:
+    """The record of a sandbox known to exist (records are never deleted once it ran)."""
+    return session.get_one(Sandbox, sandbox_id)
+
+
+def status_of(session: Session, sandbox_id: str) -> str:
+    """The status as stored now, read again (not the one a loaded row remembers)."""
+    return session.execute(select(Sandbox.status).where(Sandbox.id == sandbox_id)).scalar_one()
+
+
+def insert(
+    session: Session,
+    *,
+    sandbox_id: str,
+    org_id: str,
+    owner_user_id: str,
+    name: str | None,
+    template: str,
+    status: str,
+    tags: list[str],
+    env_keys: list[str],
+    project_id: str | None,
+    idle_timeout: int | None,
+    vcpus: float,
+    memory_mib: int,
+    disk_mib: int,
+    node: str,
+    now: datetime,
+) -> Sandbox:
+    """Record a new sandbox and its tags; ``NameTaken`` if its name is in use."""
+    row = Sandbox(
+        id=sandbox_id,
+        org_id=org_id,
+        owner_user_id=owner_user_id,
+        name=name,
+        template=template,
+        status=status,
+        status_message=None,
+        tags=list(tags),
+        env_keys=list(env_keys),
+        project_id=project_id,
+        idle_timeout=idle_timeout,
+        vcpus=vcpus,
+        memory_mib=memory_mib,
+        disk_mib=disk_mib,
+        node=node,
+        last_activity_at=now,
+        created_at=now,
+        updated_at=now,
+        destroyed_at=None,
+    )
+    try:
+        session.add(row)
+        session.flush()
+        replace_tags(session, row, tags)
+        session.flush()
+    except IntegrityError as exc:
+        raise NameTaken(name) from exc
+    return row
+
+
+def remove(session: Session, sandbox_id: str) -> None:
+    """Forget a sandbox that never ran (the driver refused what it was asked for)."""
+    session.execute(delete(Sandbox).where(Sandbox.id == sandbox_id))
+
+
+def touch(session: Session, sandbox: Sandbox, now: datetime) -> None:
+    """The sandbox was used now: its idle time starts again."""
+    sandbox.last_activity_at = now
 
 
 def replace_tags(session: Session, sandbox: Sandbox, tags: Iterable[str]) -> None:
