@@ -27,7 +27,6 @@ from typing import NoReturn
 
 import anyio.to_thread
 import jwt
-from sqlalchemy.exc import SQLAlchemyError
 
 from runtools.server.authn.cache import VerificationCache
 from runtools.server.authn.external import ExternalIssuer
@@ -46,7 +45,7 @@ from runtools.server.domain.keys import (
 from runtools.server.domain.principal import Principal
 from runtools.server.domain.tokens import looks_like_refresh_token
 from runtools.server.settings import Settings
-from runtools.server.store.database import Database, unavailable
+from runtools.server.store.database import Database
 from runtools.server.store.repositories.audit import AuditWriter
 from runtools.server.store.repositories.credentials import (
     KeyRecord,
@@ -245,11 +244,9 @@ class Authenticator:
         return verified.principal
 
     def _load_key(self, digest: str) -> VerifiedKey | None:
-        try:
-            with self._database.session() as session:
-                record = load_key_record(session, digest)
-        except SQLAlchemyError as exc:
-            raise unavailable(exc) from exc
+        # Any database error is a 503 here: a key is never let through, nor a 500, unchecked.
+        with self._database.failing_closed() as session:
+            record = load_key_record(session, digest)
         return VerifiedKey.of(record) if record is not None else None
 
     # -- access tokens -----------------------------------------------------------

@@ -15,13 +15,11 @@ import json
 import threading
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 import jwt
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from runtools.server.authn.signing import InvalidToken, decode_verified
 from runtools.server.domain.clock import Clock
@@ -30,14 +28,11 @@ from runtools.server.domain.principal import Principal
 from runtools.server.domain.roles import Role
 from runtools.server.settings import Settings
 from runtools.server.store.database import Database
-from runtools.server.store.models import (
-    ExternalIdentity,
-    ExternalOrganization,
-    Membership,
-    Organization,
-    User,
-)
-from runtools.server.store.repositories import organizations
+from runtools.server.store.models import Organization, User
+from runtools.server.store.repositories import external_identities, organizations
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: Asymmetric algorithms only: an HMAC "signature" made with a public key is refused.
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"})
@@ -152,23 +147,19 @@ class ExternalIssuer:
 
     def _user(self, session: Session, claims: dict[str, Any]) -> User:
         subject = str(claims["sub"])
-        link = session.scalar(
-            select(ExternalIdentity).where(
-                ExternalIdentity.issuer == self.issuer, ExternalIdentity.subject == subject
-            )
-        )
-        if link is not None:
-            return session.get_one(User, link.user_id)
+        linked = external_identities.linked_user(session, self.issuer, subject)
+        if linked is not None:
+            return linked
         email = claims.get(self._settings.oidc_email_claim)
         verified = claims.get("email_verified") is True
         user = None
         if isinstance(email, str) and verified:
             # Only a verified address may claim an existing local account.
-            user = session.scalar(select(User).where(User.email == email.strip().lower()))
+            user = organizations.user_with_email(session, email.strip().lower())
         if user is None:
             address = email if isinstance(email, str) else None
-            taken = address and session.scalar(
-                select(User.id).where(User.email == address.strip().lower())
+            taken = address is not None and (
+                organizations.user_with_email(session, address.strip().lower()) is not None
             )
             if not address or taken:
                 digest = hashlib.sha256(f"{self.issuer}|{subject}".encode()).hexdigest()[:16]
@@ -176,49 +167,26 @@ class ExternalIssuer:
             user = organizations.create_user(
                 session, self._clock, address, display_name=claims.get("name")
             )
-        session.add(
-            ExternalIdentity(
-                id=new_id("xid"),
-                issuer=self.issuer,
-                subject=subject,
-                user_id=user.id,
-                created_at=self._clock.now(),
-            )
-        )
-        session.flush()
+        external_identities.link_user(session, self.issuer, subject, user, self._clock.now())
         return user
 
     def _org(self, session: Session, external_id: str) -> Organization:
-        link = session.scalar(
-            select(ExternalOrganization).where(
-                ExternalOrganization.issuer == self.issuer,
-                ExternalOrganization.external_id == external_id,
-            )
-        )
-        if link is not None:
-            return session.get_one(Organization, link.org_id)
+        linked = external_identities.linked_organization(session, self.issuer, external_id)
+        if linked is not None:
+            return linked
         base = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in external_id)[:80]
         name = base or "external"
-        while session.scalar(select(Organization.id).where(Organization.name == name)):
+        while organizations.org_named(session, name) is not None:
             name = f"{base[:70]}-{new_id('x')[-6:]}"
         org = organizations.create_org(session, self._clock, name)
-        session.add(
-            ExternalOrganization(
-                id=new_id("xorg"),
-                issuer=self.issuer,
-                external_id=external_id,
-                org_id=org.id,
-                created_at=self._clock.now(),
-            )
+        external_identities.link_organization(
+            session, self.issuer, external_id, org, self._clock.now()
         )
-        session.flush()
         return org
 
     def _membership(self, session: Session, org: Organization, user: User, claimed: Any) -> str:
         role = Role.ADMIN.value if claimed == Role.ADMIN.value else Role.MEMBER.value
-        existing = session.scalar(
-            select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
-        )
+        existing = organizations.membership(session, org.id, user.id)
         if existing is None:
             organizations.add_member(session, self._clock, org, user, role)
         elif existing.role != role:

@@ -12,18 +12,21 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
-from sqlalchemy import select
 
 from runtools.server.domain.clock import Clock, as_utc
 from runtools.server.domain.ids import new_id
 from runtools.server.store.database import Database
 from runtools.server.store.models import SigningKey
+from runtools.server.store.repositories import signing_keys
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 ALGORITHM = "EdDSA"
 #: How often an unknown ``kid`` may trigger a reload of keys from the store.
@@ -64,7 +67,7 @@ class Keyring:
     def load(self) -> None:
         """Read keys from the store, creating the first one if there is none."""
         with self._database.session() as session:
-            rows = list(session.scalars(select(SigningKey)))
+            rows = signing_keys.every(session)
             if not any(row.retired_at is None for row in rows):
                 rows.append(self._generate(session))
                 session.commit()
@@ -76,8 +79,7 @@ class Keyring:
         """Start signing with a new key; the old one keeps verifying its tokens."""
         now = self._clock.now()
         with self._database.session() as session:
-            for row in session.scalars(select(SigningKey).where(SigningKey.retired_at.is_(None))):
-                row.retired_at = now
+            signing_keys.retire_active(session, now)
             new = self._generate(session)
             session.commit()
         self.load()
@@ -87,7 +89,7 @@ class Keyring:
         with self._lock:
             return {"keys": [key.jwk for key in self._keys.values()]}
 
-    def _generate(self, session: Any) -> SigningKey:
+    def _generate(self, session: Session) -> SigningKey:
         private = Ed25519PrivateKey.generate()
         kid = new_id("sk")
         jwk = OKPAlgorithm.to_jwk(private.public_key(), as_dict=True)
@@ -104,9 +106,7 @@ class Keyring:
             created_at=self._clock.now(),
             retired_at=None,
         )
-        session.add(row)
-        session.flush()
-        return row
+        return signing_keys.add(session, row)
 
     def _usable(self, row: SigningKey) -> bool:
         return row.retired_at is None or as_utc(row.retired_at) + self._verify_for > (

@@ -10,12 +10,9 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, update
-from sqlalchemy.exc import SQLAlchemyError
-
 from runtools.server.domain.errors import ServiceUnavailable
 from runtools.server.store.database import Database
-from runtools.server.store.models import ApiKey
+from runtools.server.store.repositories import api_keys
 
 logger = logging.getLogger("runtools.usage")
 
@@ -48,16 +45,10 @@ class UsageRecorder:
         if not pending:
             return 0
         try:
-            with self._database.session() as session:
-                for key_id, used_at in pending.items():
-                    session.execute(
-                        update(ApiKey)
-                        .where(ApiKey.id == key_id)
-                        .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < used_at))
-                        .values(last_used_at=used_at)
-                    )
+            with self._database.failing_closed() as session:  # any error: retry later
+                api_keys.note_uses(session, pending)
                 session.commit()
-        except (SQLAlchemyError, ServiceUnavailable):
+        except ServiceUnavailable:
             logger.warning("could not record lastUsedAt for %d keys; will retry", len(pending))
             with self._lock:
                 for key_id, used_at in pending.items():

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock, as_utc
@@ -31,9 +29,11 @@ from runtools.server.domain.scopes import UnknownScopeError, normalize
 from runtools.server.ratelimit.policy import plan_limits
 from runtools.server.store.database import Database
 from runtools.server.store.models import ApiKey, Organization, User
-from runtools.server.store.pagination import Page, paginate
-from runtools.server.store.repositories import audit
-from runtools.server.store.repositories.organizations import role_in
+from runtools.server.store.pagination import Page
+from runtools.server.store.repositories import api_keys, audit, organizations
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 MAX_EXPIRY = timedelta(days=5 * 365)
 MAX_GRACE = timedelta(days=30)
@@ -189,8 +189,8 @@ class ApiKeyService:
         expires_at = _expiry(expires_in, now)
         check_grant(caller, caller.role, normalized)
         with self._database.session() as session:
-            owner = session.get_one(User, caller.user_id)
-            org = session.get_one(Organization, caller.org_id)
+            owner = organizations.user(session, caller.user_id)
+            org = organizations.organization(session, caller.org_id)
             rate_limit = _validated_rate_limit(rate_limit, org.plan)
             issued = self._mint(
                 session,
@@ -229,7 +229,7 @@ class ApiKeyService:
             issued = self._mint(
                 session,
                 org_id=org.id,
-                owner=session.get_one(User, owner.id),
+                owner=organizations.user(session, owner.id),
                 name=name,
                 scopes=normalized,
                 expires_at=expires_at,
@@ -275,26 +275,27 @@ class ApiKeyService:
     ) -> IssuedKey:
         now = self._clock.now()
         generated = generate_key(is_test=is_test)
-        key = ApiKey(
-            id=new_id("key"),
-            org_id=org_id,
-            owner_user_id=owner.id,
-            name=name,
-            key_hash=generated.key_hash,
-            key_prefix=generated.display_prefix,
-            scopes=scopes,
-            project_id=project_id,
-            is_test=is_test,
-            expires_at=expires_at,
-            last_used_at=None,
-            revoked_at=None,
-            rotated_from_id=rotated_from_id,
-            rotated_to_id=None,
-            created_at=now,
-            rate_limit=rate_limit,
+        key = api_keys.add(
+            session,
+            ApiKey(
+                id=new_id("key"),
+                org_id=org_id,
+                owner_user_id=owner.id,
+                name=name,
+                key_hash=generated.key_hash,
+                key_prefix=generated.display_prefix,
+                scopes=scopes,
+                project_id=project_id,
+                is_test=is_test,
+                expires_at=expires_at,
+                last_used_at=None,
+                revoked_at=None,
+                rotated_from_id=rotated_from_id,
+                rotated_to_id=None,
+                created_at=now,
+                rate_limit=rate_limit,
+            ),
         )
-        session.add(key)
-        session.flush()
         return IssuedKey(_view(key, owner, now), generated.plaintext)
 
     # -- reading ---------------------------------------------------------------
@@ -306,11 +307,14 @@ class ApiKeyService:
             raise Forbidden("Listing every key of the organization requires role admin")
         now = self._clock.now()
         with self._database.session() as session:
-            query = select(ApiKey).where(ApiKey.org_id == caller.org_id)
-            if not all_keys:
-                query = query.where(ApiKey.owner_user_id == caller.user_id)
-            page = paginate(session, query, ApiKey.id, limit=limit, cursor=cursor)
-            owners = self._owners(session, {k.owner_user_id for k in page.items})
+            page = api_keys.list_page(
+                session,
+                caller.org_id,
+                owner_user_id=None if all_keys else caller.user_id,
+                limit=limit,
+                cursor=cursor,
+            )
+            owners = organizations.users_by_id(session, {k.owner_user_id for k in page.items})
             views = [_view(k, owners[k.owner_user_id], now) for k in page.items]
         return Page(views, page.next_cursor)
 
@@ -355,7 +359,7 @@ class ApiKeyService:
                 key.project_id = project_id
                 changed.append("projectId")
             if not isinstance(rate_limit, Unset):
-                org = session.get_one(Organization, key.org_id)
+                org = organizations.organization(session, key.org_id)
                 key.rate_limit = _validated_rate_limit(rate_limit, org.plan)
                 changed.append("rateLimit")
             view = _view(key, owner, now)
@@ -432,20 +436,15 @@ class ApiKeyService:
     # -- helpers ---------------------------------------------------------------
 
     def _visible(self, session: Session, caller: Principal, key_id: str) -> tuple[ApiKey, User]:
-        key = session.get(ApiKey, key_id)
+        key = api_keys.find(session, key_id)
         if key is None or key.org_id != caller.org_id:
             raise NotFound(f"No API key {key_id!r}")
         if not caller.is_admin and key.owner_user_id != caller.user_id:
             raise NotFound(f"No API key {key_id!r}")
-        return key, session.get_one(User, key.owner_user_id)
+        return key, organizations.user(session, key.owner_user_id)
 
     def _owner_role(self, session: Session, key: ApiKey) -> str:
-        return role_in(session, key.org_id, key.owner_user_id) or ""
-
-    def _owners(self, session: Session, ids: set[str]) -> dict[str, User]:
-        if not ids:
-            return {}
-        return {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+        return organizations.role_in(session, key.org_id, key.owner_user_id) or ""
 
     def _audit(
         self,

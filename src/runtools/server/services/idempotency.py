@@ -86,6 +86,7 @@ class IdempotencyService:
             records.purge_expired(session, now)
             session.commit()
             if records.insert_in_flight(session, lookup, request_hash, now, now + RECORD_TTL):
+                session.commit()
                 return Claim(lookup, key)
             record = records.find(session, lookup)
             if record is None:  # finished and released between our insert and read
@@ -93,10 +94,11 @@ class IdempotencyService:
             if record.request_hash != request_hash:
                 raise IdempotencyKeyReused()
             if record.state == records.IN_FLIGHT:
-                if as_utc(record.created_at) + IN_FLIGHT_LEASE <= now and records.take_over(
-                    session, record, now
-                ):
-                    return Claim(lookup, key)
+                if as_utc(record.created_at) + IN_FLIGHT_LEASE <= now:
+                    taken = records.take_over(session, record, now)
+                    session.commit()
+                    if taken:
+                        return Claim(lookup, key)
                 raise Conflict(_IN_FLIGHT_MESSAGE)
             assert record.response_status is not None and record.sealed_response is not None
             try:
@@ -109,10 +111,12 @@ class IdempotencyService:
         sealed = seal(claim.idempotency_key, self._secret, claim.lookup_hash, response.body)
         with self._database.session() as session:
             records.finish(session, claim.lookup_hash, response.status_code, sealed)
+            session.commit()
 
     def release(self, claim: Claim) -> None:
         with self._database.session() as session:
             records.remove(session, claim.lookup_hash)
+            session.commit()
 
 
 _IN_FLIGHT_MESSAGE = (

@@ -1,4 +1,8 @@
-"""Reading and writing idempotency records. No HTTP, no cryptography: rows only."""
+"""Reading and writing idempotency records. No HTTP, no cryptography: rows only.
+
+The caller commits; ``insert_in_flight`` alone ends the caller's transaction
+when it loses (a unique-key conflict leaves nothing else to do in it).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,10 @@ def find(session: Session, lookup_hash: str) -> IdempotencyRecord | None:
 def insert_in_flight(
     session: Session, lookup_hash: str, request_hash: str, now: datetime, expires_at: datetime
 ) -> bool:
-    """Claim ``lookup_hash``; False (and the transaction rolled back) if someone has it."""
+    """Claim ``lookup_hash`` (flushed, for the caller to commit).
+
+    False, and the caller's transaction rolled back, if someone has it.
+    """
     session.add(
         IdempotencyRecord(
             lookup_hash=lookup_hash,
@@ -39,7 +46,7 @@ def insert_in_flight(
         )
     )
     try:
-        session.commit()
+        session.flush()
     except IntegrityError:
         session.rollback()
         return False
@@ -60,7 +67,6 @@ def take_over(session: Session, record: IdempotencyRecord, now: datetime) -> boo
             .values(created_at=now)
         ),
     )
-    session.commit()
     return result.rowcount == 1
 
 
@@ -70,9 +76,7 @@ def finish(session: Session, lookup_hash: str, status: int, sealed: str) -> None
         .where(IdempotencyRecord.lookup_hash == lookup_hash)
         .values(state=DONE, response_status=status, sealed_response=sealed)
     )
-    session.commit()
 
 
 def remove(session: Session, lookup_hash: str) -> None:
     session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.lookup_hash == lookup_hash))
-    session.commit()

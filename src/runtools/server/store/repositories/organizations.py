@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -98,6 +99,38 @@ def user_by_email(session: Session, email: str) -> User:
     if user is None:
         raise NotFound(f"No user with email {email!r}")
     return user
+
+
+def org_named(session: Session, name: str) -> Organization | None:
+    """The organization with exactly this name, if there is one."""
+    return session.scalar(select(Organization).where(Organization.name == name))
+
+
+def organization(session: Session, org_id: str) -> Organization:
+    """The organization with this id; it must exist (the caller holds a credential of it)."""
+    return session.get_one(Organization, org_id)
+
+
+def user(session: Session, user_id: str) -> User:
+    """The user with this id; it must exist (the caller holds a reference to it)."""
+    return session.get_one(User, user_id)
+
+
+def users_by_id(session: Session, ids: Collection[str]) -> dict[str, User]:
+    if not ids:
+        return {}
+    return {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))}
+
+
+def user_with_email(session: Session, email: str) -> User | None:
+    """The user whose stored (normalized) address is exactly ``email``, if any."""
+    return session.scalar(select(User).where(User.email == email))
+
+
+def membership(session: Session, org_id: str, user_id: str) -> Membership | None:
+    return session.scalar(
+        select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
 
 
 def role_in(session: Session, org_id: str, user_id: str) -> str | None:
