@@ -12,7 +12,8 @@ def test_bootstrap_from_nothing_to_a_working_key(
     server_env: dict[str, str], live_server: Any, secret_registry: Any
 ) -> None:
     org = json.loads(runtools("admin", "create-org", "acme", "--json", env=server_env).stdout)
-    assert org["name"] == "acme" and org["id"].startswith("org_")
+    assert org["name"] == "acme"
+    assert org["id"].startswith("org_")
     user = json.loads(
         runtools(
             "admin",
@@ -26,7 +27,9 @@ def test_bootstrap_from_nothing_to_a_working_key(
             env=server_env,
         ).stdout
     )
-    assert user["email"] == "ada@example.com" and user["role"] == "admin" and user["created"]
+    assert user["email"] == "ada@example.com"
+    assert user["role"] == "admin"
+    assert user["created"]
     result = runtools(
         "admin",
         "create-key",
@@ -45,7 +48,8 @@ def test_bootstrap_from_nothing_to_a_working_key(
     )
     created = json.loads(result.stdout)
     key = secret_registry.add(created["key"])
-    assert key.startswith("rt_live_") and created["id"].startswith("key_")
+    assert key.startswith("rt_live_")
+    assert created["id"].startswith("key_")
     assert created["scopes"] == ["sandbox:exec", "sandbox:read"]
     assert created["expiresAt"]
 
@@ -75,7 +79,8 @@ def test_human_output_prints_the_key_alone_on_stdout(
         env=server_env,
     )
     key = secret_registry.add(result.stdout.strip())
-    assert key.startswith("rt_test_") and "\n" not in key
+    assert key.startswith("rt_test_")
+    assert "\n" not in key
     assert "will not be shown again" in result.stderr
 
 
@@ -103,13 +108,15 @@ def test_missing_and_duplicate_names_fail_clearly(server_env: dict[str, str]) ->
         assert as_json.returncode == 1
         error = json.loads(as_json.stdout)["error"]
         assert message in error["message"]
-        assert error["code"] == "refused" and error["requestId"] is None  # no server asked
+        assert error["code"] == "refused"
+        assert error["requestId"] is None  # no server asked
 
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", env=server_env)
     again = runtools(
         "admin", "create-user", "ada@example.com", "--org", "acme", env=server_env, check=False
     )
-    assert again.returncode == 1 and "already a member" in again.stderr
+    assert again.returncode == 1
+    assert "already a member" in again.stderr
 
 
 def test_bad_key_options_fail_and_mint_nothing(server_env: dict[str, str]) -> None:
@@ -155,7 +162,8 @@ def test_a_user_can_join_a_second_org(server_env: dict[str, str]) -> None:
             env=server_env,
         ).stdout
     )
-    assert second["created"] is False and second["org"]["name"] == "globex"
+    assert second["created"] is False
+    assert second["org"]["name"] == "globex"
 
 
 def test_password_from_stdin_is_stored_hashed(server_env: dict[str, str]) -> None:
@@ -185,7 +193,8 @@ def test_password_from_stdin_is_stored_hashed(server_env: dict[str, str]) -> Non
     with database.session() as session:
         stored = session.scalar(select(User.password_hash))
     database.dispose()
-    assert stored is not None and stored.startswith("$argon2id$")
+    assert stored is not None
+    assert stored.startswith("$argon2id$")
     assert password not in stored
     short = runtools(
         "admin",
@@ -198,12 +207,14 @@ def test_password_from_stdin_is_stored_hashed(server_env: dict[str, str]) -> Non
         stdin="short\n",
         check=False,
     )
-    assert short.returncode == 1 and "12-1024 characters" in short.stderr
+    assert short.returncode == 1
+    assert "12-1024 characters" in short.stderr
     empty = runtools(
         "admin", "create-user", "bob@example.com", "--org", "acme", "--password-stdin",
         env=server_env, stdin="", check=False,
     )  # fmt: skip
-    assert empty.returncode == 2 and "stdin was empty" in empty.stderr  # a usage error
+    assert empty.returncode == 2
+    assert "stdin was empty" in empty.stderr  # a usage error
 
 
 def test_rotating_the_signing_key_publishes_both_keys(
@@ -247,6 +258,7 @@ def test_a_user_without_a_password_is_given_one_once(
         "admin", "set-password", "ada@example.com", "--password-stdin",
         env=server_env, stdin="another long password\n", check=False,
     )  # fmt: skip
-    assert again.returncode == 1 and "already has a password" in again.stderr
+    assert again.returncode == 1
+    assert "already has a password" in again.stderr
     unsaid = runtools("admin", "set-password", "ada@example.com", env=server_env, check=False)
     assert unsaid.returncode == 2

@@ -112,24 +112,30 @@ def test_login_status_keys_and_logout(
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
     saved = store.get(server.url)
-    assert saved is not None and saved.type == "session"
+    assert saved is not None
+    assert saved.type == "session"
     secret_registry.add(saved.access_token or "")
     secret_registry.add(saved.refresh_token or "")
     assert saved.refresh_token not in login["_stderr"]
 
     status = json.loads(runtools("auth", "status", "--json", env=env).stdout)
-    assert status["source"] == "stored" and status["credential"]["type"] == "session"
-    assert status["user"]["email"] == "ada@example.com" and status["apiUrl"] == server.url
+    assert status["source"] == "stored"
+    assert status["credential"]["type"] == "session"
+    assert status["user"]["email"] == "ada@example.com"
+    assert status["apiUrl"] == server.url
     human = runtools("auth", "status", env=env).stdout
-    assert "session from the stored login" in human and "ada@example.com (admin)" in human
+    assert "session from the stored login" in human
+    assert "ada@example.com (admin)" in human
 
     sessions = json.loads(runtools("auth", "sessions", "list", "--json", env=env).stdout)
     assert {s["clientName"] for s in sessions["data"]} == {"laptop", "runtools-cli"}
 
     created = runtools("auth", "keys", "create", "ci-production", "--scopes", "*", env=env)
     key = secret_registry.add(created.stdout.strip())
-    assert key.startswith("rt_live_") and "\n" not in key
-    assert "only time the key is shown" in created.stderr and key not in created.stderr
+    assert key.startswith("rt_live_")
+    assert "\n" not in key
+    assert "only time the key is shown" in created.stderr
+    assert key not in created.stderr
 
     narrow = json.loads(
         runtools(
@@ -151,28 +157,32 @@ def test_login_status_keys_and_logout(
         ).stdout
     )
     secret_registry.add(narrow["key"])
-    assert narrow["scopes"] == ["sandbox:exec", "sandbox:read"] and narrow["isTest"]
+    assert narrow["scopes"] == ["sandbox:exec", "sandbox:read"]
+    assert narrow["isTest"]
     assert narrow["rateLimit"] == 10
 
     listed = json.loads(runtools("auth", "keys", "list", "--json", env=env).stdout)["data"]
     assert [k["name"] for k in listed] == ["ci", "ci-production"]
     assert all("key" not in k for k in listed)
     table = runtools("auth", "keys", "list", env=env).stdout
-    assert "ci-production" in table and narrow["keyPrefix"] in table
+    assert "ci-production" in table
+    assert narrow["keyPrefix"] in table
 
     got = json.loads(runtools("auth", "keys", "get", narrow["id"], "--json", env=env).stdout)
     assert got["name"] == "ci"
     updated = json.loads(
         runtools("auth", "keys", "update", narrow["id"], "--name", "ci-2", "--json", env=env).stdout
     )
-    assert updated["name"] == "ci-2" and updated["rateLimit"] == 10
+    assert updated["name"] == "ci-2"
+    assert updated["rateLimit"] == 10
     shown = runtools("auth", "keys", "update", narrow["id"], "--plan-rate-limit", env=env).stdout
     assert re.search(r"Rate limit:\s+the plan's default", shown), shown
     both = runtools(
         "auth", "keys", "update", narrow["id"], "--rate-limit", "5", "--plan-rate-limit",
         env=env, check=False,
     )  # fmt: skip
-    assert both.returncode == 2 and "contradict" in both.stderr
+    assert both.returncode == 2
+    assert "contradict" in both.stderr
     rotated = json.loads(
         runtools(
             "auth",
@@ -188,16 +198,19 @@ def test_login_status_keys_and_logout(
         ).stdout
     )
     secret_registry.add(rotated["key"])
-    assert rotated["rotatedFromId"] == narrow["id"] and rotated["name"] == "ci-3"
+    assert rotated["rotatedFromId"] == narrow["id"]
+    assert rotated["name"] == "ci-3"
     revoked = json.loads(
         runtools("auth", "keys", "revoke", rotated["id"], "--json", env=env).stdout
     )
     assert revoked["status"] == "revoked"
 
     out = runtools("logout", env=env)
-    assert "Signed out" in out.stdout and store.get(server.url) is None
+    assert "Signed out" in out.stdout
+    assert store.get(server.url) is None
     after = runtools("auth", "status", env=env, check=False)
-    assert after.returncode == 4 and "runtools login" in after.stderr
+    assert after.returncode == 4
+    assert "runtools login" in after.stderr
     # The session ended on the server too: its refresh token no longer works.
     refused = httpx.post(
         f"{server.url}/v1/auth/refresh", json={"refreshToken": saved.refresh_token}
@@ -220,15 +233,19 @@ def test_login_into_an_org_and_switch_between_orgs(
 
     login = device_login(env, approver, "--org", "globex")
     first = store.get(server.url)
-    assert first is not None and first.org_name == "globex"
+    assert first is not None
+    assert first.org_name == "globex"
     secret_registry.add(first.access_token or "")
     secret_registry.add(first.refresh_token or "")
-    assert login["organization"]["name"] == "globex" and login["user"]["role"] == "member"
+    assert login["organization"]["name"] == "globex"
+    assert login["user"]["role"] == "member"
 
     switched = json.loads(runtools("auth", "switch-org", "acme", "--json", env=env).stdout)
-    assert switched["organization"]["name"] == "acme" and switched["user"]["role"] == "admin"
+    assert switched["organization"]["name"] == "acme"
+    assert switched["user"]["role"] == "admin"
     second = store.get(server.url)
-    assert second is not None and second.org_name == "acme"
+    assert second is not None
+    assert second.org_name == "acme"
     assert second.session_id != first.session_id
     secret_registry.add(second.access_token or "")
     secret_registry.add(second.refresh_token or "")
@@ -238,12 +255,14 @@ def test_login_into_an_org_and_switch_between_orgs(
     assert status["organization"]["name"] == "acme"
 
     refused = runtools("auth", "switch-org", "initech", env=env, check=False)
-    assert refused.returncode == 5 and "not a member of 'initech'" in refused.stderr
+    assert refused.returncode == 5
+    assert "not a member of 'initech'" in refused.stderr
     assert store.get(server.url) == second  # nothing changed
     with_key = runtools(
         "auth", "switch-org", "globex", env={**env, "RUNTOOLS_API_KEY": "rt_live_x"}, check=False
     )  # fmt: skip
-    assert with_key.returncode == 2 and "API key is in effect" in with_key.stderr
+    assert with_key.returncode == 2
+    assert "API key is in effect" in with_key.stderr
 
     # A login into an org you are not in fails, stores nothing, and leaves no session behind.
     before = json.loads(runtools("auth", "sessions", "list", "--json", env=approver).stdout)
@@ -274,12 +293,14 @@ def test_precedence_flag_then_environment_then_stored_login(
     stored_key, env_key, flag_key = mint("stored"), mint("env"), mint("flag")
     env = user_env(server, tmp_path / "cli")
     set_key = runtools("auth", "set-key", env=env, stdin=stored_key + "\n")
-    assert "Stored key stored" in set_key.stdout and stored_key not in set_key.stdout
+    assert "Stored key stored" in set_key.stdout
+    assert stored_key not in set_key.stdout
     assert stat.S_IMODE(LoginStore(tmp_path / "cli").path.stat().st_mode) == 0o600
 
     def status(*args: str, **extra: str) -> dict[str, Any]:
         result = runtools(*args, "auth", "status", "--json", env={**env, **extra})
-        assert stored_key not in result.stderr and env_key not in result.stderr
+        assert stored_key not in result.stderr
+        assert env_key not in result.stderr
         parsed: dict[str, Any] = json.loads(result.stdout)
         return parsed
 
@@ -289,7 +310,8 @@ def test_precedence_flag_then_environment_then_stored_login(
     from_flag = status("--api-key", flag_key, RUNTOOLS_API_KEY=env_key)
     assert (from_flag["source"], from_flag["credential"]["name"]) == ("flag", "flag")
     human = runtools("auth", "status", env={**env, "RUNTOOLS_API_KEY": env_key}).stdout
-    assert "RUNTOOLS_API_KEY environment variable" in human and "Scopes:" in human
+    assert "RUNTOOLS_API_KEY environment variable" in human
+    assert "Scopes:" in human
 
 
 def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(

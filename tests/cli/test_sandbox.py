@@ -43,12 +43,14 @@ def test_create_exec_files_and_destroy_by_name(user_env: dict[str, str], tmp_pat
             "sandbox", "create", "--name", "my-env", "--tag", "ci", "--json", env=user_env
         ).stdout
     )
-    assert created["name"] == "my-env" and created["status"] == "running"
+    assert created["name"] == "my-env"
+    assert created["status"] == "running"
     ran = runtools(
         "sandbox", "exec", "my-env", "echo hi; echo oops >&2; exit 3", env=user_env, check=False
     )
     assert ran.returncode == 3
-    assert ran.stdout == "hi\n" and ran.stderr == "oops\n"
+    assert ran.stdout == "hi\n"
+    assert ran.stderr == "oops\n"
     as_json = runtools(
         "sandbox", "exec", "my-env", "echo $A", "--env", "A=1", "--json", env=user_env
     )
@@ -76,7 +78,9 @@ def test_create_exec_files_and_destroy_by_name(user_env: dict[str, str], tmp_pat
     refused = runtools("sandbox", "exec", "my-env", "true", env=user_env, check=False)
     assert refused.returncode == 1
     line = refused.stderr.strip()
-    assert "\n" not in line and "resume it first" in line and "(request req_" in line
+    assert "\n" not in line
+    assert "resume it first" in line
+    assert "(request req_" in line
     runtools("sandbox", "resume", "my-env", env=user_env)
     gone = json.loads(runtools("sandbox", "destroy", "my-env", "--json", env=user_env).stdout)
     assert gone["status"] == "destroyed"
@@ -94,30 +98,37 @@ def test_exec_streams_output_live(user_env: dict[str, str]) -> None:
     first = proc.stdout.readline()
     early = time.monotonic() - started
     rest, _ = proc.communicate(timeout=30)
-    assert first == "early\n" and early < 2.8
-    assert rest == "late\n" and proc.returncode == 0
+    assert first == "early\n"
+    assert early < 2.8
+    assert rest == "late\n"
+    assert proc.returncode == 0
 
 
 def test_errors_are_one_line_and_json_errors_are_json(user_env: dict[str, str]) -> None:
     missing = runtools("sandbox", "get", "nope", env=user_env, check=False)
-    assert missing.returncode == 6 and missing.stderr.count("\n") == 1  # not found
+    assert missing.returncode == 6  # not found
+    assert missing.stderr.count("\n") == 1
     assert missing.stderr.startswith("error: No sandbox 'nope' (request req_")
     as_json = runtools("sandbox", "get", "nope", "--json", env=user_env, check=False)
     assert json.loads(as_json.stdout)["error"]["code"] == "not_found"
     no_key = {k: v for k, v in user_env.items() if k != "RUNTOOLS_API_KEY"}
     unauthenticated = runtools("sandbox", "list", env=no_key, check=False)
-    assert unauthenticated.returncode == 4 and "RUNTOOLS_API_KEY" in unauthenticated.stderr
+    assert unauthenticated.returncode == 4
+    assert "RUNTOOLS_API_KEY" in unauthenticated.stderr
     flag = runtools("sandbox", "list", "--api-key", user_env["RUNTOOLS_API_KEY"], env=no_key)
     assert flag.returncode == 0
     down = dict(user_env, RUNTOOLS_API_URL="http://127.0.0.1:9")
     unreachable = runtools("sandbox", "list", env=down, check=False)
-    assert unreachable.returncode == 3 and unreachable.stderr.startswith("error: ")
+    assert unreachable.returncode == 3
+    assert unreachable.stderr.startswith("error: ")
     unreachable_json = runtools("sandbox", "list", "--json", env=down, check=False)
     error = json.loads(unreachable_json.stdout)["error"]
-    assert error["code"] == "unavailable" and error["requestId"] is None
+    assert error["code"] == "unavailable"
+    assert error["requestId"] is None
     for bad in ("http://127.0.0.1:abc", "http://[::1"):
         malformed = runtools("--api-url", bad, "sandbox", "list", env=user_env, check=False)
-        assert malformed.returncode == 2 and malformed.stderr.count("\n") == 1, malformed.stderr
+        assert malformed.returncode == 2, malformed.stderr
+        assert malformed.stderr.count("\n") == 1, malformed.stderr
         assert "Traceback" not in malformed.stderr
 
 
@@ -134,7 +145,8 @@ def test_the_global_api_url_outranks_the_environment(user_env: dict[str, str]) -
 def test_help_has_examples() -> None:
     for command in ("create", "list", "get", "exec", "pause", "resume", "destroy"):
         out = runtools("sandbox", command, "--help", env=dict(os.environ)).stdout
-        assert "runtools sandbox" in out and "Example" in out, command
+        assert "runtools sandbox" in out, command
+        assert "Example" in out, command
     for command in ("put", "get", "ls"):
         out = runtools("sandbox", "files", command, "--help", env=dict(os.environ)).stdout
         assert "runtools sandbox files" in out, command

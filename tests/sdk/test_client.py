@@ -16,7 +16,8 @@ def test_me_over_a_socket(client: RunTools) -> None:
     me = client.me()
     assert isinstance(me, Me)
     assert me.organization.name == "Acme"
-    assert me.user is not None and me.user.role == "admin"
+    assert me.user is not None
+    assert me.user.role == "admin"
     assert me.credential.type == "api_key"
     assert me.effective_scopes == ["*"]
 

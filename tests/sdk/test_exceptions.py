@@ -57,7 +57,8 @@ def test_each_status_maps_to_its_class(
     assert error.status_code == status
     assert error.code == "some_code"
     assert error.message == "Something precise"
-    assert error.request_id is not None and error.request_id.startswith("req_")
+    assert error.request_id is not None
+    assert error.request_id.startswith("req_")
     assert error.request_id == error.response.headers["x-request-id"]
     assert "Something precise" in str(error)
 
@@ -71,7 +72,8 @@ def test_an_error_keeps_no_credential_in_its_request(
         no_retry_client.me()
     headers = caught.value.response.request.headers
     assert headers["x-api-key"] == "[redacted]"
-    assert api_key not in repr(headers) and api_key not in str(dict(headers))
+    assert api_key not in repr(headers)
+    assert api_key not in str(dict(headers))
     assert no_retry_client.me().credential.type  # the client itself still sends its key
     closed = RunTools(api_key=api_key, base_url="http://127.0.0.1:9", max_retries=0)
     with closed, pytest.raises(APIConnectionError) as unreachable:

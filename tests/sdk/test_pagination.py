@@ -32,7 +32,8 @@ def test_a_pager_can_start_from_a_cursor() -> None:
 
 def test_a_page_iterates_its_own_items() -> None:
     page = PAGES[None]
-    assert list(page) == [1, 2] and len(page) == 2
+    assert list(page) == [1, 2]
+    assert len(page) == 2
 
 
 def test_has_more_without_a_cursor_ends_the_walk() -> None:

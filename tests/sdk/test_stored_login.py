@@ -98,9 +98,8 @@ def test_without_key_or_token_the_stored_login_is_used(
     rt = RunTools(base_url=URL, http_client=http)
     assert rt.credential.source == "stored login"
     assert rt.me().credential.id == tokens["sessionId"]
-    assert tokens["accessToken"] not in repr(rt) and tokens["refreshToken"] not in repr(
-        store.get(URL)
-    )
+    assert tokens["accessToken"] not in repr(rt)
+    assert tokens["refreshToken"] not in repr(store.get(URL))
 
 
 def test_a_login_near_expiry_is_refreshed_and_saved(
@@ -111,7 +110,8 @@ def test_a_login_near_expiry_is_refreshed_and_saved(
     rt = RunTools(base_url=URL, http_client=http)
     assert rt.me().credential.type == "session"
     saved = store.get(URL)
-    assert saved is not None and saved.refresh_token != tokens["refreshToken"]
+    assert saved is not None
+    assert saved.refresh_token != tokens["refreshToken"]
     secret_registry.add(saved.refresh_token or "")
     secret_registry.add(saved.access_token or "")
     assert saved.seconds_left() > 60
@@ -130,7 +130,8 @@ def test_a_401_triggers_one_refresh_then_the_request_again(
     rt = RunTools(base_url=URL, http_client=http)
     assert rt.me().credential.id == tokens["sessionId"]
     saved = store.get(URL)
-    assert saved is not None and saved.access_token != forged
+    assert saved is not None
+    assert saved.access_token != forged
     secret_registry.add(saved.refresh_token or "")
     secret_registry.add(saved.access_token or "")
 
@@ -157,11 +158,14 @@ def _also_member_of_globex(app: Any) -> None:
 
 def _saved_after_switch(store: LoginStore, before: dict[str, Any], registry: Any) -> StoredLogin:
     saved = store.get(URL)
-    assert saved is not None and saved.access_token and saved.refresh_token
+    assert saved is not None
+    assert saved.access_token
+    assert saved.refresh_token
     registry.add(saved.access_token)
     registry.add(saved.refresh_token)
     assert saved.refresh_token != before["refreshToken"]
-    assert saved.session_id != before["sessionId"] and saved.org_name == "globex"
+    assert saved.session_id != before["sessionId"]
+    assert saved.org_name == "globex"
     assert saved.seconds_left() > 60
     return saved
 
@@ -228,12 +232,14 @@ def test_a_device_code_is_approved_by_a_signed_in_client(
         assert grant.device_code not in repr(grant)
         assert device.poll(grant) == "authorization_pending"
         approval = approver.auth.approve_device(grant.user_code.lower())
-        assert approval.status == "approved" and approval.client_id == "runtools-cli"
+        assert approval.status == "approved"
+        assert approval.client_id == "runtools-cli"
         issued = device.wait(grant)
     secret_registry.add(issued.access_token)
     secret_registry.add(issued.refresh_token)
     me = RunTools(access_token=issued.access_token, base_url=URL, http_client=http).me()
-    assert me.user is not None and me.user.email == "ada@example.com"
+    assert me.user is not None
+    assert me.user.email == "ada@example.com"
 
 
 class DropFirstCreateResponse(httpx.AsyncBaseTransport):
@@ -279,7 +285,8 @@ async def test_a_create_whose_answer_was_lost_is_retried_and_returns_the_first_k
         created = await rt.api_keys.create("ci", scopes=["sandbox:*"])
         secret_registry.add(created.key)
         names = [k.name async for k in rt.api_keys.list()]
-    assert transport.dropped == 1 and len(set(transport.keys_sent)) == 1
+    assert transport.dropped == 1
+    assert len(set(transport.keys_sent)) == 1
     assert len(transport.keys_sent) == 2
     assert names == ["ci", "sdk"]  # one key, not two
     async with AsyncRunTools(

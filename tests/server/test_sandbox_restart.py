@@ -59,7 +59,8 @@ def test_restart_marks_lost_sandboxes_failed_and_reaps_orphans(
     api.post(f"/v1/sandboxes/{running}/exec", json={"command": "sleep 1000 >/dev/null 2>&1 &"})
     paused = api.post("/v1/sandboxes", json={"name": "sleeper"}).json()["data"]["id"]
     assert api.post(f"/v1/sandboxes/{paused}/pause").status_code == 200
-    assert _cgroup_dirs(running) and _cgroup_dirs(paused)
+    assert _cgroup_dirs(running)
+    assert _cgroup_dirs(paused)
 
     # A sandbox in the service's driver state that no record names.
     root = Path(server_env["RUNTOOLS_HOME"]) / "sandboxes"

@@ -16,10 +16,12 @@ def test_create_returns_the_secret_once(client: RunTools, fake: FakeRunTools) ->
     assert isinstance(created, CreatedApiKey)
     assert created.key.startswith("rt_test_")
     assert created.key_prefix == created.key[:12]
-    assert created.message and "Store" in created.message
+    assert created.message
+    assert "Store" in created.message
     assert created.scopes == ["sandbox:*"]
     assert created.status == "active"
-    assert created.created_at is not None and created.created_at.tzinfo is not None
+    assert created.created_at is not None
+    assert created.created_at.tzinfo is not None
     assert created.key not in repr(created)
     sent = fake.requests_to("POST", "/v1/api-keys")[0].body
     assert sent == {
@@ -67,7 +69,8 @@ def test_rotate_returns_the_successor_with_its_secret(client: RunTools, fake: Fa
     assert isinstance(new, RotatedApiKey)
     assert new.rotated_from_id == old.id
     assert new.name == "ci-next"
-    assert new.key != old.key and new.message
+    assert new.key != old.key
+    assert new.message
     assert client.api_keys.get(old.id).rotated_to_id == new.id
     sent = fake.requests_to("POST", f"/v1/api-keys/{old.id}/rotate")[0].body
     assert sent == {"name": "ci-next", "gracePeriod": "1h"}
@@ -107,7 +110,9 @@ def test_list_one_page_at_a_time(client: RunTools) -> None:
     assert page.next_cursor == "c_2"
     assert page.request_id is not None
     rest = client.api_keys.list(limit=2, cursor=page.next_cursor).first_page()
-    assert len(rest.data) == 1 and rest.has_more is False and rest.next_cursor is None
+    assert len(rest.data) == 1
+    assert rest.has_more is False
+    assert rest.next_cursor is None
     assert [len(p.data) for p in client.api_keys.list(limit=2).pages()] == [2, 1]
 
 

@@ -42,13 +42,18 @@ def rt(served: ServedApp) -> Iterator[RunTools]:
 
 def test_a_sandboxes_whole_life_through_the_sdk(rt: RunTools) -> None:
     sb = rt.sandbox.create(name="sdk-env", tags=["sdk"], env={"WHO": "sdk"}, idle_timeout=600)
-    assert isinstance(sb, Sandbox) and sb.status == "running" and sb.env_keys == ["WHO"]
+    assert isinstance(sb, Sandbox)
+    assert sb.status == "running"
+    assert sb.env_keys == ["WHO"]
     result = sb.exec("echo $WHO; exit 2")
-    assert result.stdout == "sdk\n" and result.exit_code == 2 and not result.timed_out
+    assert result.stdout == "sdk\n"
+    assert result.exit_code == 2
+    assert not result.timed_out
     events = list(sb.exec_stream("echo a; echo b >&2"))
     assert ExecChunk(stream="stdout", data="a\n") in events
     assert ExecChunk(stream="stderr", data="b\n") in events
-    assert isinstance(events[-1], ExecExit) and events[-1].exit_code == 0
+    assert isinstance(events[-1], ExecExit)
+    assert events[-1].exit_code == 0
     sb.files.write("notes/hello.txt", "hello")
     assert sb.files.read("/workspace/notes/hello.txt") == b"hello"
     assert [e.name for e in sb.files.list("notes")] == ["hello.txt"]

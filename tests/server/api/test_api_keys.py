@@ -53,7 +53,8 @@ def test_the_new_key_authenticates_with_either_header(admin: Member, secret_regi
     assert me["credential"]["scopes"] == ["sandbox:read"]
     assert me["effectiveScopes"] == ["sandbox:read"]
     assert me["organization"] == {"id": admin.org_id, "name": "acme"}
-    assert me["user"]["email"] == "ada@example.com" and me["user"]["role"] == "admin"
+    assert me["user"]["email"] == "ada@example.com"
+    assert me["user"]["role"] == "admin"
     assert me["credential"]["type"] == "api_key"
 
 
@@ -80,7 +81,8 @@ def test_unknown_scope_is_a_400_listing_valid_ones(admin: Member) -> None:
     response = admin.post("/v1/api-keys", json={"name": "x", "scopes": ["sandbox:destroy"]})
     assert response.status_code == 400
     message = response.json()["error"]["message"]
-    assert "sandbox:destroy" in message and "sandbox:exec" in message
+    assert "sandbox:destroy" in message
+    assert "sandbox:exec" in message
 
 
 def test_bad_expiry_is_a_400_and_stores_nothing(admin: Member) -> None:
@@ -167,8 +169,10 @@ def test_rotation_without_grace_revokes_the_old_key_now(
     assert response.status_code == 201
     new = response.json()["data"]
     secret_registry.add(new["key"])
-    assert new["name"] == "deploy-2" and new["scopes"] == ["sandbox:*"]
-    assert new["rotatedFromId"] == old["id"] and new["key"] != old["key"]
+    assert new["name"] == "deploy-2"
+    assert new["scopes"] == ["sandbox:*"]
+    assert new["rotatedFromId"] == old["id"]
+    assert new["key"] != old["key"]
     assert "store" in response.json()["message"].lower()
     assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 401
     assert admin.http.get("/v1/me", headers={"X-API-Key": new["key"]}).status_code == 200
@@ -183,7 +187,8 @@ def test_rotation_with_grace_keeps_the_old_key_until_the_grace_ends(
     new = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "1h"}).json()["data"]
     secret_registry.add(new["key"])
     listed = admin.get(f"/v1/api-keys/{old['id']}").json()["data"]
-    assert listed["status"] == "expiring" and listed["rotatedToId"] == new["id"]
+    assert listed["status"] == "expiring"
+    assert listed["rotatedToId"] == new["id"]
     clock.advance(timedelta(minutes=59))
     assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 200
     clock.advance(timedelta(minutes=1))
@@ -397,7 +402,8 @@ def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime:
     assert denied.status_code == 403
     assert denied.json()["error"]["message"] == "This call requires role admin"
     me = admin.get("/v1/me").json()["data"]
-    assert me["user"]["role"] == "member" and "*" not in me["effectiveScopes"]
+    assert me["user"]["role"] == "member"
+    assert "*" not in me["effectiveScopes"]
 
 
 def test_pagination_walks_every_key_once(admin: Member, secret_registry: Any) -> None:

@@ -26,12 +26,15 @@ def test_key_changes_are_recorded_with_actor_and_target_and_no_secret(
         "api_key.created",
     ]
     created = events[3]
-    assert created["actorType"] == "api_key" and created["actorId"] == admin.key_id
-    assert created["targetId"] == key["id"] and created["orgId"] == admin.org_id
+    assert created["actorType"] == "api_key"
+    assert created["actorId"] == admin.key_id
+    assert created["targetId"] == key["id"]
+    assert created["orgId"] == admin.org_id
     assert created["requestId"].startswith("req_")
     assert created["details"]["actorUserId"] == admin.user_id
     text = str(events)
-    assert key["key"] not in text and rotated["key"] not in text
+    assert key["key"] not in text
+    assert rotated["key"] not in text
 
 
 def test_denied_calls_are_audited(admin: Member, secret_registry: Any, runtime: Any) -> None:
@@ -40,7 +43,8 @@ def test_denied_calls_are_audited(admin: Member, secret_registry: Any, runtime: 
     runtime.flush()
     denied = admin.get("/v1/audit-logs", params={"action": "authz.denied"}).json()["data"]
     assert len(denied) == 1
-    assert denied[0]["actorId"] == reader["id"] and denied[0]["reason"] == "requires scope *"
+    assert denied[0]["actorId"] == reader["id"]
+    assert denied[0]["reason"] == "requires scope *"
 
 
 def test_filter_by_time(admin: Member, secret_registry: Any, clock: FrozenClock) -> None:

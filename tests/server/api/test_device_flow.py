@@ -72,7 +72,8 @@ def test_the_whole_flow_over_http(
             r"[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}", grant["user_code"]
         )
         assert len(grant["device_code"]) >= 22  # at least 128 bits
-        assert grant["expires_in"] == 300 and grant["interval"] == 1
+        assert grant["expires_in"] == 300
+        assert grant["interval"] == 1
         assert grant["verification_uri"] == f"{live_server.url}/device"
         assert grant["verification_uri_complete"].endswith(f"?user_code={grant['user_code']}")
 
@@ -102,14 +103,16 @@ def test_the_whole_flow_over_http(
         tokens = issued.json()
         secret_registry.add(tokens["access_token"])
         secret_registry.add(tokens["refresh_token"])
-        assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 300
+        assert tokens["token_type"] == "Bearer"
+        assert tokens["expires_in"] == 300
         me = http.get("/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
         assert me.json()["data"]["user"]["email"] == "ada@example.com"
         assert me.json()["data"]["credential"]["name"] == "runtools-cli"
 
         time.sleep(1.1)
         again = poll(http, grant)
-        assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+        assert again.status_code == 400
+        assert again.json()["error"] == "invalid_grant"
 
         refreshed = http.post(
             "/v1/auth/token",
@@ -141,7 +144,8 @@ def test_denial(ada: Member, client: TestClient, secret_registry: Any, clock: Fr
         headers={"Authorization": f"Bearer {token}"},
         json={"userCode": grant["user_code"], "action": "deny"},
     )
-    assert denied.status_code == 200 and denied.json()["data"]["status"] == "denied"
+    assert denied.status_code == 200
+    assert denied.json()["data"]["status"] == "denied"
     response = poll(client, grant)
     assert response.json()["error"] == "access_denied"
 
@@ -215,7 +219,8 @@ def test_oauth_errors_for_bad_requests(client: TestClient, secret_registry: Any)
     unknown = client.post(
         "/v1/auth/token", data={"grant_type": GRANT, "client_id": "x", "device_code": "nope"}
     )
-    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_grant"
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == "invalid_grant"
     grant = start(client, secret_registry, client_id="one-client")
     other_client = poll(client, grant, client_id="another-client")
     assert other_client.json()["error"] == "invalid_grant"
@@ -268,12 +273,14 @@ def test_the_browser_pages_sign_in_and_approve_with_csrf(
     for name in ("rt_access", "rt_refresh"):
         cookie = next(c for c in cookies if c.startswith(name + "="))
         secret_registry.add(cookie.split(";")[0].split("=", 1)[1])
-        assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+        assert "httponly" in cookie.lower()
+        assert "samesite=lax" in cookie.lower()
         assert "secure" not in cookie.lower()  # plain HTTP here; Secure behind HTTPS
 
     confirm = client.post("/device", data={"user_code": grant["user_code"], "csrf": csrf})
     assert confirm.status_code == 200
-    assert "runtools-cli" in confirm.text and "ada@example.com" in confirm.text
+    assert "runtools-cli" in confirm.text
+    assert "ada@example.com" in confirm.text
     no_csrf = client.post(
         "/device/decision", data={"user_code": grant["user_code"], "action": "approve", "csrf": "x"}
     )
@@ -283,7 +290,8 @@ def test_the_browser_pages_sign_in_and_approve_with_csrf(
         "/device/decision",
         data={"user_code": grant["user_code"], "action": "approve", "csrf": csrf},
     )
-    assert decided.status_code == 200 and "approved" in decided.text.lower()
+    assert decided.status_code == 200
+    assert "approved" in decided.text.lower()
     client.cookies.clear()
     tokens = poll(client, grant)
     assert tokens.status_code == 400  # polled too soon after the last poll
@@ -303,5 +311,6 @@ def test_a_throttled_browser_sign_in_says_when_to_retry(ada: Member, client: Tes
     for _ in range(5):
         assert client.post("/login", data=form).status_code == 401
     throttled = client.post("/login", data=form)
-    assert throttled.status_code == 429 and "text/html" in throttled.headers["content-type"]
+    assert throttled.status_code == 429
+    assert "text/html" in throttled.headers["content-type"]
     assert int(throttled.headers["retry-after"]) > 60

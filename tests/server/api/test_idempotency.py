@@ -46,7 +46,8 @@ def test_the_same_key_with_a_different_body_is_refused(admin: Member, secret_reg
     assert other.status_code == 422
     error = other.json()["error"]
     assert error["code"] == "idempotency_key_reused"
-    assert "different request" in error["message"] and error["requestId"].startswith("req_")
+    assert "different request" in error["message"]
+    assert error["requestId"].startswith("req_")
     assert _names(admin) == ["ci", "bootstrap"]
 
 
@@ -58,7 +59,8 @@ def test_keys_are_scoped_to_the_credential(
     theirs = _create(member, key).json()["data"]
     secret_registry.add(mine["key"])
     secret_registry.add(theirs["key"])
-    assert mine["id"] != theirs["id"] and theirs["ownerEmail"] == "bob@example.com"
+    assert mine["id"] != theirs["id"]
+    assert theirs["ownerEmail"] == "bob@example.com"
 
 
 def test_a_failed_create_is_not_remembered(admin: Member, secret_registry: Any) -> None:
@@ -67,7 +69,8 @@ def test_a_failed_create_is_not_remembered(admin: Member, secret_registry: Any) 
     assert refused.status_code == 400
     # The same key and body again runs again (and is refused again, not replayed).
     again = _create(admin, key, scopes=["sandbox:destroy"])
-    assert again.status_code == 400 and "Idempotent-Replayed" not in again.headers
+    assert again.status_code == 400
+    assert "Idempotent-Replayed" not in again.headers
 
 
 def test_a_retried_rotation_returns_the_same_successor(admin: Member, secret_registry: Any) -> None:
@@ -78,7 +81,8 @@ def test_a_retried_rotation_returns_the_same_successor(admin: Member, secret_reg
     assert first.status_code == 201
     secret_registry.add(first.json()["data"]["key"])
     again = admin.http.post(path, json={"gracePeriod": "1h"}, headers=headers)
-    assert again.status_code == 201 and again.json() == first.json()
+    assert again.status_code == 201
+    assert again.json() == first.json()
     # Without replay the second rotation would be a 409: the key is already rotated.
     fresh = admin.http.post(path, json={"gracePeriod": "1h"}, headers=admin.headers())
     assert fresh.status_code == 409

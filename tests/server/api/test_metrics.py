@@ -63,7 +63,8 @@ def test_metrics_count_requests_auth_failures_cache_hits_and_refusals(
     assert 'runtools_rate_limited_total{limited="credential"} 1.0' in text
     assert 'runtools_auth_cache_lookups_total{result="hit"}' in text
     assert 'runtools_request_duration_seconds_bucket{le="0.005",route="/v1/me"}' in text
-    assert "s3cret-token" not in text and admin.key not in text
+    assert "s3cret-token" not in text
+    assert admin.key not in text
 
 
 def test_security_events_are_json_log_lines_without_secrets(

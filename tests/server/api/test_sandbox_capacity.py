@@ -30,7 +30,8 @@ def test_a_node_never_promises_more_sandbox_memory_than_its_budget(
     ada: Caller, eve: Caller
 ) -> None:
     too_big = ada.post("/v1/sandboxes", json={"resources": {"memory": 2048}})
-    assert too_big.status_code == 400 and "(1024 MiB)" in error_of(too_big)["message"]
+    assert too_big.status_code == 400
+    assert "(1024 MiB)" in error_of(too_big)["message"]
     statuses: list[int] = []
     barrier = threading.Barrier(4)
 

@@ -50,7 +50,9 @@ def test_exec_returns_output_exit_code_and_duration(ada: Caller) -> None:
     assert data["stderr"] == "err\n"
     assert data["exitCode"] == 3
     assert data["durationMs"] >= 0
-    assert not (data["timedOut"] or data["stdoutTruncated"] or data["stderrTruncated"])
+    assert not data["timedOut"]
+    assert not data["stdoutTruncated"]
+    assert not data["stderrTruncated"]
     assert run(ada, sid, command="pwd", cwd="/tmp")["stdout"] == "/tmp\n"
     assert run(ada, sid, command="echo $GREETING", env={"GREETING": "hi"})["stdout"] == "hi\n"
 
@@ -59,14 +61,16 @@ def test_timeout_kills_the_command_and_says_so(ada: Caller) -> None:
     sid = sandbox(ada)
     started = time.monotonic()
     data = run(ada, sid, command="(setsid sleep 60 &) ; sleep 60", timeout=500)
-    assert data["timedOut"] and time.monotonic() - started < 10
+    assert data["timedOut"]
+    assert time.monotonic() - started < 10
     assert "sleep 60" not in run(ada, sid, command="ps -eo args")["stdout"]
 
 
 def test_output_is_truncated_and_flagged(served: ServedApp, ada: Caller) -> None:
     cap = served.runtime.settings.sandbox_max_output_bytes
     data = run(ada, sid := sandbox(ada), command="head -c 10000000 /dev/zero | tr '\\0' a")
-    assert data["stdoutTruncated"] and len(data["stdout"]) == cap
+    assert data["stdoutTruncated"]
+    assert len(data["stdout"]) == cap
     assert run(ada, sid, command="echo fine")["stdout"] == "fine\n"
 
 
@@ -80,7 +84,9 @@ def test_stream_delivers_chunks_as_they_come_then_exit(ada: Caller) -> None:
     assert ("stdout", {"data": "one\n"}) in got
     assert ("stderr", {"data": "two\n"}) in got
     name, last = got[-1]
-    assert name == "exit" and last["exitCode"] == 4 and not last["timedOut"]
+    assert name == "exit"
+    assert last["exitCode"] == 4
+    assert not last["timedOut"]
 
 
 def test_exec_with_accept_event_stream_streams_too(ada: Caller) -> None:
@@ -88,7 +94,8 @@ def test_exec_with_accept_event_stream_streams_too(ada: Caller) -> None:
     got = events(
         ada, f"/v1/sandboxes/{sid}/exec", {"command": "echo hi"}, accept="text/event-stream"
     )
-    assert got[0] == ("stdout", {"data": "hi\n"}) and got[-1][0] == "exit"
+    assert got[0] == ("stdout", {"data": "hi\n"})
+    assert got[-1][0] == "exit"
 
 
 def test_stream_output_arrives_before_the_command_ends(ada: Caller) -> None:
@@ -107,7 +114,8 @@ def test_stream_refusals_are_plain_error_responses(ada: Caller) -> None:
     sid = sandbox(ada)
     ada.post(f"/v1/sandboxes/{sid}/pause")
     response = ada.post(f"/v1/sandboxes/{sid}/exec/stream", json={"command": "true"})
-    assert response.status_code == 409 and "resume it first" in response.json()["error"]["message"]
+    assert response.status_code == 409
+    assert "resume it first" in response.json()["error"]["message"]
 
 
 def _fast(served: ServedApp, caller: Caller, path: str) -> float:

@@ -36,7 +36,8 @@ def test_upload_download_and_list(ada: Caller) -> None:
     listing = ada.get(f"/v1/sandboxes/{sid}/files/list").json()["data"]
     assert [(e["name"], e["type"]) for e in listing] == [("src", "directory")]
     inner = ada.get(f"/v1/sandboxes/{sid}/files/list", params={"path": "src"}).json()["data"]
-    assert inner[0]["path"] == "/workspace/src/data.bin" and inner[0]["size"] == len(payload)
+    assert inner[0]["path"] == "/workspace/src/data.bin"
+    assert inner[0]["size"] == len(payload)
 
 
 def test_paths_out_of_the_sandbox_are_refused(ada: Caller) -> None:
@@ -53,7 +54,8 @@ def test_paths_out_of_the_sandbox_are_refused(ada: Caller) -> None:
 def test_missing_file_is_404_and_directory_is_400(ada: Caller) -> None:
     sid = sandbox(ada)
     missing = ada.get(f"/v1/sandboxes/{sid}/files", params={"path": "nope.txt"})
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
     # The sandbox is fine: a missing file does not mark it failed.
     assert ada.get(f"/v1/sandboxes/{sid}").json()["data"]["status"] == "running"
     assert ada.get(f"/v1/sandboxes/{sid}/files", params={"path": "/tmp"}).status_code == 400

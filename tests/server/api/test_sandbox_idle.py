@@ -53,7 +53,9 @@ def test_idle_sandbox_is_paused_and_a_busy_one_is_not(ada: Caller) -> None:
     assert _status(ada, idle) == "running"
     events = ada.get("/v1/audit-logs?action=sandbox.paused").json()["data"]
     system = [e for e in events if e["targetId"] == idle]
-    assert system and system[0]["actorType"] == "system" and system[0]["details"]["idle"]
+    assert system
+    assert system[0]["actorType"] == "system"
+    assert system[0]["details"]["idle"]
 
 
 def _kill_init(sandbox_id: str) -> None:

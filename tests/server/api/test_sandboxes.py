@@ -34,15 +34,18 @@ def test_create_returns_a_running_sandbox_with_wire_fields(ada: Caller) -> None:
         idleTimeout=600,
         resources={"vcpus": 1, "memory": 256, "disk": 64},
     )
-    assert data["id"].startswith("sandbox-") and len(data["id"]) == len("sandbox-") + 12
+    assert data["id"].startswith("sandbox-")
+    assert len(data["id"]) == len("sandbox-") + 12
     assert data["name"] == "my-env"
     assert data["template"] == "base-ubuntu"
     assert data["status"] == "running"
     assert data["tags"] == ["ci", "team=web"]
-    assert data["mounts"] == [] and data["projectId"] is None
+    assert data["mounts"] == []
+    assert data["projectId"] is None
     assert data["envKeys"] == ["TOKEN"]
     assert data["resources"] == {"vcpus": 1.0, "memory": 256, "disk": 64}
-    assert data["idleTimeout"] == 600 and data["createdAt"]
+    assert data["idleTimeout"] == 600
+    assert data["createdAt"]
     # The value reached the sandbox, and no response ever carries it.
     run = ada.post(f"/v1/sandboxes/{data['id']}/exec", json={"command": "echo $TOKEN"})
     assert run.json()["data"]["stdout"] == "s3cr3t-value\n"
@@ -95,13 +98,15 @@ def test_state_machine_refuses_impossible_transitions_with_advice(ada: Caller) -
     assert error_of(paused_exec)["code"] == "conflict"
     assert "resume it first" in error_of(paused_exec)["message"]
     files = ada.get(f"/v1/sandboxes/{sid}/files/list")
-    assert files.status_code == 409 and "resume it first" in files.text
+    assert files.status_code == 409
+    assert "resume it first" in files.text
     assert "already paused" in error_of(ada.post(f"/v1/sandboxes/{sid}/pause"))["message"]
     assert ada.post(f"/v1/sandboxes/{sid}/resume").status_code == 200
     assert "nothing to resume" in error_of(ada.post(f"/v1/sandboxes/{sid}/resume"))["message"]
     assert ada.delete(f"/v1/sandboxes/{sid}").status_code == 200
     gone = ada.post(f"/v1/sandboxes/{sid}/exec", json={"command": "true"})
-    assert gone.status_code == 409 and "create a new sandbox" in error_of(gone)["message"]
+    assert gone.status_code == 409
+    assert "create a new sandbox" in error_of(gone)["message"]
     assert "already destroyed" in error_of(ada.delete(f"/v1/sandboxes/{sid}"))["message"]
     assert ada.post(f"/v1/sandboxes/{sid}/resume").status_code == 409
 
@@ -190,12 +195,14 @@ def test_list_filters_and_pages(ada: Caller) -> None:
     assert ids("?status=running,paused&template=base-ubuntu") == [c, b, a]
     assert ids("?template=other") == []
     first = ada.get("/v1/sandboxes?limit=2").json()
-    assert [s["id"] for s in first["data"]] == [c, b] and first["meta"]["hasMore"]
+    assert [s["id"] for s in first["data"]] == [c, b]
+    assert first["meta"]["hasMore"]
     rest = ids(f"?limit=2&cursor={first['meta']['nextCursor']}")
     assert rest == [a]
     for bad in ("?status=sleeping", "?cursor=nonsense", "?limit=0"):
         response = ada.get(f"/v1/sandboxes{bad}")
-        assert response.status_code == 400 and error_of(response)
+        assert response.status_code == 400
+        assert error_of(response)
 
 
 def test_quota_holds_under_concurrent_creates(served: ServedApp, ada: Caller) -> None:
@@ -217,7 +224,8 @@ def test_quota_holds_under_concurrent_creates(served: ServedApp, ada: Caller) ->
     live = ada.get("/v1/sandboxes?status=running").json()["data"]
     assert len(live) == quota
     over = ada.post("/v1/sandboxes", json={})
-    assert error_of(over)["code"] == "quota_exceeded" and "destroy one" in over.text
+    assert error_of(over)["code"] == "quota_exceeded"
+    assert "destroy one" in over.text
     # Destroying one frees a place.
     ada.delete(f"/v1/sandboxes/{live[0]['id']}")
     assert ada.post("/v1/sandboxes", json={}).status_code == 201
@@ -234,7 +242,9 @@ def test_audit_log_records_create_exec_destroy_without_secrets(ada: Caller) -> N
     mine = [e for e in events if e.get("targetId") == sid]
     assert {e["action"] for e in mine} >= {"sandbox.created", "sandbox.exec", "sandbox.destroyed"}
     text = str(mine)
-    assert "tok-123456" not in text and "env-secret" not in text
+    assert "tok-123456" not in text
+    assert "env-secret" not in text
     exec_event = next(e for e in mine if e["action"] == "sandbox.exec")
-    assert exec_event["details"]["envKeys"] == ["X"] and exec_event["details"]["exitCode"] == 0
+    assert exec_event["details"]["envKeys"] == ["X"]
+    assert exec_event["details"]["exitCode"] == 0
     assert "output-" not in str(exec_event["details"].get("stdout", ""))

@@ -63,15 +63,18 @@ def test_sign_in_returns_a_token_pair_that_acts_as_the_user(
     tokens = response.json()["data"]
     secret_registry.add(tokens["accessToken"])
     secret_registry.add(tokens["refreshToken"])
-    assert tokens["tokenType"] == "Bearer" and tokens["expiresIn"] == 300
+    assert tokens["tokenType"] == "Bearer"
+    assert tokens["expiresIn"] == 300
     assert tokens["org"] == {"id": ada.org_id, "name": "acme"}
-    assert tokens["refreshToken"].startswith("rtr_") and len(tokens["refreshToken"]) >= 47
+    assert tokens["refreshToken"].startswith("rtr_")
+    assert len(tokens["refreshToken"]) >= 47
     me = client.get("/v1/me", headers=bearer(tokens["accessToken"])).json()["data"]
     assert me["credential"]["type"] == "session"
     assert me["credential"]["id"] == tokens["sessionId"]
     assert me["credential"]["name"] == "cli"
     assert me["credential"]["expiresAt"] == "2026-01-15T12:05:00Z"
-    assert me["user"]["role"] == "admin" and me["effectiveScopes"] == ["*"]
+    assert me["user"]["role"] == "admin"
+    assert me["effectiveScopes"] == ["*"]
 
 
 def test_unknown_email_and_wrong_password_get_the_same_reply_in_the_same_time(
@@ -119,7 +122,8 @@ def test_failed_sign_ins_are_throttled_per_account_and_audited(
         f"Too many failed sign-ins; retry in {retry_after}s"
     )
     events = ada.get("/v1/audit-logs", params={"action": "auth.sign_in_failed"}).json()["data"]
-    assert len(events) == 5 and events[0]["reason"] == "wrong_password"
+    assert len(events) == 5
+    assert events[0]["reason"] == "wrong_password"
     assert events[0]["actorId"] == ada.user_id
 
 
@@ -203,7 +207,8 @@ def test_open_signup_creates_the_user_and_their_org(
         secret_registry.add(tokens["accessToken"])
         secret_registry.add(tokens["refreshToken"])
         me = client.get("/v1/me", headers=bearer(tokens["accessToken"])).json()["data"]
-        assert me["organization"]["name"] == "newco" and me["user"]["role"] == "admin"
+        assert me["organization"]["name"] == "newco"
+        assert me["user"]["role"] == "admin"
         again = client.post(
             "/v1/auth/signup",
             json={"email": "new@example.com", "password": PASSWORD, "org": "other"},
@@ -242,7 +247,8 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_session(
     events = ada.get("/v1/audit-logs", params={"action": "session.refresh_reuse_detected"}).json()[
         "data"
     ]
-    assert len(events) == 1 and events[0]["targetId"] == first["sessionId"]
+    assert len(events) == 1
+    assert events[0]["targetId"] == first["sessionId"]
 
 
 def test_a_racing_refresh_within_the_grace_gets_the_same_successor(
@@ -374,7 +380,8 @@ def test_switching_org_starts_a_session_there(
     secret_registry.add(tokens["accessToken"])
     secret_registry.add(tokens["refreshToken"])
     me = client.get("/v1/me", headers=bearer(tokens["accessToken"])).json()["data"]
-    assert me["organization"]["name"] == "globex" and me["user"]["role"] == "member"
+    assert me["organization"]["name"] == "globex"
+    assert me["user"]["role"] == "member"
     assert client.get("/v1/me", headers=bearer(acme["accessToken"])).status_code == 401
     nowhere = client.post(
         "/v1/auth/switch-org", json={"org": "initech"}, headers=bearer(tokens["accessToken"])
@@ -467,7 +474,8 @@ def test_changing_password_ends_other_sessions(
         headers=bearer(here["accessToken"]),
         json={"currentPassword": PASSWORD, "newPassword": "a new passphrase!"},
     )
-    assert changed.status_code == 200 and changed.json()["data"]["revoked"] == 1
+    assert changed.status_code == 200
+    assert changed.json()["data"]["revoked"] == 1
     assert client.get("/v1/me", headers=bearer(elsewhere["accessToken"])).status_code == 401
     assert client.get("/v1/me", headers=bearer(here["accessToken"])).status_code == 200
     old = client.post("/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD})

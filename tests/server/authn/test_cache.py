@@ -81,9 +81,11 @@ def test_the_entries_view_is_the_live_store_with_its_expiries() -> None:
     view = cache.entries
     cache.put("hit", "principal")
     cache.put("miss", None)
-    assert view["hit"] == ("principal", 30.0) and view["miss"] == (None, 5.0)
+    assert view["hit"] == ("principal", 30.0)
+    assert view["miss"] == (None, 5.0)
     assert cache.monotonic is tick
     cache.discard_where(lambda value: value == "principal")
     assert "hit" not in view
     cache.limit_ttl(2)
-    assert view is cache.entries and len(view) == 0
+    assert view is cache.entries
+    assert len(view) == 0

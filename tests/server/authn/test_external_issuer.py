@@ -111,11 +111,13 @@ def test_tokens_of_the_issuer_are_sessions_mapped_to_local_users_and_orgs(
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     assert data["organization"]["name"] == "org_01ACME"
-    assert data["user"]["email"] == "ext@example.com" and data["user"]["role"] == "admin"
+    assert data["user"]["email"] == "ext@example.com"
+    assert data["user"]["role"] == "admin"
     assert data["credential"]["type"] == "session"
     # The same subject later, demoted by the issuer: same local user, role follows the claim.
     again = me(client, secret_registry.add(issuer.token(role="viewer"))).json()["data"]
-    assert again["user"]["id"] == data["user"]["id"] and again["user"]["role"] == "member"
+    assert again["user"]["id"] == data["user"]["id"]
+    assert again["user"]["role"] == "member"
     # Sessions from the issuer manage keys like any session.
     created = client.post(
         "/v1/api-keys",

@@ -12,11 +12,13 @@ from runtools.server.domain.keys import (
 def test_generated_keys_have_the_documented_shape() -> None:
     live = generate_key(is_test=False)
     test = generate_key(is_test=True)
-    assert live.plaintext.startswith("rt_live_") and test.plaintext.startswith("rt_test_")
+    assert live.plaintext.startswith("rt_live_")
+    assert test.plaintext.startswith("rt_test_")
     assert len(live.plaintext) == KEY_LENGTH == 8 + 32 + 6
     assert live.display_prefix == live.plaintext[:12]
     assert live.key_hash == hash_key(live.plaintext) != live.plaintext
-    assert is_well_formed(live.plaintext) and is_well_formed(test.plaintext)
+    assert is_well_formed(live.plaintext)
+    assert is_well_formed(test.plaintext)
 
 
 def test_keys_are_unique() -> None:

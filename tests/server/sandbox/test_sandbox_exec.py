@@ -33,7 +33,8 @@ async def test_background_process_survives_between_commands(
     started = time.monotonic()
     # Output deliberately not redirected: the server keeps the pipes open.
     r = await driver.exec(sandbox, "python3 -m http.server 8000 &", timeout_ms=10_000)
-    assert r.exit_code == 0 and not r.timed_out
+    assert r.exit_code == 0
+    assert not r.timed_out
     assert time.monotonic() - started < 3
     r = await driver.exec(sandbox, FETCH, timeout_ms=10_000)
     assert r.stdout.strip() == "200 hi there", r.stderr
@@ -102,8 +103,10 @@ async def test_huge_output_is_truncated_with_bounded_memory(
         max_output_bytes=64 * 1024,
     )
     growth = _peak_rss_bytes() - before
-    assert r.exit_code == 0 and not r.timed_out
-    assert r.stdout_truncated and r.stderr_truncated
+    assert r.exit_code == 0
+    assert not r.timed_out
+    assert r.stdout_truncated
+    assert r.stderr_truncated
     assert len(r.stdout) == 64 * 1024
     assert r.stdout.startswith("y\ny\n")
     assert len(r.stderr) == 64 * 1024
@@ -113,7 +116,9 @@ async def test_huge_output_is_truncated_with_bounded_memory(
 async def test_output_below_the_cap_is_complete(driver: LocalSandboxDriver, sandbox: str) -> None:
     r = await driver.exec(sandbox, "echo out; echo err >&2; exit 3", max_output_bytes=100)
     assert (r.stdout, r.stderr, r.exit_code) == ("out\n", "err\n", 3)
-    assert not r.stdout_truncated and not r.stderr_truncated and not r.timed_out
+    assert not r.stdout_truncated
+    assert not r.stderr_truncated
+    assert not r.timed_out
 
 
 async def test_exec_stream_yields_chunks_as_they_come(
@@ -126,18 +131,21 @@ async def test_exec_stream_yields_chunks_as_they_come(
         if first_at is None:
             first_at = time.monotonic() - started
         events.append(event)
-    assert first_at is not None and first_at < 0.9
+    assert first_at is not None
+    assert first_at < 0.9
     assert events[:2] == [ExecChunk("stdout", "first\n"), ExecChunk("stderr", "second\n")]
     final = events[-1]
     assert isinstance(final, ExecExit)
-    assert final.exit_code == 4 and not final.timed_out
+    assert final.exit_code == 4
+    assert not final.timed_out
     assert final.duration_ms >= 1000
 
 
 async def test_exec_stream_timeout(driver: LocalSandboxDriver, sandbox: str) -> None:
     events = [e async for e in driver.exec_stream(sandbox, "echo a; sleep 30", timeout_ms=300)]
     assert events[0] == ExecChunk("stdout", "a\n")
-    assert isinstance(events[-1], ExecExit) and events[-1].timed_out
+    assert isinstance(events[-1], ExecExit)
+    assert events[-1].timed_out
 
 
 async def test_environment_and_cwd(
@@ -158,7 +166,8 @@ async def test_environment_and_cwd(
         "OVERRIDDEN": "exec",
     }
     r = await driver.exec(sandbox, "pwd; touch here", cwd="/tmp")
-    assert r.stdout == "/tmp\n" and r.exit_code == 0
+    assert r.stdout == "/tmp\n"
+    assert r.exit_code == 0
     r = await driver.exec(sandbox, "pwd", cwd="/nonexistent")
     assert r.exit_code != 0
 

@@ -132,7 +132,8 @@ async def test_symlinks_cannot_escape(
     await driver.write_file(sandbox, "inrel/new", b"n")
     assert await driver.read_file(sandbox, "real/new") == b"n"
     names = {e.name: e.type for e in await driver.list_files(sandbox, ".")}
-    assert names["rootlink"] == "symlink" and names["real"] == "directory"
+    assert names["rootlink"] == "symlink"
+    assert names["real"] == "directory"
 
 
 async def test_size_limits_and_special_files(tmp_path: Path) -> None:

@@ -47,7 +47,9 @@ class ExternalIssuer:
         *,
         monotonic: Any = time.monotonic,
     ) -> None:
-        assert settings.oidc_issuer and settings.oidc_jwks_url and settings.oidc_audience
+        assert settings.oidc_issuer
+        assert settings.oidc_jwks_url
+        assert settings.oidc_audience
         self.issuer = settings.oidc_issuer
         self._jwks_url = settings.oidc_jwks_url
         self._audience = settings.oidc_audience

@@ -146,7 +146,8 @@ class DeviceService:
             grant.status = "consumed"
             session.commit()
             user_id, org_id, client = grant.user_id, grant.org_id, grant.client_id
-        assert user_id is not None and org_id is not None
+        assert user_id is not None
+        assert org_id is not None
         return self._sessions.start_for(user_id, org_id, client, context)
 
     # -- the person approves ----------------------------------------------------

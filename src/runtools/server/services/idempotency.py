@@ -100,7 +100,8 @@ class IdempotencyService:
                     if taken:
                         return Claim(lookup, key)
                 raise Conflict(_IN_FLIGHT_MESSAGE)
-            assert record.response_status is not None and record.sealed_response is not None
+            assert record.response_status is not None
+            assert record.sealed_response is not None
             try:
                 body = unseal(key, self._secret, lookup, record.sealed_response)
             except SealBroken as exc:  # only if the service secret changed

@@ -46,7 +46,8 @@ def test_exec_on_paused_says_resume_it_first() -> None:
 )
 def test_every_refusal_says_what_to_do(action: Action, status: S, advice: str) -> None:
     message = refusal(action, status, "x")
-    assert message is not None and advice in message
+    assert message is not None
+    assert advice in message
 
 
 def test_destroy_is_possible_from_every_settled_status_but_destroyed() -> None:
@@ -55,5 +56,6 @@ def test_destroy_is_possible_from_every_settled_status_but_destroyed() -> None:
 
 
 def test_failed_and_destroyed_sandboxes_do_not_count_against_the_quota() -> None:
-    assert S.FAILED not in LIVE and S.DESTROYED not in LIVE
+    assert S.FAILED not in LIVE
+    assert S.DESTROYED not in LIVE
     assert {S.RUNNING, S.PAUSED, S.CREATING, S.ERROR} <= LIVE

@@ -334,7 +334,8 @@ class SessionService:
             stored = session.scalar(
                 select(RefreshToken).where(RefreshToken.token_hash == digest(token))
             )
-            assert stored is not None and stored.used_at is not None
+            assert stored is not None
+            assert stored.used_at is not None
             row = session.get_one(UserSession, stored.session_id)
             next_token = session.scalar(
                 select(RefreshToken).where(RefreshToken.token_hash == digest(successor))
