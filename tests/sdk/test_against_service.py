@@ -51,10 +51,12 @@ def api_key(asgi_app: Any, secret_registry: Any) -> str:
 
 def test_sync_client_manages_a_keys_whole_life(client: RunTools, secret_registry: Any) -> None:
     me = client.me()
-    assert me.organization.name == "acme" and me.user.role == "admin"
+    assert me.organization.name == "acme"
+    assert me.user.role == "admin"
     created = client.api_keys.create(name="ci", scopes=["sandbox:read"], expires_in="30d")
     secret_registry.add(created.key)
-    assert created.key.startswith("rt_live_") and created.message
+    assert created.key.startswith("rt_live_")
+    assert created.message
     assert client.api_keys.get(created.id).name == "ci"
     assert client.api_keys.update(created.id, name="ci-2").name == "ci-2"
     rotated = client.api_keys.rotate(created.id, grace_period="1h")
@@ -64,7 +66,8 @@ def test_sync_client_manages_a_keys_whole_life(client: RunTools, secret_registry
     revoked = RunTools(api_key=rotated.key, base_url=str(client.base_url))
     with revoked, pytest.raises(AuthenticationError) as raised:
         revoked.me()
-    assert raised.value.status_code == 401 and raised.value.request_id.startswith("req_")
+    assert raised.value.status_code == 401
+    assert raised.value.request_id.startswith("req_")
 
 
 def test_sync_client_sets_reads_and_clears_a_keys_rate_limit(
@@ -72,7 +75,8 @@ def test_sync_client_sets_reads_and_clears_a_keys_rate_limit(
 ) -> None:
     slow = client.api_keys.create(name="slow", rate_limit=5)
     secret_registry.add(slow.key)
-    assert slow.rate_limit == 5 and client.api_keys.get(slow.id).rate_limit == 5
+    assert slow.rate_limit == 5
+    assert client.api_keys.get(slow.id).rate_limit == 5
     used = httpx.get(f"{client.base_url}/v1/me", headers={"X-API-Key": slow.key})
     assert used.headers["X-RateLimit-Limit"] == "5"
     assert client.api_keys.update(slow.id, rate_limit=2).rate_limit == 2
@@ -91,7 +95,9 @@ def test_sync_client_pages_through_every_key(client: RunTools, secret_registry: 
     names = [k.name for k in client.api_keys.list(limit=2)]
     assert names == ["k4", "k3", "k2", "k1", "k0", "sdk"]
     first = client.api_keys.list(limit=2).first_page()
-    assert first.has_more and first.next_cursor and len(first.data) == 2
+    assert first.has_more
+    assert first.next_cursor
+    assert len(first.data) == 2
 
 
 def test_sync_client_maps_service_errors(client: RunTools, secret_registry: Any) -> None:
@@ -158,7 +164,9 @@ def test_switch_org_moves_a_session_and_ends_the_old_one(
         tokens = carol.auth.switch_org("south")
         secret_registry.add(tokens.access_token)
         secret_registry.add(tokens.refresh_token)
-        assert tokens.org is not None and tokens.org.name == "south" and tokens.session_id
+        assert tokens.org is not None
+        assert tokens.org.name == "south"
+        assert tokens.session_id
         with pytest.raises(AuthenticationError):
             carol.me()  # the old session ended with the switch
     with RunTools(access_token=tokens.access_token, base_url=server_url) as moved:
@@ -167,7 +175,7 @@ def test_switch_org_moves_a_session_and_ends_the_old_one(
     assert me.credential.id == tokens.session_id
     with pytest.raises(PermissionDeniedError):
         client.auth.switch_org("south")  # an API key belongs to one organization
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-empty organization name"):
         client.auth.switch_org("  ")
 
 

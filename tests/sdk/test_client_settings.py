@@ -133,7 +133,7 @@ def test_timeout_and_retry_defaults(client_class: type[RunTools]) -> None:
 
 
 def test_negative_max_retries_is_refused(client_class: type[RunTools]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_retries must be 0 or more"):
         client_class(api_key=KEY, max_retries=-1)
 
 

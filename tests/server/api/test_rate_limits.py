@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import pytest
@@ -17,13 +16,12 @@ from support.tenants import Member
 
 
 @pytest.fixture(autouse=True)
-def one_window() -> Iterator[None]:
+def one_window() -> None:
     """Windows are fixed epoch minutes: start each test well inside one, so its counts
     (read off the wall clock by the server) never straddle a reset."""
     into_minute = time.time() % 60
     if into_minute > 50:
         time.sleep(60 - into_minute + 0.1)
-    yield
 
 
 def test_every_authenticated_response_carries_the_limit_headers(admin: Member) -> None:

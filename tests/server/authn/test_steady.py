@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -45,12 +45,11 @@ def steady(runtime: Runtime) -> SteadyPath:
 
 
 @pytest.fixture(autouse=True)
-def one_window() -> Iterator[None]:
+def one_window() -> None:
     """Rate-limit windows are epoch minutes: start well inside one."""
     into_minute = time.time() % 60
     if into_minute > 50:
         time.sleep(60 - into_minute + 0.1)
-    yield
 
 
 def _warm(member: Member, key: str) -> None:
@@ -77,7 +76,8 @@ def test_a_cached_key_is_vouched_for_in_its_usual_forms(admin: Member, steady: S
         [(b"x-api-key", key), (b"accept", b"text/plain"), (b"accept", b"*/*")],
     ):
         principal = _vouch(steady, headers)
-        assert principal is not None and principal.credential_id == admin.key_id
+        assert principal is not None
+        assert principal.credential_id == admin.key_id
 
 
 def test_a_cached_session_token_is_vouched_for_as_a_bearer_only(
@@ -90,7 +90,8 @@ def test_a_cached_session_token_is_vouched_for_as_a_bearer_only(
     secret_registry.add(signed_in.json()["data"]["refreshToken"])
     assert ada.http.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).is_success
     found = _vouch(steady, [(b"authorization", b"Bearer " + token.encode())])
-    assert found is not None and found.credential_type == "session"
+    assert found is not None
+    assert found.credential_type == "session"
     assert _vouch(steady, [(b"x-api-key", token.encode())]) is None  # the full path refuses it
 
 
@@ -134,7 +135,8 @@ def test_a_repeated_credential_header_is_a_400_not_a_pick(
     response = admin.http.get("/v1/me", headers=sent)
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["code"] == "invalid_request" and "one credential" in error["message"]
+    assert error["code"] == "invalid_request"
+    assert "one credential" in error["message"]
     assert admin.key not in response.text
 
 
@@ -240,7 +242,8 @@ def test_each_request_vouched_for_is_counted_then_refused_past_the_limit(
     assert dict(state["rate_limit_headers"])[b"x-ratelimit-limit"] == b"3"
     assert steady.hits >= 1
     refused = admin.http.get("/v1/me", headers={"X-API-Key": slow["key"]})
-    assert refused.status_code == 200 and refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.status_code == 200
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
     refused = admin.http.get("/v1/me", headers={"X-API-Key": slow["key"]})
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"

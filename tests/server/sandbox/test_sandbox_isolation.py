@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from runtools.server.sandbox import LocalSandboxDriver
@@ -46,7 +46,8 @@ async def test_host_files_are_invisible(
     assert "No such file" in r.stderr
 
     # The generated account database names no host account.
-    host_users = {line.split(":")[0] for line in Path("/etc/passwd").read_text().splitlines()}
+    passwd = await anyio.Path("/etc/passwd").read_text()
+    host_users = {line.split(":")[0] for line in passwd.splitlines()}
     r = await driver.exec(sandbox, "cut -d: -f1 /etc/passwd")
     assert set(r.stdout.split()) <= {"root", "user", "nobody"}
     assert host_users - {"root", "nobody"}, "host has no other accounts to leak"
@@ -85,15 +86,16 @@ async def test_only_sandbox_processes_are_visible(driver: LocalSandboxDriver, sa
 
 
 async def test_cannot_signal_host_processes(driver: LocalSandboxDriver, sandbox: str) -> None:
-    victim = subprocess.Popen(["sleep", "60"])
+    # Inherits our stdio as a plain child would: no pipes to close.
+    victim = await anyio.open_process(["sleep", "60"], stdin=None, stdout=None, stderr=None)
     try:
         r = await driver.exec(sandbox, f"kill -9 {victim.pid}; kill -9 -1; true")
         assert "No such process" in r.stderr  # invisible, not merely forbidden
-        assert victim.poll() is None
+        assert victim.returncode is None
         assert (await driver.is_alive(sandbox)) is True
     finally:
         victim.kill()
-        victim.wait()
+        await victim.wait()
 
 
 async def test_network_is_loopback_only(driver: LocalSandboxDriver, sandbox: str) -> None:

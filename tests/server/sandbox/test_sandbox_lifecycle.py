@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -160,26 +159,26 @@ async def test_sandbox_dies_with_the_service(
     host_pids: Callable[[str], set[int]],
 ) -> None:
     root = tmp_path / "service-state"
-    service = subprocess.Popen(
-        [sys.executable, "-c", SERVICE, str(root)], stdout=subprocess.PIPE, text=True
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVICE, str(root), stdout=asyncio.subprocess.PIPE
     )
     try:
         assert service.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(service.stdout.readline), 20)
-        assert line.strip() == "ready", line
+        line = await asyncio.wait_for(service.stdout.readline(), 20)
+        assert line.strip() == b"ready", line
         pids = host_pids("t-service")
         assert len(pids) >= 4
         service.kill()
-        service.wait()
+        await service.wait()
         for _ in range(200):
             if not [pid for pid in pids if _alive(pid)]:
                 break
             await asyncio.sleep(0.025)
         assert not [pid for pid in pids if _alive(pid)]
     finally:
-        if service.poll() is None:
+        if service.returncode is None:
             service.kill()
-            service.wait()
+            await service.wait()
     restarted = LocalSandboxDriver(root)
     state = json.loads((root / "sandboxes" / "t-service" / "state.json").read_text())
     assert state["id"] == "t-service"

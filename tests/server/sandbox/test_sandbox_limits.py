@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
 from runtools.server.domain.errors import SandboxFileTooLarge, SandboxStateConflict
@@ -175,7 +176,7 @@ async def test_commands_go_before_the_sandbox_itself_when_memory_runs_out(
     keepers = host_pids(sandbox)  # bubblewrap and init: all that runs now
     assert keepers
     for pid in keepers:
-        assert Path(f"/proc/{pid}/oom_score_adj").read_text().strip() == "0"
+        assert (await anyio.Path(f"/proc/{pid}/oom_score_adj").read_text()).strip() == "0"
 
 
 async def test_an_upload_that_does_not_fit_is_refused_before_a_command_pays_for_it(

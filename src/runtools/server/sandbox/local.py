@@ -246,11 +246,15 @@ class LocalSandboxDriver:
                 etc_fds[path] = fd
             argv = bwrap_argv(self._tools["bwrap"], spec, etc_fds=etc_fds, info_fd=info_w)
             procs = state.cgroup.make_leaf(INIT_LEAF)
-            with open(log_path, "wb") as log:
+            # Started on the event loop's own thread, never a worker's:
+            # --die-with-parent ties the sandbox's life to this process, but the
+            # kernel signals it when the *thread* that forked bwrap exits
+            # (PR_SET_PDEATHSIG), and a pool's idle worker does exit. Creating
+            # an empty local file and forking take a moment, not a wait.
+            with open(log_path, "wb") as log:  # noqa: ASYNC230 - see above
                 # start_new_session: bwrap's --new-session covers the command,
-                # this covers bwrap itself. --die-with-parent ties the
-                # sandbox's life to this process.
-                proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                # this covers bwrap itself.
+                proc = subprocess.Popen(  # noqa: S603, ASYNC220 - fixed argv, no shell; see above
                     join_cgroups_argv(procs, argv),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -308,11 +312,13 @@ class LocalSandboxDriver:
         init_name = os.path.basename(init_argv()[0])
         while loop.time() < deadline:
             if proc.poll() is not None:
-                message = log_path.read_text(errors="replace").strip()[-2000:]
+                log = await asyncio.to_thread(log_path.read_text, errors="replace")
+                message = log.strip()[-2000:]
                 raise SandboxError(f"sandbox failed to start: {message or 'bubblewrap exited'}")
             for pid in cgroup.pids(INIT_LEAF):
                 with contextlib.suppress(OSError, ValueError, IndexError):
-                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    # procfs answers from kernel memory: this never waits on a disk.
+                    stat = Path(f"/proc/{pid}/stat").read_text()  # noqa: ASYNC240
                     comm = stat[stat.index("(") + 1 : stat.rindex(")")]
                     ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
                     if ppid == pid1 and comm == init_name:
@@ -671,7 +677,9 @@ async def _wait_exited(pid: int, timeout_s: float) -> None:
     deadline = loop.time() + timeout_s
     while loop.time() < deadline:
         try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            # WNOHANG: answers at once whether or not the child has exited.
+            options = os.WEXITED | os.WNOHANG | os.WNOWAIT
+            if os.waitid(os.P_PID, pid, options) is not None:  # noqa: ASYNC222
                 return
         except ChildProcessError:
             return
