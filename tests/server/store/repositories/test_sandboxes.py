@@ -95,7 +95,8 @@ def test_insert_records_the_sandbox_and_its_tags(runtime: Runtime, admin: Member
             ["ci", "team=a"],
             ["K"],
         )
-        assert row.status_message is None and row.destroyed_at is None
+        assert row.status_message is None
+        assert row.destroyed_at is None
         stored = {t.tag for t in session.query(SandboxTag).filter_by(sandbox_id="sandbox-a")}
         assert stored == {"ci", "team=a"}
         assert repo.get(session, "sandbox-missing") is None
