@@ -16,6 +16,10 @@ workers of one) buys an attacker nothing. Subjects are stored as HMACs
 under a service secret, never as typed, and cannot be recovered by hashing
 every address or a list of emails. The database not answering is a 503:
 guesses are never let through uncounted.
+
+The counting rule lives here; its queries (and the per-subject lock) are
+``store.repositories.auth_failures``. What is being guessed, a password or
+a code, is the caller's business.
 """
 
 from __future__ import annotations
