@@ -33,7 +33,10 @@ from runtools.server.services.idempotency import IdempotencyService
 from runtools.server.services.sandboxes.io import SandboxIO
 from runtools.server.services.sandboxes.service import SandboxService
 from runtools.server.services.sandboxes.upkeep import SandboxUpkeep
-from runtools.server.services.sessions.service import SessionService
+from runtools.server.services.sessions.issuing import SessionIssuer
+from runtools.server.services.sessions.management import SessionManagement
+from runtools.server.services.sessions.refresh import TokenRefresh
+from runtools.server.services.sessions.sign_in import SignIn
 from runtools.server.settings import Settings, prepare_home
 from runtools.server.store import migrate
 from runtools.server.store.database import Database
@@ -55,7 +58,9 @@ class Runtime:
     api_keys: ApiKeyService
     audit_log: AuditLogService
     keyring: Keyring
-    sessions: SessionService
+    sign_in: SignIn
+    token_refresh: TokenRefresh
+    sessions: SessionManagement
     devices: DeviceService
     rate_limiter: RateLimiter
     # Authentication and rate limiting of a request in the steady state, in one call.
@@ -130,7 +135,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         database, clock, verify_for=timedelta(seconds=2 * settings.access_token_ttl_seconds)
     )
     keyring.load()
-    sessions = SessionService(database, clock, bus, keyring, settings)
+    issuer = SessionIssuer(clock, keyring, settings)
+    sign_in = SignIn(database, clock, issuer, settings)
+    sessions = SessionManagement(database, clock, bus, issuer)
     external = ExternalIssuer(settings, database, clock) if settings.oidc_issuer else None
     authenticator = Authenticator(
         database=database,
@@ -170,8 +177,10 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         api_keys=ApiKeyService(database, clock, bus),
         audit_log=AuditLogService(database),
         keyring=keyring,
+        sign_in=sign_in,
+        token_refresh=TokenRefresh(database, clock, bus, issuer, settings, sessions),
         sessions=sessions,
-        devices=DeviceService(database, clock, settings, sessions),
+        devices=DeviceService(database, clock, settings, sign_in),
         rate_limiter=rate_limiter,
         steady_path=steady_path,
         metrics=metrics,

@@ -130,7 +130,7 @@ def test_failed_sign_ins_are_throttled_per_account_and_audited(
 def test_failed_sign_ins_are_throttled_per_address(
     ada: Member, client: TestClient, runtime: Any
 ) -> None:
-    runtime.sessions.ip_throttle.limit = 3
+    runtime.sign_in.ip_throttle.limit = 3
     for i in range(3):
         client.post("/v1/auth/login", json={"email": f"x{i}@example.com", "password": "nope"})
     response = client.post(
@@ -150,7 +150,7 @@ def test_behind_a_proxy_the_address_is_the_one_the_proxy_appended(
         _env_file=None,
     )  # fmt: skip
     app = create_app(settings)
-    runtime_of(app).sessions.ip_throttle.limit = 3
+    runtime_of(app).sign_in.ip_throttle.limit = 3
     try:
         client = TestClient(app)
         # The client writes what it likes before the proxy's entry; only the last counts.
@@ -389,25 +389,6 @@ def test_switching_org_starts_a_session_there(
     assert nowhere.status_code == 403
     direct = sign_in(client, secret_registry, org="globex")
     assert direct["org"]["name"] == "globex"
-
-
-def test_a_session_switches_organization_once(
-    ada: Member, tenants: Tenants, client: TestClient, runtime: Any, secret_registry: Any
-) -> None:
-    # Two switches racing past authentication (both found the session live) must
-    # not both start a successor: the second finds the session over.
-    from runtools.server.domain.audit import RequestContext
-    from runtools.server.domain.errors import Unauthorized
-
-    tenants.member("globex", "ada@example.com", "member")
-    acme = sign_in(client, secret_registry)
-    first = runtime.sessions.switch_org_by_session(acme["sessionId"], "globex", RequestContext())
-    secret_registry.add(first.access_token)
-    secret_registry.add(first.refresh_token)
-    with pytest.raises(Unauthorized):
-        runtime.sessions.switch_org_by_session(acme["sessionId"], "globex", RequestContext())
-    live = client.get("/v1/auth/sessions", headers=bearer(first.access_token)).json()["data"]
-    assert [s["id"] for s in live] == [first.session_id]
 
 
 def test_sessions_manage_api_keys_within_the_role(

@@ -27,9 +27,9 @@ from runtools.server.api.envelope import (
 )
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED, requires
 from runtools.server.api.route_table import operation_id
+from runtools.server.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from runtools.server.domain.principal import Principal
-from runtools.server.services.sessions.service import TokenPair
-from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from runtools.server.services.sessions.issuing import TokenPair
 
 router = APIRouter(
     prefix="/v1/auth",
@@ -141,7 +141,7 @@ async def login(
     """Sign in with email and password; ``org`` picks the organization (default: the first)."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
-        lambda: runtime_of(request).sessions.login(
+        lambda: runtime_of(request).sign_in.login(
             body.email, body.password, body.org, body.client_name, context
         )
     )
@@ -156,7 +156,7 @@ async def signup(
     """Create a user and their first organization (only when sign-up is open)."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
-        lambda: runtime_of(request).sessions.signup(
+        lambda: runtime_of(request).sign_in.signup(
             body.email, body.password, body.org, body.display_name, body.client_name, context
         )
     )
@@ -171,7 +171,7 @@ async def refresh(
     """Trade a refresh token (once) for a new pair. A reused token ends the session."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
-        lambda: runtime_of(request).sessions.refresh(body.refresh_token, body.org, context)
+        lambda: runtime_of(request).token_refresh.refresh(body.refresh_token, body.org, context)
     )
     _no_store(response)
     return Envelope(data=Tokens.of(pair), meta=_meta(request))

@@ -145,7 +145,7 @@ async def token(
             raise OAuthError("invalid_request", "refresh_token is required")
         try:
             pair = await anyio.to_thread.run_sync(
-                lambda: runtime.sessions.refresh(refresh_token, None, context)
+                lambda: runtime.token_refresh.refresh(refresh_token, None, context)
             )
         except Unauthorized as exc:
             raise OAuthError("invalid_grant", "The refresh token is not valid") from exc

@@ -25,7 +25,7 @@ from runtools.server.api.route_table import operation_id
 from runtools.server.domain.errors import NotFound, RateLimited, ServiceError, Unauthorized
 from runtools.server.domain.principal import Principal
 from runtools.server.runtime import Runtime
-from runtools.server.services.sessions.service import TokenPair
+from runtools.server.services.sessions.issuing import TokenPair
 
 router = APIRouter(tags=["web"], include_in_schema=False, generate_unique_id_function=operation_id)
 
@@ -103,7 +103,7 @@ async def _signed_in(request: Request, cookies: _Cookies) -> Principal | None:
         return None
     try:
         pair = await anyio.to_thread.run_sync(
-            lambda: runtime.sessions.refresh(refresh, None, context)
+            lambda: runtime.token_refresh.refresh(refresh, None, context)
         )
     except Unauthorized:
         cookies.deleted += [ACCESS_COOKIE, REFRESH_COOKIE]
@@ -181,7 +181,7 @@ async def login_submit(
     context = request_context(request)
     try:
         pair = await anyio.to_thread.run_sync(
-            lambda: runtime.sessions.login(email, password, org or None, "web", context)
+            lambda: runtime.sign_in.login(email, password, org or None, "web", context)
         )
     except (Unauthorized, RateLimited) as exc:
         form = _login_form(csrf, target, exc.message)

@@ -29,7 +29,8 @@ from runtools.server.domain.tokens import (
     new_user_code,
     normalize_user_code,
 )
-from runtools.server.services.sessions.service import SessionService, TokenPair
+from runtools.server.services.sessions.issuing import TokenPair
+from runtools.server.services.sessions.sign_in import SignIn
 from runtools.server.services.throttle import Throttle
 from runtools.server.settings import Settings
 from runtools.server.store.database import Database
@@ -66,12 +67,12 @@ class PendingDevice:
 
 class DeviceService:
     def __init__(
-        self, database: Database, clock: Clock, settings: Settings, sessions: SessionService
+        self, database: Database, clock: Clock, settings: Settings, sign_in: SignIn
     ) -> None:
         self._database = database
         self._clock = clock
         self._settings = settings
-        self._sessions = sessions
+        self._sign_in = sign_in
         throttle = partial(
             Throttle,
             database=database,
@@ -148,7 +149,7 @@ class DeviceService:
             user_id, org_id, client = grant.user_id, grant.org_id, grant.client_id
         assert user_id is not None
         assert org_id is not None
-        return self._sessions.start_for(user_id, org_id, client, context)
+        return self._sign_in.start_for(user_id, org_id, client, context)
 
     # -- the person approves ----------------------------------------------------
 

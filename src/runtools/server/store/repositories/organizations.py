@@ -133,6 +133,42 @@ def membership(session: Session, org_id: str, user_id: str) -> Membership | None
     )
 
 
+def org_names(session: Session, org_ids: Collection[str]) -> dict[str, str]:
+    """The names of these organizations, by id (ids that do not exist are left out)."""
+    return {
+        org_id: name
+        for org_id, name in session.execute(
+            select(Organization.id, Organization.name).where(Organization.id.in_(org_ids))
+        )
+    }
+
+
+def some_org_of(session: Session, user_id: str) -> str | None:
+    """The id of one organization the user is a member of (any), or None for none."""
+    return session.scalar(select(Membership.org_id).where(Membership.user_id == user_id).limit(1))
+
+
+def first_membership(
+    session: Session, user_id: str, org_name: str | None = None
+) -> tuple[Organization, str] | None:
+    """The user's earliest membership (of the organization named, if a name is given).
+
+    The organization and the user's role in it; None when there is no such
+    membership.
+    """
+    query = (
+        select(Organization, Membership.role)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.user_id == user_id)
+    )
+    if org_name:
+        query = query.where(Organization.name == org_name.strip())
+    row = session.execute(query.order_by(Membership.created_at).limit(1)).first()
+    if row is None:
+        return None
+    return row[0], row[1]
+
+
 def role_in(session: Session, org_id: str, user_id: str) -> str | None:
     return session.scalar(
         select(Membership.role).where(Membership.org_id == org_id, Membership.user_id == user_id)
