@@ -28,7 +28,7 @@ from runtools.server.domain.errors import (
     SandboxStateConflict,
     SandboxUnavailable,
 )
-from runtools.server.sandbox.cgroups import CgroupHost, SandboxCgroup
+from runtools.server.sandbox.cgroups import CgroupHost, SandboxCgroup, detect_host
 from runtools.server.sandbox.charged_write import write_charged
 from runtools.server.sandbox.driver import (
     DEFAULT_CWD,
@@ -147,7 +147,7 @@ class LocalSandboxDriver:
             os.close(os.pidfd_open(os.getpid()))
         except (AttributeError, OSError) as exc:
             raise SandboxUnavailable("the kernel does not support pidfds (Linux 5.3+)") from exc
-        cgroups = CgroupHost.detect(_driver_key(self._root))
+        cgroups = detect_host(_driver_key(self._root))
         await asyncio.to_thread(cgroups.prepare)
         await self._probe_namespaces(tools["bwrap"])
         try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtools.server.domain.errors import SandboxError, SandboxStateConflict
-from runtools.server.sandbox.cgroups import SandboxCgroup
+from runtools.server.sandbox.cgroups import SandboxCgroup, cgroup_from_json
 from runtools.server.sandbox.identity import ProcessRef
 
 __all__ = ["SANDBOX_ID", "SandboxState", "StateStore"]
@@ -59,7 +59,7 @@ class SandboxState:
             sandbox_id=str(data["id"]),
             uid=int(data["uid"]),
             gid=int(data["gid"]),
-            cgroup=SandboxCgroup.from_json(data["cgroup"]),
+            cgroup=cgroup_from_json(data["cgroup"]),
             env={str(k): str(v) for k, v in data.get("env", {}).items()},
             init=None if init is None else ProcessRef(int(init["pid"]), int(init["start_time"])),
         )
