@@ -1,11 +1,12 @@
 """Sandboxes: isolated, resource-limited environments that run untrusted commands.
 
-The API layer depends on :class:`SandboxDriver` only; :class:`LocalSandboxDriver`
-implements it on one Linux host. It must run as root and needs bubblewrap
-(``bwrap``), util-linux (``nsenter``, ``setpriv``), coreutils and cgroups
-(v2, or v1 with the memory, pids, cpu and freezer controllers). It never
-falls back to running anything unisolated: ``check_available`` raises
-``SandboxUnavailable`` naming what is missing.
+The sandbox services depend on :class:`SandboxDriver` only (``driver``);
+:class:`LocalSandboxDriver` (``local``) implements it on one Linux host. It
+must run as root and needs bubblewrap (``bwrap``), util-linux (``nsenter``,
+``setpriv``), coreutils and cgroups (v2, or v1 with the memory, pids, cpu
+and freezer controllers). It never falls back to running anything
+unisolated: ``check_available`` raises ``SandboxUnavailable`` naming what
+is missing.
 
 Isolation
 ---------
@@ -77,6 +78,20 @@ returns their ids. Sandboxes in ``known_ids`` are left alone; because
 their processes died with the previous service, ``is_alive`` reports
 False for them: the caller should mark them failed and call ``destroy``
 to release their cgroups, state and uid.
+
+Modules
+-------
+``driver`` the interface and its values; ``local`` the driver that ties the
+rest together; ``layout`` what a sandbox sees; ``enter`` how a command gets
+in; ``process`` and ``output`` following a command and its output;
+``identity`` pids safe from reuse; ``filesystem`` confined file access;
+``charged_write`` uploads the sandbox pays for; ``oom`` whom the OOM killer
+takes; ``state`` the on-disk record; ``cgroups`` limits, freezing, killing.
+
+Not here: records, quotas, who may use which sandbox (``services/sandboxes``),
+HTTP, or the database: this layer knows sandboxes by id only. Failures are
+raised as the domain's errors (``SandboxError`` and its kinds, or
+``InvalidRequest`` for a spec or command it refuses).
 """
 
 from runtools.server.sandbox.driver import (

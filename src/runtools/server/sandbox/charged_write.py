@@ -20,6 +20,9 @@ like anything its commands write.
   sandbox while an upload runs.
 - The transfer is awaited, not run in a worker thread, so slow uploads never
   hold the threads other requests need; it is bounded by a timeout.
+
+Not here: opening and confining the target file (``filesystem``), reading
+a sandbox's memory (``cgroups``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """The sandbox driver interface and the values that cross it.
 
-The API layer talks only to :class:`SandboxDriver`; an implementation owns
-isolation, limits and cleanup. Every failure is raised as a class of
-``runtools.server.domain.errors`` (``SandboxUnavailable``, ``SandboxNotFound``,
-``SandboxStateConflict``, ``SandboxPathRejected``, ``SandboxFileTooLarge``,
-``SandboxError``), never as a bare ``OSError``.
+The sandbox services talk only to :class:`SandboxDriver`; an implementation
+owns isolation, limits and cleanup. Every failure is raised as a class of
+``runtools.server.domain.errors``: ``SandboxError`` or one of its kinds
+(``SandboxUnavailable``, ``SandboxNotFound``, ``SandboxStateConflict``,
+``SandboxPathRejected``, ``SandboxFileTooLarge``), or ``InvalidRequest`` for
+a spec or command it refuses; never as a bare ``OSError``.
+
+Not here: any implementation (``local`` and the modules it uses), or
+anything about who owns a sandbox: the driver knows sandboxes by id.
 """
 
 from __future__ import annotations

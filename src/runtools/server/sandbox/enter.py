@@ -16,6 +16,9 @@ Joining cgroups before anything else means every descendant is accounted
 and killable. The user's environment is applied only by the last,
 unprivileged step: no host-side root process ever sees ``LD_PRELOAD`` or
 the like from the caller.
+
+Not here: starting a sandbox (``layout``, ``local``), following the command once it
+runs (``process``, ``output``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ code from the sandbox root. A path (after following links) must stay below
 one of the allowed roots, else ``SandboxPathRejected``. Swapping components
 for symlinks concurrently cannot escape: an fd, once open, is a real
 directory inside the sandbox.
+
+Not here: writing an upload's bytes (``charged_write``: the sandbox pays for
+them), finding the sandbox's root (the driver hands it in).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ so every access goes through a ``/proc/<pid>`` directory fd whose start time
 matched the recorded one: that fd stays bound to the original process and
 fails once it has exited, so a recycled pid can never redirect file access
 or ``nsenter`` to an unrelated process.
+
+Not here: what is done with the process once found (``enter``, ``local``).
 """
 
 from __future__ import annotations

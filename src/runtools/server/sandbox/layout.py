@@ -9,6 +9,8 @@ time zone, MIME types, Python site config). ``passwd``, ``group``, ``hosts``,
 names do not leak. Writable: ``/workspace``, ``/tmp`` and ``/home/user``,
 each a private size-limited tmpfs. ``/proc`` is the sandbox's own (its PID
 namespace), ``/dev`` a minimal set of safe nodes, ``/sys`` is absent.
+
+Not here: entering a running sandbox (``enter``), its limits (``cgroups``).
 """
 
 from __future__ import annotations

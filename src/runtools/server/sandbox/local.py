@@ -2,6 +2,10 @@
 
 See the package docstring for the isolation design. This module only ties
 the pieces together: lifecycle, locking, error translation.
+
+Not here: the command line of a sandbox (``layout``) or of a command
+(``enter``), cgroup files (``cgroups``), path resolution (``filesystem``),
+the on-disk record (``state``): each has its module, and this one calls them.
 """
 
 from __future__ import annotations

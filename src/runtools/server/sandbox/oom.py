@@ -13,6 +13,8 @@ default; then it can only lose its own sandbox.
 
 Raised scores also make sandboxed commands the host's first victims if the
 whole host runs out of memory, before the service or its database.
+
+Not here: the memory limits themselves (``cgroups``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ pipe and the command never finishes. Pipes can also outlive the command: a
 background process started with ``&`` inherits them. Those pipes are handed
 to :class:`Leftovers`, which drains them in one thread until the last writer
 exits, so background processes never block or die of ``EPIPE``.
+
+Not here: starting or waiting for the command (``process``).
 """
 
 from __future__ import annotations

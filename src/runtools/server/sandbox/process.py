@@ -4,6 +4,9 @@ The child is a plain ``subprocess.Popen`` watched through a pidfd, not an
 asyncio subprocess: exit must be noticed even while a background grandchild
 still holds the output pipes open, and the pipes must be handed over (not
 closed) when that happens.
+
+Not here: what the command is (``enter``), what is kept of its output
+(``output``), killing its cgroup (``cgroups``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ Layout under the driver's root (mode 0700)::
     uids/<uid> -> <id>          uid reservations (symlink creation is atomic)
 
 No sandbox file content lives here: writable sandbox directories are tmpfs
-mounts inside the sandbox's own mount namespace.
+mounts inside the sandbox's own mount namespace. Nor do records the API
+shows: those are the database's; this record is the driver's own, to find
+and free what a sandbox holds on this host.
 """
 
 from __future__ import annotations
