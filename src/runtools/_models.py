@@ -5,12 +5,18 @@ it does not know (``extra="allow"``) so a newer server never breaks an older
 client, and enumerations such as ``ApiKey.status`` are plain strings for the
 same reason. Datetimes arrive as ISO 8601 UTC strings and become aware
 ``datetime`` objects.
+
+These are the one declaration of the shapes they read (names, aliases,
+types, docs): the server builds its own, stricter models from them (see
+``runtools.server.domain.wire``). A field typed ``Sent[T]`` is one the
+server always sends, never null; it is ``None`` here only when a server
+left it out. Nothing here imports the server.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -36,6 +42,22 @@ __all__ = [
     "SessionTokens",
     "User",
 ]
+
+
+_T = TypeVar("_T")
+
+
+class AlwaysSent:
+    """The mark of ``Sent[T]``: the server always sends the field, never null."""
+
+    def __repr__(self) -> str:
+        return "ALWAYS_SENT"
+
+
+ALWAYS_SENT = AlwaysSent()
+
+#: A field the server always sends as a ``T``; ``None`` only if a server left it out.
+Sent = Annotated[_T | None, ALWAYS_SENT]
 
 
 class RunToolsModel(BaseModel):
@@ -87,42 +109,55 @@ class Me(RunToolsModel):
 class ApiKey(RunToolsModel):
     """An API key as listed: everything except the secret."""
 
+    # The docs below are the fields' descriptions, in this model and on the wire.
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     id: str
     name: str
     key_prefix: str
     """The first characters of the key, enough to tell keys apart."""
     scopes: list[str] = []
     project_id: str | None = None
+    is_test: bool = False
+    """True for an ``rt_test_`` key."""
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
-    created_at: datetime | None = None
-    status: str | None = None
+    """When the key was revoked; in the future while a rotation's grace period runs."""
+    created_at: Sent[datetime] = None
+    status: Sent[str] = None
     """``"active"``, ``"expiring"``, ``"expired"`` or ``"revoked"``."""
-    owner_user_id: str | None = None
+    owner_user_id: Sent[str] = None
     owner_display_name: str | None = None
-    owner_email: str | None = None
-    is_test: bool = False
+    owner_email: Sent[str] = None
     rotated_from_id: str | None = None
     """The key this one replaced, if it came from a rotation."""
     rotated_to_id: str | None = None
     """The key that replaced this one, if it was rotated."""
     rate_limit: int | None = None
-    """The key's own limit in requests per minute; None: its organization's plan decides."""
+    """Requests per minute; null means the organization plan's default."""
 
 
-class CreatedApiKey(ApiKey):
+class IssuedApiKey(ApiKey):
     """A new key together with its secret, which the server shows only this once."""
 
+    # The ``data`` of a create or rotate response, as sent; what the SDK returns
+    # (``CreatedApiKey``) adds the reminder sent beside it.
+
     key: str
-    """The secret (``rt_live_…``). Store it now; it cannot be read again."""
-    message: str | None = None
-    """The server's reminder to store the key, from beside the response's ``data``."""
+    """The secret (``rt_live_…``), shown in this response only: store it now."""
 
     def __repr_args__(self) -> Any:
         # Keep the secret out of logs and tracebacks that print the model.
         for name, value in super().__repr_args__():
             yield name, ("**********" if name == "key" else value)
+
+
+class CreatedApiKey(IssuedApiKey):
+    """A new key together with its secret, which the server shows only this once."""
+
+    message: str | None = None
+    """The server's reminder to store the key, from beside the response's ``data``."""
 
 
 class RotatedApiKey(CreatedApiKey):
@@ -132,18 +167,18 @@ class RotatedApiKey(CreatedApiKey):
 class AuditLogEntry(RunToolsModel):
     id: str
     action: str
-    actor_type: str | None = None
+    outcome: Sent[str] = None
+    reason: str | None = None
+    actor_type: Sent[str] = None
     actor_id: str | None = None
     org_id: str | None = None
     target_type: str | None = None
     target_id: str | None = None
-    outcome: str | None = None
-    reason: str | None = None
     ip: str | None = None
     user_agent: str | None = None
     request_id: str | None = None
-    created_at: datetime | None = None
-    details: dict[str, Any] | None = None
+    details: Sent[dict[str, Any]] = None
+    created_at: Sent[datetime] = None
 
 
 class SandboxResources(RunToolsModel):

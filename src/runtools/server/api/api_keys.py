@@ -7,7 +7,6 @@ whose keys the caller may touch.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 import anyio.to_thread
@@ -16,6 +15,7 @@ from pydantic import Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runtools import _models as sdk
 from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
     ERROR_RESPONSES,
@@ -25,7 +25,6 @@ from runtools.server.api.envelope import (
     ListMeta,
     Meta,
     RequestModel,
-    WireModel,
 )
 from runtools.server.api.guards import requires
 from runtools.server.api.idempotency import IdempotencyKeyHeader, idempotent
@@ -33,7 +32,8 @@ from runtools.server.api.route_table import operation_id
 from runtools.server.domain.errors import InvalidRequest
 from runtools.server.domain.principal import Principal
 from runtools.server.domain.scopes import CATALOG
-from runtools.server.services.api_keys import UNSET, ApiKeyService, ApiKeyView, IssuedKey
+from runtools.server.domain.wire import sent_shape
+from runtools.server.services.api_keys import UNSET, ApiKeyOut, ApiKeyService, IssuedKey
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(
@@ -63,38 +63,13 @@ RateLimit = Annotated[
 ]
 
 
-class ApiKeyOut(WireModel):
-    id: str
-    name: str
-    key_prefix: str
-    scopes: list[str]
-    project_id: str | None
-    is_test: bool
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-    created_at: datetime
-    status: str
-    owner_user_id: str
-    owner_display_name: str | None
-    owner_email: str
-    rotated_from_id: str | None
-    rotated_to_id: str | None
-    rate_limit: int | None = Field(
-        description="Requests per minute; null means the organization plan's default."
-    )
-
-    @classmethod
-    def of(cls, view: ApiKeyView) -> ApiKeyOut:
-        return cls(**view.__dict__)
-
-
-class IssuedApiKeyOut(ApiKeyOut):
-    key: str = Field(description="The secret. Shown in this response only.")
+@sent_shape
+class IssuedApiKeyOut(sdk.IssuedApiKey):
+    # A new key with its secret: the SDK's ``IssuedApiKey``, every field required.
 
     @classmethod
     def issued(cls, issued: IssuedKey) -> IssuedApiKeyOut:
-        return cls(**issued.view.__dict__, key=issued.secret)
+        return cls(**dict(issued.view), key=issued.secret)
 
 
 def _project_id(value: str | None) -> str | None:
@@ -188,7 +163,7 @@ async def list_api_keys(
         lambda: _service(request).list_keys(principal, all_keys=all, limit=limit, cursor=cursor)
     )
     return ListEnvelope(
-        data=[ApiKeyOut.of(v) for v in page.items],
+        data=page.items,
         meta=ListMeta(
             request_id=request_id_of(request),
             has_more=page.has_more,
@@ -202,7 +177,7 @@ async def get_api_key(
     request: Request, key_id: KeyId, principal: KeyManager
 ) -> Envelope[ApiKeyOut]:
     view = await anyio.to_thread.run_sync(lambda: _service(request).get(principal, key_id))
-    return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))
+    return Envelope(data=view, meta=_meta(request))
 
 
 @router.patch("/{key_id}", name="update")
@@ -224,7 +199,7 @@ async def update_api_key(
             rate_limit=body.rate_limit if "rate_limit" in fields else UNSET,
         )
     )
-    return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))
+    return Envelope(data=view, meta=_meta(request))
 
 
 @router.delete("/{key_id}", name="revoke")
@@ -235,7 +210,7 @@ async def revoke_api_key(
     view = await anyio.to_thread.run_sync(
         lambda: _service(request).revoke(principal, key_id, context=request_context(request))
     )
-    return Envelope(data=ApiKeyOut.of(view), meta=_meta(request))
+    return Envelope(data=view, meta=_meta(request))
 
 
 @router.post(

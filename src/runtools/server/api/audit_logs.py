@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Query
@@ -11,12 +11,12 @@ from pydantic import BeforeValidator
 from starlette.requests import Request
 
 from runtools.server.api.context import request_id_of, runtime_of
-from runtools.server.api.envelope import ERROR_RESPONSES, ListEnvelope, ListMeta, WireModel
+from runtools.server.api.envelope import ERROR_RESPONSES, ListEnvelope, ListMeta
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import operation_id
 from runtools.server.domain.clock import as_utc
 from runtools.server.domain.principal import Principal
-from runtools.server.services.audit import AuditLogService
+from runtools.server.services.audit import AuditEventOut, AuditLogService
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 
@@ -35,23 +35,6 @@ router = APIRouter(
     responses=ERROR_RESPONSES,
     generate_unique_id_function=operation_id,
 )
-
-
-class AuditEventOut(WireModel):
-    id: str
-    action: str
-    outcome: str
-    reason: str | None
-    actor_type: str
-    actor_id: str | None
-    org_id: str | None
-    target_type: str | None
-    target_id: str | None
-    ip: str | None
-    user_agent: str | None
-    request_id: str | None
-    details: dict[str, Any]
-    created_at: datetime
 
 
 @router.get("", name="list")
@@ -77,25 +60,7 @@ async def list_audit_logs(
         )
     )
     return ListEnvelope(
-        data=[
-            AuditEventOut(
-                id=e.id,
-                action=e.action,
-                outcome=e.outcome,
-                reason=e.reason,
-                actor_type=e.actor_type,
-                actor_id=e.actor_id,
-                org_id=e.org_id,
-                target_type=e.target_type,
-                target_id=e.target_id,
-                ip=e.ip,
-                user_agent=e.user_agent,
-                request_id=e.request_id,
-                details=e.details,
-                created_at=as_utc(e.created_at),
-            )
-            for e in page.items
-        ],
+        data=page.items,
         meta=ListMeta(
             request_id=request_id_of(request), has_more=page.has_more, next_cursor=page.next_cursor
         ),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from runtools import _models as sdk
 from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock, as_utc
 from runtools.server.domain.durations import DurationError, parse_duration
@@ -26,6 +27,7 @@ from runtools.server.domain.keys import generate_key
 from runtools.server.domain.principal import Principal
 from runtools.server.domain.roles import role_permits
 from runtools.server.domain.scopes import UnknownScopeError, normalize
+from runtools.server.domain.wire import sent_shape
 from runtools.server.ratelimit.policy import plan_limits
 from runtools.server.store.database import Database
 from runtools.server.store.models import ApiKey, Organization, User
@@ -49,34 +51,18 @@ class Unset:
 UNSET = Unset()
 
 
-@dataclass(frozen=True)
-class ApiKeyView:
-    """An API key as its owner may see it: everything but the secret."""
-
-    id: str
-    name: str
-    key_prefix: str
-    scopes: list[str]
-    project_id: str | None
-    is_test: bool
-    expires_at: datetime | None
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-    created_at: datetime
-    status: str
-    owner_user_id: str
-    owner_display_name: str | None
-    owner_email: str
-    rotated_from_id: str | None
-    rotated_to_id: str | None
-    rate_limit: int | None = None
+@sent_shape
+class ApiKeyOut(sdk.ApiKey):
+    # An API key as its owner may see it, everything but the secret: the
+    # SDK's ``ApiKey``, every field required (fields and docs are declared there).
+    ...
 
 
 @dataclass(frozen=True)
 class IssuedKey:
     """A newly minted key: the only object that ever holds the plaintext."""
 
-    view: ApiKeyView
+    view: ApiKeyOut
     secret: str
     message: str = STORE_KEY_MESSAGE
 
@@ -89,11 +75,11 @@ def key_status(key: ApiKey, now: datetime) -> str:
     return "active"
 
 
-def _view(key: ApiKey, owner: User, now: datetime) -> ApiKeyView:
+def _view(key: ApiKey, owner: User, now: datetime) -> ApiKeyOut:
     def utc(value: datetime | None) -> datetime | None:
         return as_utc(value) if value is not None else None
 
-    return ApiKeyView(
+    return ApiKeyOut(
         id=key.id,
         name=key.name,
         key_prefix=key.key_prefix,
@@ -302,7 +288,7 @@ class ApiKeyService:
 
     def list_keys(
         self, caller: Principal, *, all_keys: bool, limit: int, cursor: str | None
-    ) -> Page[ApiKeyView]:
+    ) -> Page[ApiKeyOut]:
         if all_keys and not caller.is_admin:
             raise Forbidden("Listing every key of the organization requires role admin")
         now = self._clock.now()
@@ -318,7 +304,7 @@ class ApiKeyService:
             views = [_view(k, owners[k.owner_user_id], now) for k in page.items]
         return Page(views, page.next_cursor)
 
-    def get(self, caller: Principal, key_id: str) -> ApiKeyView:
+    def get(self, caller: Principal, key_id: str) -> ApiKeyOut:
         with self._database.session() as session:
             key, owner = self._visible(session, caller, key_id)
             return _view(key, owner, self._clock.now())
@@ -335,7 +321,7 @@ class ApiKeyService:
         project_id: str | Unset | None = UNSET,
         context: RequestContext,
         rate_limit: int | Unset | None = UNSET,
-    ) -> ApiKeyView:
+    ) -> ApiKeyOut:
         with self._database.session() as session:
             key, owner = self._visible(session, caller, key_id)
             now = self._clock.now()
@@ -369,7 +355,7 @@ class ApiKeyService:
             self._bus.publish(CredentialEvent(EventKind.KEY_CHANGED, key.org_id, key_id=key.id))
         return view
 
-    def revoke(self, caller: Principal, key_id: str, *, context: RequestContext) -> ApiKeyView:
+    def revoke(self, caller: Principal, key_id: str, *, context: RequestContext) -> ApiKeyOut:
         with self._database.session() as session:
             key, owner = self._visible(session, caller, key_id)
             now = self._clock.now()
@@ -451,7 +437,7 @@ class ApiKeyService:
         session: Session,
         caller: Principal,
         action: str,
-        view: ApiKeyView,
+        view: ApiKeyOut,
         context: RequestContext,
         details: dict[str, object] | None = None,
     ) -> None:
