@@ -25,8 +25,6 @@ chosen in one place, :func:`make_status_error`.
 
 from __future__ import annotations
 
-import contextlib
-
 import httpx
 
 __all__ = [
@@ -105,10 +103,13 @@ def _without_credentials(request: httpx.Request) -> httpx.Request:
     return request
 
 
-def _response_without_credentials(response: httpx.Response) -> httpx.Response:
-    with contextlib.suppress(RuntimeError):  # a response built without a request
-        _without_credentials(response.request)
-    return response
+def _request_of(response: httpx.Response) -> httpx.Request | None:
+    """The request that got ``response``, credentials blanked; None for one built without."""
+    try:
+        request = response.request
+    except RuntimeError:
+        return None
+    return _without_credentials(request)
 
 
 class APIConnectionError(RunToolsError):
@@ -137,7 +138,8 @@ class APIResponseValidationError(RunToolsError):
     def __init__(self, response: httpx.Response, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.response = _response_without_credentials(response)
+        self.request = _request_of(response)
+        self.response = response
         self.status_code = response.status_code
         self.request_id: str | None = response.headers.get("x-request-id")
 
@@ -162,6 +164,8 @@ class APIStatusError(RunToolsError):
     ``code`` and ``message`` come from the ``{"error": {...}}`` envelope;
     ``code`` is None when the body was not that envelope (a proxy's HTML
     page, say). ``request_id`` is what to quote to the server's operator.
+    ``request`` (also ``response.request``) is the request that got the
+    answer, its credential headers replaced by ``[redacted]``.
     """
 
     def __init__(
@@ -174,7 +178,8 @@ class APIStatusError(RunToolsError):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.response = _response_without_credentials(response)
+        self.request = _request_of(response)
+        self.response = response
         self.status_code = response.status_code
         self.code = code
         self.request_id = request_id

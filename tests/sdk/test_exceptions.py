@@ -70,7 +70,9 @@ def test_an_error_keeps_no_credential_in_its_request(
     fake.fail_next("GET", "/v1/me", Fault(404, "not_found", "Nothing here"))
     with pytest.raises(NotFoundError) as caught:
         no_retry_client.me()
-    headers = caught.value.response.request.headers
+    assert caught.value.request is caught.value.response.request  # as docs/sdk.md says
+    assert caught.value.request.url.path == "/v1/me"
+    headers = caught.value.request.headers
     assert headers["x-api-key"] == "[redacted]"
     assert api_key not in repr(headers)
     assert api_key not in str(dict(headers))
