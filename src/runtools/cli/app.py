@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
 from runtools.cli import admin, auth, login, sandbox, serve
 from runtools.cli.context import Globals
-from runtools.cli.output import EXIT_USAGE, fail
+from runtools.cli.root import RootGroup
 
 app = typer.Typer(
     name="runtools",
@@ -17,8 +16,11 @@ app = typer.Typer(
         "RunTools: API keys, sessions and sandboxes, self-hosted.\n\n"
         "Sign in with `runtools login`; manage keys with `runtools auth keys …`. "
         "Start the service with `runtools serve`; bootstrap the first organization, user "
-        "and key with `runtools admin …`."
+        "and key with `runtools admin …`.\n\n"
+        "The options below, and every command's `--json`, go before or after the "
+        "command: `runtools auth status --api-url URL --json`."
     ),
+    cls=RootGroup,
     no_args_is_help=True,
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
@@ -57,23 +59,4 @@ app.add_typer(sandbox.app, name="sandbox")
 
 
 def main() -> None:
-    options = sys.argv[1:]
-    if "--" in options:  # what follows is arguments (a command to run), not options
-        options = options[: options.index("--")]
-    if "--json" not in options:
-        app()
-        return
-    # With --json, an error in the command line itself (an unknown option, a
-    # missing argument) is JSON on stdout too, as every other error is.
-    try:
-        code = app(standalone_mode=False)
-    except typer.TyperException as exc:  # the argument parser's errors: usage, exit 2
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        try:
-            fail(message, code=getattr(exc, "exit_code", EXIT_USAGE), as_json=True)
-        except typer.Exit as stop:
-            sys.exit(stop.exit_code)
-    except typer.Abort:
-        typer.echo("Aborted.", err=True)
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+    app()

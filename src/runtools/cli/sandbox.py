@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from runtools import ExecChunk, ExecExit, Sandbox
-from runtools.cli.client import ApiKeyOption, ApiUrlOption, JsonFlag, api_client
+from runtools.cli.client import JsonFlag, api_client
 from runtools.cli.output import EXIT_USAGE, emit_json, fail
 
 app = typer.Typer(
@@ -76,8 +76,6 @@ def create(
     vcpus: Annotated[float | None, typer.Option(help="CPUs [default: 1]")] = None,
     memory: Annotated[int | None, typer.Option(help="Memory in MiB [default: 512]")] = None,
     disk: Annotated[int | None, typer.Option(help="Writable space in MiB [default: 1024]")] = None,
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a sandbox and wait until it runs.
@@ -91,7 +89,7 @@ def create(
     resources = {
         k: v for k, v in (("vcpus", vcpus), ("memory", memory), ("disk", disk)) if v is not None
     }
-    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, as_json=as_json) as rt:
         sandbox = rt.sandbox.create(
             name=name,
             template=template,
@@ -110,8 +108,6 @@ def list_sandboxes(
     tag: Annotated[list[str] | None, typer.Option(help="Must have this tag (repeatable)")] = None,
     template: Annotated[str | None, typer.Option(help="Only this template")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every sandbox of the org (admins)")] = False,
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List your sandboxes, newest first (every page).
@@ -122,7 +118,7 @@ def list_sandboxes(
 
         runtools sandbox list --status running,paused --tag ci --json
     """
-    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, as_json=as_json) as rt:
         found = list(rt.sandbox.list(status=status, tags=tag, template=template, all=all_))
     if as_json:
         emit_json({"data": [_record(s) for s in found]})
@@ -135,8 +131,6 @@ def list_sandboxes(
 def get(
     ctx: typer.Context,
     sandbox: SandboxArg,
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Show one sandbox.
@@ -145,7 +139,7 @@ def get(
 
         runtools sandbox get my-env --json
     """
-    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, as_json=as_json) as rt:
         found = rt.sandbox.get(sandbox)
     _show(found, as_json)
 
@@ -158,8 +152,6 @@ def exec_command(
     timeout: Annotated[int | None, typer.Option(help="Milliseconds [default: 30000]")] = None,
     cwd: Annotated[str | None, typer.Option(help="Directory [default: /workspace]")] = None,
     env: Annotated[list[str] | None, typer.Option(help="NAME=VALUE (repeatable)")] = None,
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run a command, streaming its output; exit with the command's exit code.
@@ -176,7 +168,7 @@ def exec_command(
         runtools sandbox exec my-env "ls -la" --json
     """
     variables = _env(env, as_json=as_json)
-    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, as_json=as_json) as rt:
         if as_json:
             result = rt.sandbox.exec(sandbox, command, timeout=timeout, cwd=cwd, env=variables)
             emit_json(result.model_dump(mode="json", by_alias=True))
@@ -205,11 +197,9 @@ def _lifecycle(verb: str, example: str) -> Any:
     def command(
         ctx: typer.Context,
         sandbox: SandboxArg,
-        api_key: ApiKeyOption = None,
-        api_url: ApiUrlOption = None,
         as_json: JsonFlag = False,
     ) -> None:
-        with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+        with api_client(ctx, as_json=as_json) as rt:
             changed = getattr(rt.sandbox, verb)(sandbox)
         _show(changed, as_json)
 
@@ -244,8 +234,6 @@ def put_file(
     sandbox: SandboxArg,
     local: Annotated[Path, typer.Argument(help="Local file, or - for stdin")],
     remote: Annotated[str, typer.Argument(help="Path in the sandbox (relative: /workspace)")],
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Upload a file.
@@ -260,7 +248,7 @@ def put_file(
         data = sys.stdin.buffer.read() if str(local) == "-" else local.read_bytes()
     except OSError as exc:
         fail(f"cannot read {local}: {exc.strerror}", as_json=as_json)
-    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, as_json=as_json) as rt:
         rt.sandbox.write_file(sandbox, remote, data)
     if as_json:
         emit_json({"path": remote, "size": len(data)})
@@ -274,8 +262,6 @@ def get_file(
     sandbox: SandboxArg,
     remote: Annotated[str, typer.Argument(help="Path in the sandbox")],
     local: Annotated[Path | None, typer.Argument(help="Where to save [default: stdout]")] = None,
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Download a file (to stdout unless a local path is given).
@@ -286,7 +272,7 @@ def get_file(
 
         runtools sandbox files get my-env /tmp/log.txt | tail
     """
-    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, as_json=as_json) as rt:
         data = rt.sandbox.read_file(sandbox, remote)
     if local is None:
         sys.stdout.buffer.write(data)
@@ -305,8 +291,6 @@ def list_files(
     ctx: typer.Context,
     sandbox: SandboxArg,
     path: Annotated[str, typer.Argument(help="Directory in the sandbox")] = "/workspace",
-    api_key: ApiKeyOption = None,
-    api_url: ApiUrlOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List a directory.
@@ -315,7 +299,7 @@ def list_files(
 
         runtools sandbox files ls my-env /workspace/src
     """
-    with api_client(ctx, api_key, api_url, as_json=as_json) as rt:
+    with api_client(ctx, as_json=as_json) as rt:
         entries = rt.sandbox.list_files(sandbox, path)
     if as_json:
         emit_json({"data": [e.model_dump(mode="json", by_alias=True) for e in entries]})
