@@ -19,7 +19,12 @@ from typing import Any, TypeVar
 import httpx
 import pydantic
 
-from runtools._credentials import Credential, StoredSessionCredential, resolve_credential
+from runtools._credentials import (
+    AccessTokenCredential,
+    Credential,
+    StoredSessionCredential,
+    resolve_credential,
+)
 from runtools._exceptions import (
     APIConnectionError,
     APIResponseValidationError,
@@ -221,6 +226,16 @@ class BaseClient:
     @staticmethod
     def _anonymous_headers() -> dict[str, str]:
         return {"Accept": "application/json", "User-Agent": f"runtools-python/{__version__}"}
+
+    def _given_access_token(self) -> str:
+        """The access token this client was given; a client on an API key has none."""
+        credential = self._credential
+        if isinstance(credential, AccessTokenCredential):
+            return credential.token
+        raise ValueError(
+            "This client authenticates with an API key, which is not a session: it has no "
+            "access token (send the key itself, as X-API-Key)"
+        )
 
     def _stored_session(self) -> StoredSessionCredential | None:
         credential = self._credential

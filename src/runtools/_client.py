@@ -147,6 +147,15 @@ class RunTools(BaseClient):
             store.save(renewed)
             credential.adopt(renewed)
 
+    def _fresh_access_token(self) -> str:
+        """The session's access token; a stored login's is refreshed first if about to expire."""
+        session = self._stored_session()
+        if session is None:
+            return self._given_access_token()
+        if needs_refresh(session.login):
+            self._refresh_session(session, stale_token=session.access_token)
+        return session.access_token
+
     def _carry_stored_login(self, tokens: SessionTokens) -> None:
         """After a switch of organization: a stored login goes on as the new session."""
         credential = self._stored_session()
@@ -364,6 +373,15 @@ class AsyncRunTools(BaseClient):
             renewed = refreshed_login(login, parse_envelope(response))
             store.save(renewed)
             credential.adopt(renewed)
+
+    async def _fresh_access_token(self) -> str:
+        """The session's access token; a stored login's is refreshed first if about to expire."""
+        session = self._stored_session()
+        if session is None:
+            return self._given_access_token()
+        if needs_refresh(session.login):
+            await self._refresh_session(session, stale_token=session.access_token)
+        return session.access_token
 
     async def _carry_stored_login(self, tokens: SessionTokens) -> None:
         """After a switch of organization: a stored login goes on as the new session."""

@@ -9,6 +9,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from runtools import LoginStore, StoredLogin
+from runtools import LoginStore, RunTools, StoredLogin
+from support.cli import CommandLine
 from support.live_server import LiveServer, runtools
+from support.served_app import ServedApp
+
+from .conftest import Person, mint, sign_in
 
 PASSWORD = "correct horse battery staple"
 
@@ -385,3 +391,150 @@ def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
             as_json = runtools(*args, "--json", env={**env, **extra}, check=False)
             assert as_json.returncode == code
             assert message in json.loads(as_json.stdout)["error"]["message"]
+
+
+def test_auth_token_prints_the_stored_sessions_token_refreshing_it_near_expiry(
+    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+) -> None:
+    config = tmp_path / "cli"
+    login = sign_in(served.url, config, secret_registry)
+    printed = cli("auth", "token")
+    assert printed.stdout == f"{login.access_token}\n"
+    assert printed.stderr == ""
+    me = httpx.get(
+        f"{served.url}/v1/me", headers={"Authorization": f"Bearer {printed.stdout.strip()}"}
+    )
+    assert me.status_code == 200
+    assert me.json()["data"]["credential"]["type"] == "session"
+
+    # Half a minute left: the token handed out is a fresh one, and the store holds it.
+    store = LoginStore(config)
+    store.save(replace(login, expires_at=datetime.now(UTC) + timedelta(seconds=30)))
+    fresh_run = cli("auth", "token", "--json")
+    fresh = fresh_run.json
+    secret_registry.add(fresh["accessToken"])
+    assert fresh["accessToken"] != login.access_token
+    assert fresh["tokenType"] == "Bearer"
+    saved = store.get(served.url)
+    assert saved is not None
+    assert saved.access_token == fresh["accessToken"]
+    secret_registry.add(saved.refresh_token or "")
+    assert datetime.fromisoformat(fresh["expiresAt"]) > datetime.now(UTC) + timedelta(minutes=4)
+    assert (
+        httpx.get(
+            f"{served.url}/v1/me", headers={"Authorization": f"Bearer {fresh['accessToken']}"}
+        ).status_code
+        == 200
+    )
+
+    # The session's token whatever RUNTOOLS_API_KEY says, with a note that the key is in effect.
+    with_key = cli("auth", "token", env={"RUNTOOLS_API_KEY": ada.key})
+    assert with_key.stdout.strip() == fresh["accessToken"]
+    assert "RUNTOOLS_API_KEY is in effect" in with_key.stderr
+    assert ada.key not in with_key.stderr
+
+
+def test_auth_token_without_a_stored_session_says_why(
+    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path
+) -> None:
+    nothing = cli("auth", "token", check=False)
+    assert nothing.exit_code == 4
+    assert "not signed in" in nothing.stderr
+    assert nothing.stdout == ""
+    as_json = cli("auth", "token", "--json", check=False)
+    assert as_json.exit_code == 4
+    assert as_json.json["error"]["code"] == "unauthorized"
+    LoginStore(tmp_path / "cli").save(
+        StoredLogin(api_url=served.url, type="api_key", api_key=ada.key)
+    )
+    a_key = cli("auth", "token", check=False)
+    assert a_key.exit_code == 2
+    assert "is an API key" in a_key.stderr
+    assert ada.key not in a_key.stdout
+
+
+def test_auth_token_of_an_ended_session_fails_once_refreshing_is_refused(
+    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+) -> None:
+    config = tmp_path / "cli"
+    login = sign_in(served.url, config, secret_registry)
+    LoginStore(config).save(replace(login, expires_at=datetime.now(UTC)))
+    httpx.post(
+        f"{served.url}/v1/auth/logout", headers={"Authorization": f"Bearer {login.access_token}"}
+    )
+    ended = cli("auth", "token", check=False)
+    assert ended.exit_code == 4
+    assert "has ended" in ended.stderr
+    assert ended.stdout == ""
+
+
+def test_status_says_which_credential_wins_and_what_it_hides(
+    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+) -> None:
+    sign_in(served.url, tmp_path / "cli", secret_registry)
+    stored = cli("auth", "status", "--json").json
+    assert stored["source"] == "stored"
+    assert stored["overrides"] == []
+    human = cli("auth", "status").stdout
+    assert re.search(r"Access token expires:\s+\d{4}-\d\d-\d\d .*refreshed automatically", human)
+    assert "Not used" not in human
+    assert re.search(r"\nExpires:", human) is None
+
+    from_env = cli("auth", "status", "--json", env={"RUNTOOLS_API_KEY": ada.key}).json
+    assert from_env["source"] == "environment"
+    assert from_env["overrides"] == ["stored"]
+    assert "RUNTOOLS_API_KEY is set" in from_env["reason"]
+    human = cli("auth", "status", env={"RUNTOOLS_API_KEY": ada.key}).stdout
+    assert re.search(r"Not used:\s+the stored session login in .*RUNTOOLS_API_KEY wins", human)
+    assert re.search(r"Key expires:\s+never", human)
+
+    from_flag = cli(
+        "auth", "status", "--api-key", ada.key, "--json", env={"RUNTOOLS_API_KEY": ada.key}
+    ).json
+    assert from_flag["source"] == "flag"
+    assert from_flag["overrides"] == ["environment", "stored"]
+
+
+def test_storing_a_login_that_a_key_overrides_warns(
+    cli: CommandLine, served: ServedApp, ada: Person, secret_registry: Any
+) -> None:
+    other, _ = mint(served, secret_registry)
+    stored = cli("auth", "set-key", "--json", stdin=other, env={"RUNTOOLS_API_KEY": ada.key})
+    assert stored.json["inEffect"] is False
+    assert stored.json["overriddenBy"] == "RUNTOOLS_API_KEY"
+    assert "warning: RUNTOOLS_API_KEY is set" in stored.stderr
+    assert "unset" in stored.stderr
+    plain = cli("auth", "set-key", "--json", stdin=other)
+    assert plain.json["inEffect"] is True
+    assert "warning" not in plain.stderr
+
+
+def test_login_while_an_environment_key_wins_warns_before_waiting(
+    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+) -> None:
+    approver = sign_in(served.url, tmp_path / "laptop", secret_registry)
+
+    def approve(stderr: Callable[[], str]) -> None:
+        code = wait_for_code(stderr)
+        assert "warning: RUNTOOLS_API_KEY is set" in stderr()  # said before the wait
+        with RunTools(access_token=approver.access_token, base_url=served.url) as rt:
+            rt.auth.approve_device(code)
+
+    login = cli("login", "--no-browser", "--json", env={"RUNTOOLS_API_KEY": ada.key}, watch=approve)
+    assert login.json["inEffect"] is False
+    assert login.json["overriddenBy"] == "RUNTOOLS_API_KEY"
+    saved = LoginStore(tmp_path / "cli").get(served.url)
+    assert saved is not None
+    assert saved.type == "session"
+    secret_registry.add(saved.access_token or "")
+    secret_registry.add(saved.refresh_token or "")
+
+
+def wait_for_code(stderr: Callable[[], str], timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"code: ([A-Z]{4}-[A-Z]{4})", stderr())
+        if found:
+            return found.group(1)
+        time.sleep(0.02)
+    raise AssertionError(f"no sign-in code shown: {stderr()}")

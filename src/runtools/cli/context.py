@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,8 +27,13 @@ from runtools import (
     RunToolsError,
 )
 from runtools._base_client import API_URL_ENV, DEFAULT_BASE_URL, _normalise_url
-from runtools._credentials import FROM_ARGUMENT, FROM_ENVIRONMENT, StoredSessionCredential
-from runtools._login_store import LoginStore, StoredLogin
+from runtools._credentials import (
+    API_KEY_ENV,
+    FROM_ARGUMENT,
+    FROM_ENVIRONMENT,
+    StoredSessionCredential,
+)
+from runtools._login_store import LoginStore, LoginStoreError, StoredLogin
 from runtools.cli.output import (
     EXIT_AUTHENTICATION,
     EXIT_ERROR,
@@ -36,6 +42,7 @@ from runtools.cli.output import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     fail,
+    note,
 )
 
 NOT_SIGNED_IN = "not signed in: run `runtools login`, set RUNTOOLS_API_KEY, or pass --api-key"
@@ -133,5 +140,60 @@ def source_label(rt: RunTools, store: LoginStore) -> tuple[str, str]:
     if source == FROM_ARGUMENT:
         return "flag", "the --api-key flag"
     if source == FROM_ENVIRONMENT:
-        return "environment", "the RUNTOOLS_API_KEY environment variable"
+        return "environment", f"the {API_KEY_ENV} environment variable"
     return "stored", f"the stored login in {store.path}"
+
+
+def key_in_effect(ctx: typer.Context) -> str | None:
+    """``"--api-key"`` or ``"RUNTOOLS_API_KEY"`` when a key wins over any stored login."""
+    if globals_of(ctx).api_key:
+        return "--api-key"
+    if os.environ.get(API_KEY_ENV):
+        return API_KEY_ENV
+    return None
+
+
+def warn_key_wins(ctx: typer.Context) -> str | None:
+    """Say so when the login being stored will not be used; the winner's name, if any."""
+    winner = key_in_effect(ctx)
+    if winner == API_KEY_ENV:
+        note(
+            f"warning: {API_KEY_ENV} is set, and it wins over a stored login: commands and the "
+            f"SDK keep using that key. To use this login, unset it (unset {API_KEY_ENV})."
+        )
+    elif winner is not None:
+        note("warning: --api-key is given, and it wins over a stored login in this command")
+    return winner
+
+
+@dataclass(frozen=True)
+class Overridden:
+    """A credential that is there but not used, because one before it in the order wins."""
+
+    source: str  # "environment" or "stored"
+    described: str
+    winner: str  # what wins over it, as a person would type it
+
+
+def overridden(ctx: typer.Context, api_url: str, store: LoginStore) -> list[Overridden]:
+    """What --api-key and RUNTOOLS_API_KEY hide, in the order the CLI would otherwise use."""
+    flag = bool(globals_of(ctx).api_key)
+    env = bool(os.environ.get(API_KEY_ENV))
+    hidden = []
+    if flag and env:
+        hidden.append(
+            Overridden("environment", f"the {API_KEY_ENV} environment variable", "--api-key")
+        )
+    if flag or env:
+        with contextlib.suppress(LoginStoreError):
+            login = store.get(api_url)
+            if login is not None:
+                kind = "session" if login.type == "session" else "API key"
+                hidden.append(
+                    Overridden(
+                        "stored",
+                        f"the stored {kind} login in {store.path}",
+                        "--api-key" if flag else API_KEY_ENV,
+                    )
+                )
+    return hidden

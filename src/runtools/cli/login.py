@@ -22,7 +22,13 @@ from runtools import (
     SessionTokens,
 )
 from runtools._login_store import LoginStore, StoredLogin
-from runtools.cli.context import api_errors, api_url_of, login_store, stored_login_client
+from runtools.cli.context import (
+    api_errors,
+    api_url_of,
+    login_store,
+    stored_login_client,
+    warn_key_wins,
+)
 from runtools.cli.output import EXIT_UNAVAILABLE, emit_json, note
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")]
@@ -70,8 +76,19 @@ def store_session(api_url: str, tokens: SessionTokens, me: Me, store: LoginStore
     )
 
 
-def signed_in(api_url: str, me: Me, store: LoginStore, *, as_json: bool, verb: str) -> None:
-    """Report the session now stored: one line, or one JSON object."""
+def signed_in(
+    api_url: str,
+    me: Me,
+    store: LoginStore,
+    *,
+    as_json: bool,
+    verb: str,
+    overridden_by: str | None = None,
+) -> None:
+    """Report the session now stored: one line, or one JSON object.
+
+    ``overridden_by`` names what wins over the stored login (``RUNTOOLS_API_KEY``).
+    """
     user = me.user
     if as_json:
         emit_json(
@@ -81,6 +98,8 @@ def signed_in(api_url: str, me: Me, store: LoginStore, *, as_json: bool, verb: s
                 "organization": {"id": me.organization.id, "name": me.organization.name},
                 "sessionId": me.credential.id,
                 "credentialFile": str(store.path),
+                "inEffect": overridden_by is None,
+                "overriddenBy": overridden_by,
             }
         )
         return
@@ -109,7 +128,9 @@ def login(
     in a terminal that is signed in). The session lands in the approver's
     current organization, or in --org if you are a member of it. It is
     stored for this API URL in your config directory (RUNTOOLS_CONFIG_DIR),
-    readable only by you, and refreshed automatically.
+    readable only by you, and refreshed automatically. While RUNTOOLS_API_KEY
+    is set, that key wins over the login (a warning says so): unset it to
+    use the login.
 
     Examples:
 
@@ -121,6 +142,7 @@ def login(
     """
     api_url = api_url_of(ctx, as_json=as_json)
     store = login_store()
+    winner = warn_key_wins(ctx)
     with api_errors(as_json):
         with DeviceLogin(base_url=api_url) as device:
             grant = device.start()
@@ -141,7 +163,7 @@ def login(
         me = whoami(api_url, tokens)
         end_stored_session(api_url, store.get(api_url), store)
         store_session(api_url, tokens, me, store)
-    signed_in(api_url, me, store, as_json=as_json, verb="Signed in to")
+    signed_in(api_url, me, store, as_json=as_json, verb="Signed in to", overridden_by=winner)
 
 
 def _into_org(api_url: str, tokens: SessionTokens, org: str) -> SessionTokens:

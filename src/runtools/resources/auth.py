@@ -1,5 +1,5 @@
-"""``rt.auth``: what a signed-in session does about signing in: approve devices,
-switch organization, sign out.
+"""``rt.auth``: what a signed-in session does about signing in: hand out its
+access token, approve devices, switch organization, sign out.
 
 Starting a sign-in needs no credential at all; that is
 :class:`runtools.DeviceLogin`.
@@ -28,6 +28,15 @@ def _decision(user_code: str, action: Literal["approve", "deny"]) -> dict[str, s
 
 
 class Auth(SyncResource):
+    def access_token(self) -> str:
+        """This session's access token, for tools that send HTTP themselves.
+
+        A stored login (``runtools login``) is refreshed first when its token
+        has less than a minute left. The token lives minutes: ask again
+        rather than keep it. A client on an API key has none (``ValueError``).
+        """
+        return self._client._fresh_access_token()
+
     def approve_device(self, user_code: str) -> DeviceApproval:
         """Let the device showing ``user_code`` sign in as you, in your current organization."""
         body = _decision(user_code, "approve")
@@ -56,6 +65,10 @@ class Auth(SyncResource):
 
 
 class AsyncAuth(AsyncResource):
+    async def access_token(self) -> str:
+        """This session's access token; as :meth:`Auth.access_token`."""
+        return await self._client._fresh_access_token()
+
     async def approve_device(self, user_code: str) -> DeviceApproval:
         """Let the device showing ``user_code`` sign in as you, in your current organization."""
         body = _decision(user_code, "approve")
