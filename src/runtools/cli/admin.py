@@ -68,11 +68,21 @@ def create_org(
     name: Annotated[str, typer.Argument(help="Organization name (unique)")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Create an organization.
+    """Create an organization (names are unique, 1-100 characters), on the free plan.
 
-    Example:
+    Examples:
 
         runtools admin create-org acme
+
+    A new deployment from nothing: an organization, its first admin, a key:
+
+        runtools admin create-org acme
+
+        runtools admin create-user ada@example.com --org acme --role admin
+
+        runtools admin create-key --org acme --user ada@example.com --name bootstrap
+
+        ORG_ID=$(runtools admin create-org globex --json | jq -r .id)
     """
     from runtools.server import operator
 
@@ -146,9 +156,11 @@ def set_password(
     bootstrap) cannot sign in until they have one. A user who has a password
     changes it themselves; this command never replaces one.
 
-    Example:
+    Examples:
 
         printf '%s' "$PASSWORD" | runtools admin set-password ada@example.com --password-stdin
+
+        runtools admin set-password ada@example.com --password-stdin < password.txt
     """
     from runtools.server import operator
 
@@ -242,9 +254,11 @@ def rotate_signing_key(as_json: JsonFlag = False) -> None:
     nobody is signed out. Running services start signing with the new key
     within 30 seconds, and accept tokens signed with it at once.
 
-    Example:
+    Examples:
 
         runtools admin rotate-signing-key
+
+        runtools admin rotate-signing-key --json     # {"kid": "…"}
     """
     with _runtime(as_json) as runtime:
         kid = runtime.keyring.rotate()
@@ -265,10 +279,18 @@ def set_plan(
 
     free: 60, pro: 300, enterprise: 1000 requests per minute per key
     (rt_test_ keys: 20, 60, 200). A key's own rateLimit may only be lower.
+    It applies from each key's next request; on SQLite a running server
+    sees it within 30 seconds.
 
-    Example:
+    Examples:
 
         runtools admin set-plan acme pro
+
+        runtools admin set-plan acme enterprise --json
+
+    Back to the default; keys' own limits above 60 are capped at 60:
+
+        runtools admin set-plan acme free
     """
     from runtools.server import operator
 

@@ -8,6 +8,7 @@ import typer
 
 from runtools import ApiKey, CreatedApiKey
 from runtools._types import NOT_GIVEN
+from runtools.cli.confirm import YesFlag, confirm
 from runtools.cli.context import api_errors, client
 from runtools.cli.output import EXIT_USAGE, emit_json, fail, fields, note, table, when
 
@@ -55,6 +56,20 @@ def _scopes(scopes: str | None, scope: list[str] | None, *, as_json: bool) -> li
     return chosen
 
 
+def _expires(key: ApiKey) -> str:
+    """When the key stops working: its expiry, or the end of its rotation grace if sooner."""
+    grace_end = key.revoked_at if key.status == "expiring" else None
+    if grace_end is not None and (key.expires_at is None or grace_end < key.expires_at):
+        return f"{when(grace_end)} (rotated: grace ends)"
+    return when(key.expires_at, empty="never")
+
+
+def _revoked(key: ApiKey) -> str:
+    if key.status == "expiring":  # revokedAt is in the future: the end of the grace
+        return f"when the grace ends, {when(key.revoked_at)}"
+    return when(key.revoked_at)
+
+
 def _show(key: ApiKey) -> None:
     fields(
         [
@@ -68,9 +83,9 @@ def _show(key: ApiKey) -> None:
             ("Project", key.project_id or "-"),
             ("Owner", key.owner_email or "-"),
             ("Created", when(key.created_at)),
-            ("Expires", when(key.expires_at, empty="never")),
+            ("Expires", _expires(key)),
             ("Last used", when(key.last_used_at, empty="never")),
-            ("Revoked", when(key.revoked_at)),
+            ("Revoked", _revoked(key)),
         ]
     )
 
@@ -125,7 +140,7 @@ def list_keys(
                 f"{k.key_prefix}…",
                 " ".join(k.scopes),
                 k.status or "-",
-                when(k.expires_at, empty="never"),
+                _expires(k),
                 when(k.last_used_at, empty="never"),
             ]
             for k in keys
@@ -135,11 +150,18 @@ def list_keys(
 
 @app.command("get")
 def get_key(ctx: typer.Context, key_id: KeyId, as_json: JsonFlag = False) -> None:
-    """Show one API key (never its secret).
+    """Show one API key: its scopes, status, expiry, owner and last use (never its secret).
 
-    Example:
+    A member sees their own keys, an admin every key of the organization;
+    any other id is "not found" (exit 6).
+
+    Examples:
 
         runtools auth keys get key_2bKx7TgQ
+
+    Whether a rotated key is still in its grace period, for a script:
+
+        runtools auth keys get key_2bKx7TgQ --json | jq -r .status     # active, expiring, …
     """
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
         key = rt.api_keys.get(key_id)
@@ -254,13 +276,29 @@ def update_key(
 
 
 @app.command("revoke")
-def revoke_key(ctx: typer.Context, key_id: KeyId, as_json: JsonFlag = False) -> None:
-    """Revoke a key now: the next request made with it fails.
+def revoke_key(
+    ctx: typer.Context, key_id: KeyId, yes: YesFlag = False, as_json: JsonFlag = False
+) -> None:
+    """Revoke a key now: the next request made with it fails. This cannot be undone.
 
-    Example:
+    On a terminal it asks first; --yes skips the question (scripts, whose
+    stdin is not a terminal, are never asked). Revoking a revoked key
+    changes nothing and succeeds.
+
+    Examples:
 
         runtools auth keys revoke key_2bKx7TgQ
+
+        runtools auth keys revoke key_2bKx7TgQ --yes --json
+
+        runtools auth keys list --json | jq -r '.data[] | select(.name == "ci") | .id' \\
+            | xargs -n1 runtools auth keys revoke
     """
+    confirm(
+        f"Revoke key {key_id}? Every request made with it fails from now on.",
+        yes=yes,
+        as_json=as_json,
+    )
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
         key = rt.api_keys.revoke(key_id)
     if as_json:
@@ -281,19 +319,31 @@ def rotate_key(
         str | None,
         typer.Option("--grace-period", help="Keep the old key working this long: 1h, 24h…"),
     ] = None,
+    yes: YesFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Replace a key with a new one and print the new key once.
 
     The old key stops working now, or when the grace period ends, so a
-    deploy can switch over without downtime.
+    deploy can switch over without downtime. Without a grace period it asks
+    first on a terminal (--yes skips the question). The new key keeps the
+    old one's scopes, project and rate limit.
 
     Examples:
 
         runtools auth keys rotate key_2bKx7TgQ --name "ci-production-2"
 
         runtools auth keys rotate key_2bKx7TgQ --grace-period 1h --json
+
+        NEW_KEY=$(runtools auth keys rotate key_2bKx7TgQ --grace-period 24h)
     """
+    if grace_period in (None, "0"):
+        confirm(
+            f"Rotate key {key_id}? The old key stops working now "
+            "(--grace-period 1h keeps it working while you deploy the new one).",
+            yes=yes,
+            as_json=as_json,
+        )
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
         rotated = rt.api_keys.rotate(
             key_id, name=name, expires_in=expires_in, grace_period=grace_period

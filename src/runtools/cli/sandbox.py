@@ -13,6 +13,7 @@ import typer
 
 from runtools import ExecChunk, ExecExit, Sandbox
 from runtools.cli.client import JsonFlag, api_client
+from runtools.cli.confirm import YesFlag, confirm
 from runtools.cli.output import EXIT_USAGE, emit_json, fail
 
 app = typer.Typer(
@@ -133,11 +134,18 @@ def get(
     sandbox: SandboxArg,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show one sandbox.
+    """Show one sandbox: id, name, status and tags (with --json, every field).
 
-    Example:
+    Examples:
 
-        runtools sandbox get my-env --json
+        runtools sandbox get my-env
+
+        runtools sandbox get sandbox-4fQe2WbKx7Tg --json
+
+    In a script, resume it only if it is paused (by hand or after idling):
+
+        [ "$(runtools sandbox get my-env --json | jq -r .status)" = paused ] \\
+            && runtools sandbox resume my-env
     """
     with api_client(ctx, as_json=as_json) as rt:
         found = rt.sandbox.get(sandbox)
@@ -193,39 +201,67 @@ def exec_command(
     raise typer.Exit(ended.exit_code)
 
 
-def _lifecycle(verb: str, example: str) -> Any:
-    def command(
-        ctx: typer.Context,
-        sandbox: SandboxArg,
-        as_json: JsonFlag = False,
-    ) -> None:
-        with api_client(ctx, as_json=as_json) as rt:
-            changed = getattr(rt.sandbox, verb)(sandbox)
-        _show(changed, as_json)
+@app.command("pause")
+def pause(ctx: typer.Context, sandbox: SandboxArg, as_json: JsonFlag = False) -> None:
+    """Freeze every process of a sandbox; its files and memory stay as they are.
 
-    command.__doc__ = example
-    return command
+    A paused sandbox runs nothing (exec and files answer "resume it first")
+    until `runtools sandbox resume`. One with --idle-timeout is paused by
+    the service itself after that many idle seconds.
+
+    Examples:
+
+        runtools sandbox pause my-env
+
+        runtools sandbox pause sandbox-4fQe2WbKx7Tg --json
+    """
+    with api_client(ctx, as_json=as_json) as rt:
+        changed = rt.sandbox.pause(sandbox)
+    _show(changed, as_json)
 
 
-app.command("pause")(
-    _lifecycle(
-        "pause",
-        "Freeze every process of a sandbox.\n\nExample:\n\n    runtools sandbox pause my-env",
+@app.command("resume")
+def resume(ctx: typer.Context, sandbox: SandboxArg, as_json: JsonFlag = False) -> None:
+    """Thaw a paused sandbox: its processes go on where they stopped.
+
+    Examples:
+
+        runtools sandbox resume my-env
+
+        runtools sandbox resume my-env && runtools sandbox exec my-env "make test"
+    """
+    with api_client(ctx, as_json=as_json) as rt:
+        changed = rt.sandbox.resume(sandbox)
+    _show(changed, as_json)
+
+
+@app.command("destroy")
+def destroy(
+    ctx: typer.Context, sandbox: SandboxArg, yes: YesFlag = False, as_json: JsonFlag = False
+) -> None:
+    """Kill everything in a sandbox and delete its files. This cannot be undone.
+
+    The record stays (status destroyed) and the name is free again. On a
+    terminal it asks first; --yes skips the question (scripts, whose stdin
+    is not a terminal, are never asked).
+
+    Examples:
+
+        runtools sandbox destroy my-env
+
+        runtools sandbox destroy my-env --yes --json
+
+        runtools sandbox list --tag ci --json | jq -r '.data[].id' \\
+            | xargs -n1 runtools sandbox destroy
+    """
+    confirm(
+        f"Destroy sandbox {sandbox}? Its processes are killed and its files deleted.",
+        yes=yes,
+        as_json=as_json,
     )
-)
-app.command("resume")(
-    _lifecycle(
-        "resume",
-        "Thaw a paused sandbox.\n\nExample:\n\n    runtools sandbox resume my-env",
-    )
-)
-app.command("destroy")(
-    _lifecycle(
-        "destroy",
-        "Kill everything in a sandbox and delete its files.\n\n"
-        "Example:\n\n    runtools sandbox destroy my-env",
-    )
-)
+    with api_client(ctx, as_json=as_json) as rt:
+        changed = rt.sandbox.destroy(sandbox)
+    _show(changed, as_json)
 
 
 @files_app.command("put")
@@ -293,11 +329,17 @@ def list_files(
     path: Annotated[str, typer.Argument(help="Directory in the sandbox")] = "/workspace",
     as_json: JsonFlag = False,
 ) -> None:
-    """List a directory.
+    """List a directory: size and name of each entry, directories marked with /.
 
-    Example:
+    A relative PATH is under /workspace; the default is /workspace itself.
 
-        runtools sandbox files ls my-env /workspace/src
+    Examples:
+
+        runtools sandbox files ls my-env
+
+        runtools sandbox files ls my-env src          # /workspace/src
+
+        runtools sandbox files ls my-env /tmp --json | jq -r '.data[].path'
     """
     with api_client(ctx, as_json=as_json) as rt:
         entries = rt.sandbox.list_files(sandbox, path)

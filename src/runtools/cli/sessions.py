@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from runtools.cli.confirm import YesFlag, confirm
 from runtools.cli.context import api_errors, client
 from runtools.cli.output import EXIT_USAGE, emit_json, fail, note, table, when
 
@@ -62,18 +63,32 @@ def revoke_session(
     others: Annotated[
         bool, typer.Option("--others", help="End every session except this one")
     ] = False,
+    yes: YesFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """End a session (a lost laptop's, say), or with --others every session but this one.
+
+    Its refresh token fails at once, its access tokens on their next
+    request; whoever used it must sign in again. On a terminal it asks
+    first (--yes skips the question). Find ids with `runtools auth sessions list`.
 
     Examples:
 
         runtools auth sessions revoke ses_5fQe2WbK
 
         runtools auth sessions revoke --others
+
+        runtools auth sessions revoke --others --yes --json
     """
     if (session_id is None) == (not others):
         fail("give a SESSION_ID or --others (not both)", code=EXIT_USAGE, as_json=as_json)
+    confirm(
+        "End every session of yours except this one?"
+        if others
+        else f"End session {session_id}? Whoever uses it must sign in again.",
+        yes=yes,
+        as_json=as_json,
+    )
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
         if others:
             count = rt.sessions.revoke_others()
