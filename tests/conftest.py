@@ -12,11 +12,12 @@ import logging
 import os
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from support.live_server import LiveServer
+from support.secret_registry import SecretRegistry
 
 TEST_DATABASE_URL = os.environ.get("RUNTOOLS_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
@@ -35,17 +36,6 @@ class _Capture(logging.Handler):
         if record.exc_info:
             text += logging.Formatter().formatException(record.exc_info)
         self.lines.append(text)
-
-
-@dataclass
-class SecretRegistry:
-    """Every plaintext credential the suite has seen."""
-
-    values: set[str] = field(default_factory=set)
-
-    def add(self, secret: str) -> str:
-        self.values.add(secret)
-        return secret
 
 
 _REGISTRY = SecretRegistry()
@@ -100,14 +90,12 @@ def server_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
     return env
 
 
-def pytest_report_header(config: Any) -> str:
+def pytest_report_header(config: pytest.Config) -> str:
     return f"runtools database under test: {'postgresql' if ON_POSTGRES else 'sqlite'}"
 
 
 @pytest.fixture
-def live_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[Any]:
-    from support.live_server import LiveServer
-
+def live_server(server_env: dict[str, str], tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer(env=server_env, log_path=tmp_path / "server.log")
     yield server
     server.stop()

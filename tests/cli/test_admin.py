@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from support.live_server import runtools
+from support.live_server import LiveServer, runtools
+from support.secret_registry import SecretRegistry
 
 
 def test_bootstrap_from_nothing_to_a_working_key(
-    server_env: dict[str, str], live_server: Any, secret_registry: Any
+    server_env: dict[str, str], live_server: LiveServer, secret_registry: SecretRegistry
 ) -> None:
     org = json.loads(runtools("admin", "create-org", "acme", "--json", env=server_env).stdout)
     assert org["name"] == "acme"
@@ -62,7 +62,7 @@ def test_bootstrap_from_nothing_to_a_working_key(
 
 
 def test_human_output_prints_the_key_alone_on_stdout(
-    server_env: dict[str, str], secret_registry: Any
+    server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     runtools("admin", "create-org", "acme", env=server_env)
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", env=server_env)
@@ -218,7 +218,7 @@ def test_password_from_stdin_is_stored_hashed(server_env: dict[str, str]) -> Non
 
 
 def test_rotating_the_signing_key_publishes_both_keys(
-    server_env: dict[str, str], live_server: Any
+    server_env: dict[str, str], live_server: LiveServer
 ) -> None:
     import httpx
 
@@ -235,7 +235,7 @@ def test_rotating_the_signing_key_publishes_both_keys(
 
 
 def test_a_user_without_a_password_is_given_one_once(
-    server_env: dict[str, str], live_server: Any, secret_registry: Any
+    server_env: dict[str, str], live_server: LiveServer, secret_registry: SecretRegistry
 ) -> None:
     import httpx
 

@@ -21,6 +21,7 @@ import pytest
 from runtools import LoginStore, RunTools, StoredLogin
 from support.cli import CommandLine
 from support.live_server import LiveServer, runtools
+from support.secret_registry import SecretRegistry
 from support.served_app import ServedApp
 
 from .conftest import Person, mint, sign_in
@@ -54,7 +55,7 @@ def user_env(server: LiveServer, config: Path) -> dict[str, str]:
     return env
 
 
-def signed_in_elsewhere(server: LiveServer, config: Path, registry: Any) -> None:
+def signed_in_elsewhere(server: LiveServer, config: Path, registry: SecretRegistry) -> None:
     """A second terminal with its own config dir, signed in with a password."""
     response = httpx.post(
         f"{server.url}/v1/auth/login",
@@ -105,7 +106,7 @@ def device_login(
 
 
 def test_login_status_keys_and_logout(
-    server: LiveServer, tmp_path: Path, secret_registry: Any
+    server: LiveServer, tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
     env = user_env(server, tmp_path / "cli")
     approver = user_env(server, tmp_path / "laptop")
@@ -225,7 +226,7 @@ def test_login_status_keys_and_logout(
 
 
 def test_login_into_an_org_and_switch_between_orgs(
-    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: Any
+    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
     runtools("admin", "create-org", "globex", env=server_env)
     runtools(
@@ -280,7 +281,7 @@ def test_login_into_an_org_and_switch_between_orgs(
 
 
 def test_precedence_flag_then_environment_then_stored_login(
-    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: Any
+    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
     def mint(name: str) -> str:
         result = runtools(
@@ -321,7 +322,7 @@ def test_precedence_flag_then_environment_then_stored_login(
 
 
 def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
-    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: Any
+    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
     key = secret_registry.add(
         runtools(

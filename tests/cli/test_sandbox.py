@@ -8,18 +8,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from support.live_server import LiveServer, runtools
+from support.secret_registry import SecretRegistry
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def user_env(
-    live_server: LiveServer, server_env: dict[str, str], secret_registry: Any
+    live_server: LiveServer, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> dict[str, str]:
     if os.geteuid() != 0:
         pytest.skip("sandboxes need root")

@@ -14,13 +14,15 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from starlette.applications import Starlette
 
 from runtools import AsyncRunTools, RunTools
+from support.secret_registry import SecretRegistry
 
 from .fake_server import FakeRunTools
 
@@ -33,7 +35,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # A developer's own settings and stored logins must not leak into what the tests see.
     for name in ("RUNTOOLS_API_KEY", "RUNTOOLS_API_URL", "RUNTOOLS_AUTH_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -41,12 +43,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 
 
 @pytest.fixture
-def fake(secret_registry: Any) -> FakeRunTools:
+def fake(secret_registry: SecretRegistry) -> FakeRunTools:
     return FakeRunTools(on_secret=secret_registry.add)
 
 
 @pytest.fixture
-def asgi_app(fake: FakeRunTools) -> Any:
+def asgi_app(fake: FakeRunTools) -> Starlette:
     return fake.app()
 
 
@@ -61,7 +63,7 @@ class _ThreadedServer(uvicorn.Server):
 
 
 @pytest.fixture
-def server_url(asgi_app: Any) -> Iterator[str]:
+def server_url(asgi_app: Starlette) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -93,7 +95,7 @@ def client(server_url: str, api_key: str) -> Iterator[RunTools]:
 
 @pytest.fixture(params=["asgi", "socket"])
 async def async_client(
-    request: pytest.FixtureRequest, asgi_app: Any, api_key: str
+    request: pytest.FixtureRequest, asgi_app: Starlette, api_key: str
 ) -> AsyncIterator[AsyncRunTools]:
     if request.param == "asgi":
         transport = httpx.ASGITransport(app=asgi_app)

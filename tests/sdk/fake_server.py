@@ -15,7 +15,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 Json = dict[str, Any]
+Handler = Callable[[Request, Any], tuple[int, Json]]
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class FakeRunTools:
         ]
         return Starlette(routes=routes)
 
-    def _endpoint(self, handler: Any) -> Any:
+    def _endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             request_id = "req_" + uuid.uuid4().hex[:16]
             raw = await request.body()
@@ -172,16 +173,17 @@ class FakeRunTools:
         body = {"error": {"code": fault.code, "message": fault.message, "requestId": request_id}}
         return JSONResponse(body, fault.status, headers=headers)
 
-    async def _idempotent_call(self, handler: Any, request: Request, body: Any) -> tuple[int, Json]:
+    async def _idempotent_call(
+        self, handler: Handler, request: Request, body: Any
+    ) -> tuple[int, Json]:
         key = request.headers.get("idempotency-key")
         if request.method == "POST" and key:
             if key in self._idempotent:
                 return self._idempotent[key]
-            result: tuple[int, Json] = handler(request, body)
+            result = handler(request, body)
             self._idempotent[key] = result
             return result
-        outcome: tuple[int, Json] = handler(request, body)
-        return outcome
+        return handler(request, body)
 
     def _authenticate(self, request: Request) -> str:
         api_key = request.headers.get("x-api-key")

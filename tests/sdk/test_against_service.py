@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from runtools import (
     AsyncRunTools,
@@ -20,18 +20,19 @@ from runtools import (
 from runtools.server import operator
 from runtools.server.app import create_app, runtime_of
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 
 
 @pytest.fixture
-def asgi_app(tmp_path: Path, database_url: str | None) -> Iterator[Any]:
-    settings = Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+def asgi_app(tmp_path: Path, database_url: str | None) -> Iterator[FastAPI]:
+    settings = Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)
     app = create_app(settings)
     yield app
     runtime_of(app).close()
 
 
 @pytest.fixture
-def api_key(asgi_app: Any, secret_registry: Any) -> str:
+def api_key(asgi_app: FastAPI, secret_registry: SecretRegistry) -> str:
     runtime = runtime_of(asgi_app)
     operator.create_org(runtime, "acme")
     operator.create_user(
@@ -49,9 +50,12 @@ def api_key(asgi_app: Any, secret_registry: Any) -> str:
     return secret_registry.add(issued.secret)
 
 
-def test_sync_client_manages_a_keys_whole_life(client: RunTools, secret_registry: Any) -> None:
+def test_sync_client_manages_a_keys_whole_life(
+    client: RunTools, secret_registry: SecretRegistry
+) -> None:
     me = client.me()
     assert me.organization.name == "acme"
+    assert me.user is not None
     assert me.user.role == "admin"
     created = client.api_keys.create(name="ci", scopes=["sandbox:read"], expires_in="30d")
     secret_registry.add(created.key)
@@ -67,11 +71,12 @@ def test_sync_client_manages_a_keys_whole_life(client: RunTools, secret_registry
     with revoked, pytest.raises(AuthenticationError) as raised:
         revoked.me()
     assert raised.value.status_code == 401
+    assert raised.value.request_id is not None
     assert raised.value.request_id.startswith("req_")
 
 
 def test_sync_client_sets_reads_and_clears_a_keys_rate_limit(
-    client: RunTools, secret_registry: Any
+    client: RunTools, secret_registry: SecretRegistry
 ) -> None:
     slow = client.api_keys.create(name="slow", rate_limit=5)
     secret_registry.add(slow.key)
@@ -89,7 +94,9 @@ def test_sync_client_sets_reads_and_clears_a_keys_rate_limit(
     assert "rateLimit" in too_fast.value.message
 
 
-def test_sync_client_pages_through_every_key(client: RunTools, secret_registry: Any) -> None:
+def test_sync_client_pages_through_every_key(
+    client: RunTools, secret_registry: SecretRegistry
+) -> None:
     for i in range(5):
         secret_registry.add(client.api_keys.create(name=f"k{i}").key)
     names = [k.name for k in client.api_keys.list(limit=2)]
@@ -100,7 +107,7 @@ def test_sync_client_pages_through_every_key(client: RunTools, secret_registry: 
     assert len(first.data) == 2
 
 
-def test_sync_client_maps_service_errors(client: RunTools, secret_registry: Any) -> None:
+def test_sync_client_maps_service_errors(client: RunTools, secret_registry: SecretRegistry) -> None:
     with pytest.raises(NotFoundError) as missing:
         client.api_keys.get("key_doesnotexist")
     assert missing.value.code == "not_found"
@@ -117,7 +124,7 @@ def test_sync_client_maps_service_errors(client: RunTools, secret_registry: Any)
 
 @pytest.mark.anyio
 async def test_async_client_against_the_service(
-    async_client: AsyncRunTools, secret_registry: Any
+    async_client: AsyncRunTools, secret_registry: SecretRegistry
 ) -> None:
     me = await async_client.me()
     assert me.credential.name == "sdk"
@@ -135,7 +142,9 @@ async def test_async_client_against_the_service(
 PASSWORD = "correct horse battery staple"
 
 
-def _signed_in_member_of_two_orgs(asgi_app: Any, server_url: str, registry: Any) -> str:
+def _signed_in_member_of_two_orgs(
+    asgi_app: FastAPI, server_url: str, registry: SecretRegistry
+) -> str:
     """Carol: admin of north (signed in there), member of south. Her access token."""
     runtime = runtime_of(asgi_app)
     for org, role, password in (("north", "admin", PASSWORD), ("south", "member", None)):
@@ -154,7 +163,7 @@ def _signed_in_member_of_two_orgs(asgi_app: Any, server_url: str, registry: Any)
 
 
 def test_switch_org_moves_a_session_and_ends_the_old_one(
-    client: RunTools, asgi_app: Any, server_url: str, secret_registry: Any
+    client: RunTools, asgi_app: FastAPI, server_url: str, secret_registry: SecretRegistry
 ) -> None:
     token = _signed_in_member_of_two_orgs(asgi_app, server_url, secret_registry)
     with RunTools(access_token=token, base_url=server_url) as carol:
@@ -171,6 +180,7 @@ def test_switch_org_moves_a_session_and_ends_the_old_one(
             carol.me()  # the old session ended with the switch
     with RunTools(access_token=tokens.access_token, base_url=server_url) as moved:
         me = moved.me()
+    assert me.user is not None
     assert (me.organization.name, me.user.role) == ("south", "member")
     assert me.credential.id == tokens.session_id
     with pytest.raises(PermissionDeniedError):
@@ -180,7 +190,9 @@ def test_switch_org_moves_a_session_and_ends_the_old_one(
 
 
 @pytest.mark.anyio
-async def test_async_switch_org(asgi_app: Any, server_url: str, secret_registry: Any) -> None:
+async def test_async_switch_org(
+    asgi_app: FastAPI, server_url: str, secret_registry: SecretRegistry
+) -> None:
     token = _signed_in_member_of_two_orgs(asgi_app, server_url, secret_registry)
     async with AsyncRunTools(access_token=token, base_url=server_url) as carol:
         tokens = await carol.auth.switch_org("south")

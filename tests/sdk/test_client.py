@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from runtools import AsyncRunTools, Me, RunTools, __version__
 
@@ -88,7 +87,9 @@ def test_close_shuts_the_clients_own_pool(server_url: str, api_key: str) -> None
 
 
 @pytest.mark.anyio
-async def test_async_close_leaves_a_callers_http_client_open(asgi_app: Any, api_key: str) -> None:
+async def test_async_close_leaves_a_callers_http_client_open(
+    asgi_app: Starlette, api_key: str
+) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi_app)) as http:
         async with AsyncRunTools(api_key=api_key, base_url="http://t", http_client=http) as rt:
             await rt.me()

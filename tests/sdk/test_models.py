@@ -76,7 +76,7 @@ def test_every_field_the_service_sends_has_a_typed_attribute() -> None:
     from runtools.server.settings import Settings
 
     with tempfile.TemporaryDirectory() as home:
-        app = create_app(Settings(home=Path(home), _env_file=None))  # type: ignore[call-arg]
+        app = create_app(Settings(home=Path(home), _env_file=None))
         schemas = app.openapi()["components"]["schemas"]
         runtime_of(app).close()
     models: dict[str, type[sdk.RunToolsModel]] = {

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from runtools import (
@@ -25,18 +26,19 @@ from runtools import (
 from runtools.server import operator
 from runtools.server.app import create_app, runtime_of
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 
 URL = "http://runtools.test"
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def app(tmp_path: Path, database_url: str | None) -> Iterator[Any]:
+def app(tmp_path: Path, database_url: str | None) -> Iterator[FastAPI]:
     settings = Settings(
         home=tmp_path / "home",
         database_url=database_url,
         device_poll_interval_seconds=1,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     application = create_app(settings)
     runtime = runtime_of(application)
@@ -54,7 +56,7 @@ def app(tmp_path: Path, database_url: str | None) -> Iterator[Any]:
 
 
 @pytest.fixture
-def http(app: Any) -> Iterator[TestClient]:
+def http(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, base_url=URL) as client:
         yield client
 
@@ -64,7 +66,7 @@ def store(tmp_path: Path) -> LoginStore:
     return LoginStore(Path(os.environ["RUNTOOLS_CONFIG_DIR"]))
 
 
-def sign_in(http: TestClient, registry: Any) -> dict[str, Any]:
+def sign_in(http: TestClient, registry: SecretRegistry) -> dict[str, Any]:
     response = http.post("/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
@@ -87,7 +89,7 @@ def stored(
 
 
 def test_without_key_or_token_the_stored_login_is_used(
-    http: TestClient, store: LoginStore, secret_registry: Any
+    http: TestClient, store: LoginStore, secret_registry: SecretRegistry
 ) -> None:
     with pytest.raises(MissingCredentialsError, match="runtools login"):
         RunTools(base_url=URL, http_client=http)
@@ -103,7 +105,7 @@ def test_without_key_or_token_the_stored_login_is_used(
 
 
 def test_a_login_near_expiry_is_refreshed_and_saved(
-    http: TestClient, store: LoginStore, secret_registry: Any
+    http: TestClient, store: LoginStore, secret_registry: SecretRegistry
 ) -> None:
     tokens = sign_in(http, secret_registry)
     store.save(stored(tokens, expires_at=datetime.now(UTC) + timedelta(seconds=5)))
@@ -122,7 +124,7 @@ def test_a_login_near_expiry_is_refreshed_and_saved(
 
 
 def test_a_401_triggers_one_refresh_then_the_request_again(
-    http: TestClient, store: LoginStore, secret_registry: Any
+    http: TestClient, store: LoginStore, secret_registry: SecretRegistry
 ) -> None:
     tokens = sign_in(http, secret_registry)
     forged = "eyJhbGciOiJFZERTQSJ9.e30.c2ln"
@@ -137,7 +139,7 @@ def test_a_401_triggers_one_refresh_then_the_request_again(
 
 
 def test_a_signed_out_session_says_to_sign_in_again(
-    http: TestClient, store: LoginStore, secret_registry: Any
+    http: TestClient, store: LoginStore, secret_registry: SecretRegistry
 ) -> None:
     tokens = sign_in(http, secret_registry)
     store.save(stored(tokens, expires_at=datetime.now(UTC) + timedelta(hours=1)))
@@ -147,7 +149,7 @@ def test_a_signed_out_session_says_to_sign_in_again(
         rt.me()
 
 
-def _also_member_of_globex(app: Any) -> None:
+def _also_member_of_globex(app: FastAPI) -> None:
     runtime = runtime_of(app)
     operator.create_org(runtime, "globex")
     operator.create_user(
@@ -156,7 +158,9 @@ def _also_member_of_globex(app: Any) -> None:
     )  # fmt: skip
 
 
-def _saved_after_switch(store: LoginStore, before: dict[str, Any], registry: Any) -> StoredLogin:
+def _saved_after_switch(
+    store: LoginStore, before: dict[str, Any], registry: SecretRegistry
+) -> StoredLogin:
     saved = store.get(URL)
     assert saved is not None
     assert saved.access_token
@@ -171,7 +175,7 @@ def _saved_after_switch(store: LoginStore, before: dict[str, Any], registry: Any
 
 
 def test_switching_organization_carries_the_stored_login_over(
-    app: Any, http: TestClient, store: LoginStore, secret_registry: Any
+    app: FastAPI, http: TestClient, store: LoginStore, secret_registry: SecretRegistry
 ) -> None:
     _also_member_of_globex(app)
     tokens = sign_in(http, secret_registry)
@@ -187,7 +191,7 @@ def test_switching_organization_carries_the_stored_login_over(
 
 @pytest.mark.anyio
 async def test_switching_organization_carries_the_stored_login_over_async(
-    app: Any, store: LoginStore, secret_registry: Any
+    app: FastAPI, store: LoginStore, secret_registry: SecretRegistry
 ) -> None:
     _also_member_of_globex(app)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=URL) as http:
@@ -205,7 +209,7 @@ async def test_switching_organization_carries_the_stored_login_over_async(
 
 
 def test_sessions_are_listed_and_revoked(
-    http: TestClient, store: LoginStore, secret_registry: Any
+    http: TestClient, store: LoginStore, secret_registry: SecretRegistry
 ) -> None:
     first = sign_in(http, secret_registry)
     second = sign_in(http, secret_registry)
@@ -220,7 +224,7 @@ def test_sessions_are_listed_and_revoked(
 
 
 def test_a_device_code_is_approved_by_a_signed_in_client(
-    http: TestClient, secret_registry: Any
+    http: TestClient, secret_registry: SecretRegistry
 ) -> None:
     from runtools import DeviceLogin
 
@@ -263,7 +267,7 @@ class DropFirstCreateResponse(httpx.AsyncBaseTransport):
 
 @pytest.mark.anyio
 async def test_a_create_whose_answer_was_lost_is_retried_and_returns_the_first_key(
-    app: Any, secret_registry: Any
+    app: FastAPI, secret_registry: SecretRegistry
 ) -> None:
     runtime = runtime_of(app)
     issued, _, _ = operator.create_key(
@@ -298,7 +302,7 @@ async def test_a_create_whose_answer_was_lost_is_retried_and_returns_the_first_k
 
 
 def test_an_explicit_idempotency_key_replays_the_same_secret(
-    app: Any, http: TestClient, secret_registry: Any
+    app: FastAPI, http: TestClient, secret_registry: SecretRegistry
 ) -> None:
     issued, _, _ = operator.create_key(
         runtime_of(app),

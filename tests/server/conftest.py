@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -15,6 +14,7 @@ from runtools.server.app import create_app, runtime_of
 from runtools.server.domain.clock import FrozenClock
 from runtools.server.runtime import Runtime
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 from support.tenants import Member, Tenants
 
 
@@ -25,7 +25,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> Settings:
-    return Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    return Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def client(app: FastAPI) -> TestClient:
 
 
 @pytest.fixture
-def tenants(runtime: Runtime, client: TestClient, secret_registry: Any) -> Tenants:
+def tenants(runtime: Runtime, client: TestClient, secret_registry: SecretRegistry) -> Tenants:
     return Tenants(runtime, client, secret_registry)
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 
 from support.live_server import LiveServer, runtools
+from support.secret_registry import SecretRegistry
 
 PASSWORD = "correct horse battery staple"
 
 
 def test_twenty_concurrent_refreshes_yield_exactly_one_successor(
-    live_server: LiveServer, server_env: dict[str, str], secret_registry: Any
+    live_server: LiveServer, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     runtools("admin", "create-org", "acme", env=server_env)
     runtools(

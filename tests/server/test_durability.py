@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from support.live_server import LiveServer, runtools
+from support.secret_registry import SecretRegistry
 
 
-def _bootstrap(env: dict[str, str], registry: Any) -> str:
+def _bootstrap(env: dict[str, str], registry: SecretRegistry) -> str:
     runtools("admin", "create-org", "acme", env=env)
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", "--role", "admin", env=env)
     import json
@@ -31,7 +30,7 @@ def _bootstrap(env: dict[str, str], registry: Any) -> str:
 
 
 def test_created_key_and_revocation_survive_kill_9(
-    live_server: LiveServer, server_env: dict[str, str], secret_registry: Any
+    live_server: LiveServer, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     admin_key = _bootstrap(server_env, secret_registry)
     live_server.start()
@@ -57,7 +56,7 @@ def test_created_key_and_revocation_survive_kill_9(
 
 
 def test_a_servers_logs_hold_no_secret(
-    live_server: LiveServer, server_env: dict[str, str], secret_registry: Any
+    live_server: LiveServer, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     """Debug-level logs of a real server over a key's whole life name no secret."""
     admin_key = _bootstrap(server_env, secret_registry)

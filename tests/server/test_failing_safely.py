@@ -9,16 +9,16 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from support.live_server import LiveServer, runtools
 from support.private_services import PrivatePostgres, PrivateRedis
+from support.secret_registry import SecretRegistry
 
 
-def _bootstrap(env: dict[str, str], registry: Any) -> str:
+def _bootstrap(env: dict[str, str], registry: SecretRegistry) -> str:
     runtools("admin", "create-org", "acme", env=env)
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", "--role", "admin", env=env)
     out = runtools(
@@ -45,7 +45,7 @@ def _status(url: str, key: str | None = None) -> int:
 
 @pytest.mark.slow
 def test_database_outage_is_503_everywhere_then_recovers_without_restart(
-    tmp_path: Path, server_env: dict[str, str], secret_registry: Any
+    tmp_path: Path, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     postgres = PrivatePostgres().init().start()
     env = {**server_env, "RUNTOOLS_DATABASE_URL": postgres.url}
@@ -87,7 +87,7 @@ def test_database_outage_is_503_everywhere_then_recovers_without_restart(
 
 @pytest.mark.slow
 def test_redis_outage_keeps_limits_per_node_and_revocation_local_then_recovers(
-    tmp_path: Path, server_env: dict[str, str], secret_registry: Any
+    tmp_path: Path, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     redis_server = PrivateRedis(tmp_path / "redis").start()
     env = {

@@ -13,12 +13,12 @@ import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from support.live_server import LiveServer, free_port, runtools
+from support.secret_registry import SecretRegistry
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 BOUND_SECONDS = 0.1
@@ -32,7 +32,7 @@ def cluster_env(server_env: dict[str, str], database_url: str | None) -> dict[st
     return {**server_env, "RUNTOOLS_NAMESPACE": f"t_{secrets.token_hex(6)}"}
 
 
-def _bootstrap(env: dict[str, str], registry: Any) -> str:
+def _bootstrap(env: dict[str, str], registry: SecretRegistry) -> str:
     runtools("admin", "create-org", "acme", env=env)
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", "--role", "admin", env=env)
     runtools("admin", "set-plan", "acme", "enterprise", env=env)
@@ -77,7 +77,9 @@ def _refused_after(poll: httpx.Client, timeout: float = 5.0) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("nodes", ["redis", "postgres"], indirect=True)
 def test_a_key_made_on_one_node_works_on_the_other_and_revocation_reaches_it_at_once(
-    nodes: tuple[LiveServer, LiveServer], cluster_env: dict[str, str], secret_registry: Any
+    nodes: tuple[LiveServer, LiveServer],
+    cluster_env: dict[str, str],
+    secret_registry: SecretRegistry,
 ) -> None:
     a, b = nodes
     admin_key = _bootstrap(cluster_env, secret_registry)
@@ -106,7 +108,9 @@ def test_a_key_made_on_one_node_works_on_the_other_and_revocation_reaches_it_at_
 @pytest.mark.slow
 @pytest.mark.parametrize("nodes", ["redis"], indirect=True)
 def test_rate_limit_counters_are_shared_by_every_node(
-    nodes: tuple[LiveServer, LiveServer], cluster_env: dict[str, str], secret_registry: Any
+    nodes: tuple[LiveServer, LiveServer],
+    cluster_env: dict[str, str],
+    secret_registry: SecretRegistry,
 ) -> None:
     a, b = nodes
     admin_key = _bootstrap(cluster_env, secret_registry)

@@ -6,7 +6,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -14,11 +13,12 @@ import pytest
 
 from runtools.server.sandbox import LocalSandboxDriver, SandboxSpec
 from support.live_server import LiveServer, runtools
+from support.secret_registry import SecretRegistry
 
 pytestmark = pytest.mark.slow
 
 
-def _bootstrap(env: dict[str, str], registry: Any) -> str:
+def _bootstrap(env: dict[str, str], registry: SecretRegistry) -> str:
     runtools("admin", "create-org", "acme", env=env)
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", "--role", "admin", env=env)
     out = runtools(
@@ -29,7 +29,7 @@ def _bootstrap(env: dict[str, str], registry: Any) -> str:
 
 
 def _cgroup_dirs(sandbox_id: str) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
         found.extend(Path(dirpath) / d for d in dirnames if d == sandbox_id)
     return found
@@ -48,7 +48,7 @@ def _processes_in(sandbox_id: str) -> list[int]:
 
 
 def test_restart_marks_lost_sandboxes_failed_and_reaps_orphans(
-    live_server: LiveServer, server_env: dict[str, str], secret_registry: Any
+    live_server: LiveServer, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     if os.geteuid() != 0:
         pytest.skip("sandboxes need root")

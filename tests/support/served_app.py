@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from runtools.server import operator
 from runtools.server.app import create_app, runtime_of
 from runtools.server.runtime import Runtime
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 
 
 class _ThreadedServer(uvicorn.Server):
@@ -41,15 +42,32 @@ class Caller:
     user_id: str
     http: httpx.Client
 
-    def __getattr__(self, name: str) -> Any:  # get, post, put, delete, stream …
-        return getattr(self.http, name)
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.http.post(url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.http.put(url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.http.patch(url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.http.delete(url, **kwargs)
+
+    def stream(
+        self, method: str, url: str, **kwargs: Any
+    ) -> AbstractContextManager[httpx.Response]:
+        return self.http.stream(method, url, **kwargs)
 
 
 @dataclass
 class ServedApp:
     app: FastAPI
     url: str
-    registry: Any
+    registry: SecretRegistry
     _orgs: set[str] = field(default_factory=set)
     _clients: list[httpx.Client] = field(default_factory=list)
 
@@ -94,7 +112,7 @@ class ServedApp:
 
 
 @contextmanager
-def serve(settings: Settings, registry: Any) -> Iterator[ServedApp]:
+def serve(settings: Settings, registry: SecretRegistry) -> Iterator[ServedApp]:
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -5,15 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from runtools.server import operator
 from runtools.server.runtime import Runtime
+from support.secret_registry import SecretRegistry
 
 
 @dataclass
 class Member:
-    """A user of an org holding a ``*`` API key, with a client that sends it."""
+    """A user of an org holding a ``*`` API key, with a client that sends it.
+
+    Starlette types ``TestClient`` against httpx2, which is not installed, so
+    its methods read as ``Any``; these say what they return.
+    """
 
     org_id: str
     org_name: str
@@ -27,19 +33,23 @@ class Member:
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"X-API-Key": key or self.key}
 
-    def get(self, path: str, **kwargs: Any) -> Any:
-        return self.http.get(path, headers=self.headers(), **kwargs)
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self.http.get(path, headers=self.headers(), **kwargs)
+        return response
 
-    def post(self, path: str, **kwargs: Any) -> Any:
-        return self.http.post(path, headers=self.headers(), **kwargs)
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self.http.post(path, headers=self.headers(), **kwargs)
+        return response
 
-    def patch(self, path: str, **kwargs: Any) -> Any:
-        return self.http.patch(path, headers=self.headers(), **kwargs)
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self.http.patch(path, headers=self.headers(), **kwargs)
+        return response
 
-    def delete(self, path: str, **kwargs: Any) -> Any:
-        return self.http.delete(path, headers=self.headers(), **kwargs)
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self.http.delete(path, headers=self.headers(), **kwargs)
+        return response
 
-    def create_key(self, registry: Any, **body: Any) -> dict[str, Any]:
+    def create_key(self, registry: SecretRegistry, **body: Any) -> dict[str, Any]:
         body.setdefault("name", "test key")
         response = self.post("/v1/api-keys", json=body)
         assert response.status_code == 201, response.text
@@ -51,7 +61,7 @@ class Member:
 class Tenants:
     """Creates organizations and members directly, as an operator would."""
 
-    def __init__(self, runtime: Runtime, client: TestClient, registry: Any) -> None:
+    def __init__(self, runtime: Runtime, client: TestClient, registry: SecretRegistry) -> None:
         self.runtime = runtime
         self.client = client
         self.registry = registry

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,14 +20,17 @@ from runtools import (
     Sandbox,
 )
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 from support.served_app import ServedApp, serve
 
 
 @pytest.fixture
-def served(tmp_path: Path, database_url: str | None, secret_registry: Any) -> Iterator[ServedApp]:
+def served(
+    tmp_path: Path, database_url: str | None, secret_registry: SecretRegistry
+) -> Iterator[ServedApp]:
     if os.geteuid() != 0:
         pytest.skip("sandboxes need root")
-    settings = Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(home=tmp_path / "home", database_url=database_url, _env_file=None)
     with serve(settings, secret_registry) as app:
         yield app
 

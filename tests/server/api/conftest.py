@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 from support.served_app import Caller, ServedApp, serve
 
 
 @pytest.fixture
 def sandbox_settings(tmp_path: Path, database_url: str | None) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         home=tmp_path / "home",
         database_url=database_url,
         sandbox_quota=3,
@@ -29,7 +29,7 @@ def sandbox_settings(tmp_path: Path, database_url: str | None) -> Settings:
 
 
 @pytest.fixture
-def served(sandbox_settings: Settings, secret_registry: Any) -> Iterator[ServedApp]:
+def served(sandbox_settings: Settings, secret_registry: SecretRegistry) -> Iterator[ServedApp]:
     if os.geteuid() != 0:
         pytest.skip("sandbox API tests need root (namespaces and cgroups)")
     with serve(sandbox_settings, secret_registry) as app:

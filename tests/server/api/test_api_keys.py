@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from runtools.server.domain.clock import FrozenClock
+from runtools.server.runtime import Runtime
+from support.secret_registry import SecretRegistry
 from support.tenants import Member
 
 
@@ -14,7 +16,9 @@ def _strip_request_id(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def test_create_returns_the_secret_once_with_a_message(admin: Member, secret_registry: Any) -> None:
+def test_create_returns_the_secret_once_with_a_message(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     response = admin.post(
         "/v1/api-keys", json={"name": "ci", "scopes": ["sandbox:*"], "expiresIn": "30d"}
     )
@@ -44,7 +48,9 @@ def test_create_returns_the_secret_once_with_a_message(admin: Member, secret_reg
         assert '"key"' not in later.text
 
 
-def test_the_new_key_authenticates_with_either_header(admin: Member, secret_registry: Any) -> None:
+def test_the_new_key_authenticates_with_either_header(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     key = admin.create_key(secret_registry, name="ci", scopes=["sandbox:read"])["key"]
     by_header = admin.http.get("/v1/me", headers={"X-API-Key": key})
     by_bearer = admin.http.get("/v1/me", headers={"Authorization": f"Bearer {key}"})
@@ -59,7 +65,7 @@ def test_the_new_key_authenticates_with_either_header(admin: Member, secret_regi
 
 
 def test_two_different_credentials_in_one_request_are_refused(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     other = admin.create_key(secret_registry)["key"]
     response = admin.http.get(
@@ -73,7 +79,7 @@ def test_two_different_credentials_in_one_request_are_refused(
     assert same.status_code == 200
 
 
-def test_empty_scopes_mean_everything(admin: Member, secret_registry: Any) -> None:
+def test_empty_scopes_mean_everything(admin: Member, secret_registry: SecretRegistry) -> None:
     assert admin.create_key(secret_registry, scopes=[])["scopes"] == ["*"]
 
 
@@ -95,7 +101,7 @@ def test_bad_expiry_is_a_400_and_stores_nothing(admin: Member) -> None:
 
 
 def test_revoked_expired_malformed_and_unknown_keys_get_identical_401s(
-    admin: Member, secret_registry: Any, clock: FrozenClock
+    admin: Member, secret_registry: SecretRegistry, clock: FrozenClock
 ) -> None:
     revoked = admin.create_key(secret_registry, name="revoked")
     assert admin.delete(f"/v1/api-keys/{revoked['id']}").status_code == 200
@@ -134,7 +140,7 @@ def test_revoked_expired_malformed_and_unknown_keys_get_identical_401s(
 
 
 def test_authentication_failures_are_audited_with_their_true_reason(
-    admin: Member, secret_registry: Any, clock: FrozenClock, runtime: Any
+    admin: Member, secret_registry: SecretRegistry, clock: FrozenClock, runtime: Runtime
 ) -> None:
     revoked = admin.create_key(secret_registry, name="old")
     admin.delete(f"/v1/api-keys/{revoked['id']}")
@@ -152,7 +158,9 @@ def test_authentication_failures_are_audited_with_their_true_reason(
     assert revoked["key"] not in str(events)
 
 
-def test_revocation_takes_effect_on_the_next_request(admin: Member, secret_registry: Any) -> None:
+def test_revocation_takes_effect_on_the_next_request(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     key = admin.create_key(secret_registry)
     assert admin.http.get("/v1/me", headers={"X-API-Key": key["key"]}).status_code == 200
     revoked = admin.delete(f"/v1/api-keys/{key['id']}")
@@ -161,7 +169,7 @@ def test_revocation_takes_effect_on_the_next_request(admin: Member, secret_regis
 
 
 def test_rotation_without_grace_revokes_the_old_key_now(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     old = admin.create_key(secret_registry, name="deploy", scopes=["sandbox:*"])
     admin.http.get("/v1/me", headers={"X-API-Key": old["key"]})  # warm the cache
@@ -180,7 +188,7 @@ def test_rotation_without_grace_revokes_the_old_key_now(
 
 
 def test_rotation_with_grace_keeps_the_old_key_until_the_grace_ends(
-    admin: Member, secret_registry: Any, clock: FrozenClock
+    admin: Member, secret_registry: SecretRegistry, clock: FrozenClock
 ) -> None:
     old = admin.create_key(secret_registry, name="deploy")
     admin.http.get("/v1/me", headers={"X-API-Key": old["key"]})
@@ -198,7 +206,7 @@ def test_rotation_with_grace_keeps_the_old_key_until_the_grace_ends(
 
 
 def test_a_rotated_or_revoked_key_cannot_be_rotated_again(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     old = admin.create_key(secret_registry)
     rotated = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "24h"})
@@ -209,7 +217,9 @@ def test_a_rotated_or_revoked_key_cannot_be_rotated_again(
     assert "create a new key" in again.json()["error"]["message"]
 
 
-def test_bad_grace_period_is_a_400_and_rotates_nothing(admin: Member, secret_registry: Any) -> None:
+def test_bad_grace_period_is_a_400_and_rotates_nothing(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     old = admin.create_key(secret_registry)
     for bad in ["-1h", "1m", "31d", "soon"]:
         response = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": bad})
@@ -217,7 +227,9 @@ def test_bad_grace_period_is_a_400_and_rotates_nothing(admin: Member, secret_reg
     assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "active"
 
 
-def test_narrow_credentials_cannot_manage_keys(admin: Member, secret_registry: Any) -> None:
+def test_narrow_credentials_cannot_manage_keys(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     sandbox_only = admin.create_key(secret_registry, scopes=["sandbox:*"])
     for method, path in [
         ("post", "/v1/api-keys"),
@@ -240,7 +252,7 @@ def test_narrow_credentials_cannot_manage_keys(admin: Member, secret_registry: A
 
 
 def test_rotation_cannot_carry_scopes_the_owner_may_no_longer_hold(
-    admin: Member, secret_registry: Any, runtime: Any
+    admin: Member, secret_registry: SecretRegistry, runtime: Runtime
 ) -> None:
     from sqlalchemy import update
 
@@ -263,7 +275,7 @@ def test_rotation_cannot_carry_scopes_the_owner_may_no_longer_hold(
 
 
 def test_admin_cannot_grant_a_member_scopes_beyond_the_members_role(
-    admin: Member, member: Member, secret_registry: Any
+    admin: Member, member: Member, secret_registry: SecretRegistry
 ) -> None:
     bobs = member.create_key(secret_registry, scopes=["sandbox:read"])
     response = admin.patch(f"/v1/api-keys/{bobs['id']}", json={"scopes": ["org:members"]})
@@ -271,7 +283,9 @@ def test_admin_cannot_grant_a_member_scopes_beyond_the_members_role(
     assert member.get(f"/v1/api-keys/{bobs['id']}").json()["data"]["scopes"] == ["sandbox:read"]
 
 
-def test_member_cannot_mint_or_grant_admin_scopes(member: Member, secret_registry: Any) -> None:
+def test_member_cannot_mint_or_grant_admin_scopes(
+    member: Member, secret_registry: SecretRegistry
+) -> None:
     created = member.post("/v1/api-keys", json={"name": "x", "scopes": ["org:members"]})
     assert created.status_code == 403
     assert "org:members" in created.json()["error"]["message"]
@@ -282,7 +296,7 @@ def test_member_cannot_mint_or_grant_admin_scopes(member: Member, secret_registr
 
 
 def test_update_changes_scopes_and_the_next_request_sees_them(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     key = admin.create_key(secret_registry, scopes=["sandbox:read", "sandbox:exec"])
     assert admin.http.get("/v1/me", headers={"X-API-Key": key["key"]}).json()["data"][
@@ -298,11 +312,12 @@ def test_update_changes_scopes_and_the_next_request_sees_them(
 
 
 def test_an_update_never_widens_a_key_to_every_scope_by_omission(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     # On create an empty list means "*"; on update that would silently widen the key.
     key = admin.create_key(secret_registry, scopes=["sandbox:read"])
-    for empty in ([], None):
+    empties: list[list[str] | None] = [[], None]
+    for empty in empties:
         response = admin.patch(f"/v1/api-keys/{key['id']}", json={"scopes": empty})
         assert response.status_code == 400, empty
         assert '["*"]' in response.json()["error"]["message"]
@@ -317,7 +332,7 @@ def test_patch_null_name_is_refused(admin: Member) -> None:
 
 
 def test_members_see_and_manage_only_their_own_keys(
-    admin: Member, member: Member, secret_registry: Any
+    admin: Member, member: Member, secret_registry: SecretRegistry
 ) -> None:
     mine = member.create_key(secret_registry, name="bob-ci")
     admins = admin.create_key(secret_registry, name="ada-ci")
@@ -336,7 +351,7 @@ def test_members_see_and_manage_only_their_own_keys(
 
 
 def test_admins_manage_every_key_of_their_org(
-    admin: Member, member: Member, secret_registry: Any
+    admin: Member, member: Member, secret_registry: SecretRegistry
 ) -> None:
     bobs = member.create_key(secret_registry, name="bob-ci")
     everything = admin.get("/v1/api-keys", params={"all": "true"}).json()["data"]
@@ -347,7 +362,7 @@ def test_admins_manage_every_key_of_their_org(
 
 
 def test_another_orgs_key_ids_are_404_on_every_id_route(
-    admin: Member, outsider: Member, secret_registry: Any
+    admin: Member, outsider: Member, secret_registry: SecretRegistry
 ) -> None:
     theirs = outsider.create_key(secret_registry)
     calls = [
@@ -365,7 +380,9 @@ def test_another_orgs_key_ids_are_404_on_every_id_route(
     assert theirs["id"] not in {k["id"] for k in all_keys}
 
 
-def test_a_key_stops_working_when_its_owner_leaves_the_org(member: Member, runtime: Any) -> None:
+def test_a_key_stops_working_when_its_owner_leaves_the_org(
+    member: Member, runtime: Runtime
+) -> None:
     from sqlalchemy import delete
 
     from runtools.server.domain.events import CredentialEvent, EventKind
@@ -382,7 +399,7 @@ def test_a_key_stops_working_when_its_owner_leaves_the_org(member: Member, runti
     runtime.flush()
 
 
-def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime: Any) -> None:
+def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime: Runtime) -> None:
     from sqlalchemy import update
 
     from runtools.server.domain.events import CredentialEvent, EventKind
@@ -406,7 +423,7 @@ def test_a_demoted_admins_keys_lose_admin_powers_at_once(admin: Member, runtime:
     assert "*" not in me["effectiveScopes"]
 
 
-def test_pagination_walks_every_key_once(admin: Member, secret_registry: Any) -> None:
+def test_pagination_walks_every_key_once(admin: Member, secret_registry: SecretRegistry) -> None:
     for i in range(7):
         admin.create_key(secret_registry, name=f"k{i}")
     seen: list[str] = []
@@ -437,7 +454,7 @@ def test_bad_cursor_and_limit_are_400s(admin: Member) -> None:
 
 
 def test_last_used_at_is_recorded_without_a_write_per_request(
-    admin: Member, runtime: Any, clock: FrozenClock
+    admin: Member, runtime: Runtime, clock: FrozenClock
 ) -> None:
     for _ in range(5):
         admin.get("/v1/me")
@@ -454,7 +471,7 @@ def test_last_used_at_is_recorded_without_a_write_per_request(
 
 
 def test_verification_costs_no_database_round_trip_in_the_steady_state(
-    admin: Member, runtime: Any
+    admin: Member, runtime: Runtime
 ) -> None:
     from sqlalchemy import event
 
@@ -474,7 +491,7 @@ def test_verification_costs_no_database_round_trip_in_the_steady_state(
 
 
 def test_an_unreachable_database_fails_closed_with_503(
-    admin: Member, secret_registry: Any, runtime: Any
+    admin: Member, secret_registry: SecretRegistry, runtime: Runtime
 ) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.orm import sessionmaker
@@ -490,7 +507,9 @@ def test_an_unreachable_database_fails_closed_with_503(
     assert listed.status_code == 503
 
 
-def test_me_shows_when_a_rotated_key_stops_working(admin: Member, secret_registry: Any) -> None:
+def test_me_shows_when_a_rotated_key_stops_working(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     old = admin.create_key(secret_registry, expiresIn="30d")
     rotated = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "1h"})
     secret_registry.add(rotated.json()["data"]["key"])

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from runtools.server.domain.clock import FrozenClock
+from runtools.server.runtime import Runtime
+from support.secret_registry import SecretRegistry
 from support.tenants import Member
 
 
 def test_key_changes_are_recorded_with_actor_and_target_and_no_secret(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     key = admin.create_key(secret_registry, name="ci")
     admin.patch(f"/v1/api-keys/{key['id']}", json={"name": "ci-2"})
@@ -37,7 +38,9 @@ def test_key_changes_are_recorded_with_actor_and_target_and_no_secret(
     assert rotated["key"] not in text
 
 
-def test_denied_calls_are_audited(admin: Member, secret_registry: Any, runtime: Any) -> None:
+def test_denied_calls_are_audited(
+    admin: Member, secret_registry: SecretRegistry, runtime: Runtime
+) -> None:
     reader = admin.create_key(secret_registry, scopes=["sandbox:read"])
     admin.http.get("/v1/api-keys", headers={"X-API-Key": reader["key"]})
     runtime.flush()
@@ -47,7 +50,7 @@ def test_denied_calls_are_audited(admin: Member, secret_registry: Any, runtime: 
     assert denied[0]["reason"] == "requires scope *"
 
 
-def test_filter_by_time(admin: Member, secret_registry: Any, clock: FrozenClock) -> None:
+def test_filter_by_time(admin: Member, secret_registry: SecretRegistry, clock: FrozenClock) -> None:
     admin.create_key(secret_registry, name="early")
     clock.advance(timedelta(days=1))
     admin.create_key(secret_registry, name="late")
@@ -73,7 +76,7 @@ def test_bad_filters_are_400s(admin: Member) -> None:
     assert admin.get("/v1/audit-logs", params={"cursor": "%%%"}).status_code == 400
 
 
-def test_since_and_until_must_be_iso_8601_not_unix_time(admin: Any) -> None:
+def test_since_and_until_must_be_iso_8601_not_unix_time(admin: Member) -> None:
     for bad in ("0.0", "1700000000", "-5"):
         response = admin.get("/v1/audit-logs", params={"since": bad})
         assert response.status_code == 400, bad

@@ -13,13 +13,16 @@ from fastapi.testclient import TestClient
 
 from runtools.server.domain.clock import FrozenClock
 from support.live_server import LiveServer, runtools
+from support.secret_registry import SecretRegistry
 from support.tenants import Member, Tenants
 
 PASSWORD = "correct horse battery staple"
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
-def sign_in(http: Any, registry: Any, email: str = "ada@example.com", **extra: Any) -> str:
+def sign_in(
+    http: httpx.Client, registry: SecretRegistry, email: str = "ada@example.com", **extra: Any
+) -> str:
     response = http.post("/v1/auth/login", json={"email": email, "password": PASSWORD, **extra})
     assert response.status_code == 200, response.text
     data = response.json()["data"]
@@ -28,7 +31,9 @@ def sign_in(http: Any, registry: Any, email: str = "ada@example.com", **extra: A
     return token
 
 
-def start(http: Any, registry: Any, client_id: str = "runtools-cli") -> dict[str, Any]:
+def start(
+    http: httpx.Client, registry: SecretRegistry, client_id: str = "runtools-cli"
+) -> dict[str, Any]:
     response = http.post("/v1/auth/device/code", data={"client_id": client_id})
     assert response.status_code == 200, response.text
     grant: dict[str, Any] = response.json()
@@ -36,7 +41,9 @@ def start(http: Any, registry: Any, client_id: str = "runtools-cli") -> dict[str
     return grant
 
 
-def poll(http: Any, grant: dict[str, Any], client_id: str = "runtools-cli") -> Any:
+def poll(
+    http: httpx.Client, grant: dict[str, Any], client_id: str = "runtools-cli"
+) -> httpx.Response:
     return http.post(
         "/v1/auth/token",
         data={"grant_type": GRANT, "client_id": client_id, "device_code": grant["device_code"]},
@@ -49,7 +56,7 @@ def ada(tenants: Tenants) -> Member:
 
 
 def test_the_whole_flow_over_http(
-    live_server: LiveServer, server_env: dict[str, str], secret_registry: Any
+    live_server: LiveServer, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     runtools("admin", "create-org", "acme", env=server_env)
     runtools(
@@ -136,7 +143,9 @@ def test_the_whole_flow_over_http(
         assert secret not in log
 
 
-def test_denial(ada: Member, client: TestClient, secret_registry: Any, clock: FrozenClock) -> None:
+def test_denial(
+    ada: Member, client: TestClient, secret_registry: SecretRegistry, clock: FrozenClock
+) -> None:
     grant = start(client, secret_registry)
     token = sign_in(client, secret_registry)
     denied = client.post(
@@ -150,7 +159,9 @@ def test_denial(ada: Member, client: TestClient, secret_registry: Any, clock: Fr
     assert response.json()["error"] == "access_denied"
 
 
-def test_expiry(ada: Member, client: TestClient, secret_registry: Any, clock: FrozenClock) -> None:
+def test_expiry(
+    ada: Member, client: TestClient, secret_registry: SecretRegistry, clock: FrozenClock
+) -> None:
     grant = start(client, secret_registry)
     clock.advance(timedelta(seconds=301))
     assert poll(client, grant).json()["error"] == "expired_token"
@@ -164,7 +175,11 @@ def test_expiry(ada: Member, client: TestClient, secret_registry: Any, clock: Fr
 
 
 def test_approval_binds_to_the_approvers_current_org(
-    ada: Member, tenants: Tenants, client: TestClient, secret_registry: Any, clock: FrozenClock
+    ada: Member,
+    tenants: Tenants,
+    client: TestClient,
+    secret_registry: SecretRegistry,
+    clock: FrozenClock,
 ) -> None:
     tenants.member("globex", "ada@example.com", "member")
     grant = start(client, secret_registry)
@@ -182,7 +197,9 @@ def test_approval_binds_to_the_approvers_current_org(
     assert me.json()["data"]["user"]["role"] == "member"
 
 
-def test_an_api_key_cannot_approve(ada: Member, client: TestClient, secret_registry: Any) -> None:
+def test_an_api_key_cannot_approve(
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
+) -> None:
     grant = start(client, secret_registry)
     response = ada.post(
         "/v1/auth/device/verify", json={"userCode": grant["user_code"], "action": "approve"}
@@ -192,7 +209,7 @@ def test_an_api_key_cannot_approve(ada: Member, client: TestClient, secret_regis
 
 
 def test_guessing_user_codes_is_throttled(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     grant = start(client, secret_registry)
     token = sign_in(client, secret_registry)
@@ -211,7 +228,7 @@ def test_guessing_user_codes_is_throttled(
     assert int(right.headers["retry-after"]) > 0
 
 
-def test_oauth_errors_for_bad_requests(client: TestClient, secret_registry: Any) -> None:
+def test_oauth_errors_for_bad_requests(client: TestClient, secret_registry: SecretRegistry) -> None:
     assert client.post("/v1/auth/device/code", data={}).json()["error"] == "invalid_request"
     assert client.post("/v1/auth/token", data={}).json()["error"] == "invalid_request"
     unsupported = client.post("/v1/auth/token", data={"grant_type": "password"})
@@ -233,7 +250,7 @@ def _form_token(page: str) -> str:
 
 
 def test_the_browser_pages_sign_in_and_approve_with_csrf(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     grant = start(client, secret_registry)
     to_login = client.get(f"/device?user_code={grant['user_code']}", follow_redirects=False)

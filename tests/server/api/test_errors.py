@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -20,16 +22,17 @@ from runtools.server.domain.errors import (
     SandboxStateConflict,
     SandboxUnavailable,
 )
+from support.secret_registry import SecretRegistry
 from support.tenants import Member
 
 ENVELOPE_KEYS = {"code", "message", "requestId"}
 
 
-def assert_envelope(response: Any, status: int, code: str) -> dict[str, str]:
+def assert_envelope(response: httpx.Response, status: int, code: str) -> dict[str, str]:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
-    error = body["error"]
+    error: dict[str, str] = body["error"]
     assert set(error) == ENVELOPE_KEYS
     assert error["code"] == code
     assert re.fullmatch(r"req_[0-9A-Za-z]{24}", error["requestId"])
@@ -154,7 +157,7 @@ def test_oversized_body_declared(admin: Member) -> None:
 
 
 def test_oversized_body_streamed_without_length(admin: Member) -> None:
-    def chunks() -> Any:
+    def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b"x" * 65_536
 
@@ -171,7 +174,9 @@ def test_oversized_headers(client: TestClient) -> None:
     assert_envelope(response, 431, "headers_too_large")
 
 
-def test_unauthenticated_forbidden_and_not_found(admin: Member, secret_registry: Any) -> None:
+def test_unauthenticated_forbidden_and_not_found(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     assert_envelope(admin.http.get("/v1/me"), 401, "unauthorized")
     reader = admin.create_key(secret_registry, scopes=["sandbox:read"])
     assert_envelope(
@@ -180,7 +185,7 @@ def test_unauthenticated_forbidden_and_not_found(admin: Member, secret_registry:
     assert_envelope(admin.get("/v1/api-keys/key_missing"), 404, "not_found")
 
 
-def test_conflict(admin: Member, secret_registry: Any) -> None:
+def test_conflict(admin: Member, secret_registry: SecretRegistry) -> None:
     key = admin.create_key(secret_registry)
     admin.delete(f"/v1/api-keys/{key['id']}")
     assert_envelope(admin.post(f"/v1/api-keys/{key['id']}/rotate", json={}), 409, "conflict")

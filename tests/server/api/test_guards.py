@@ -33,7 +33,7 @@ def test_every_route_declares_a_guard(app: FastAPI) -> None:
             continue
         assert isinstance(route, APIRoute), f"unexpected route type at {route}"
         if route_guard(route) is None:
-            unguarded.append(f"{sorted(route.methods)} {route.path}")
+            unguarded.append(f"{sorted(route.methods or ())} {route.path}")
     assert not unguarded, f"routes without a guard: {unguarded}"
 
 
@@ -55,12 +55,18 @@ def test_the_walk_notices_a_route_without_a_guard(app: FastAPI) -> None:
     assert route_guard(route) is None
 
 
+def _requirement(route: APIRoute) -> str:
+    guard = route_guard(route)
+    assert guard is not None, f"no guard on {route.path}"
+    return guard.requirement.describe()
+
+
 def test_key_management_requires_full_scope_and_audit_logs_admin(app: FastAPI) -> None:
     requirements = {
-        (route.path, method): route_guard(route).requirement.describe()  # type: ignore[union-attr]
+        (route.path, method): _requirement(route)
         for route in iter_routes(app)
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
     }
     assert requirements[("/v1/api-keys", "POST")] == "scope *"
     assert requirements[("/v1/api-keys/{key_id}", "DELETE")] == "scope *"

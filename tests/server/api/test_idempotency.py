@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from runtools.server.domain.clock import FrozenClock
+from support.secret_registry import SecretRegistry
 from support.tenants import Member
 
 
@@ -22,7 +23,7 @@ def _names(admin: Member) -> list[str]:
 
 
 def test_a_retried_create_returns_the_same_key_and_mints_no_second(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     key = str(uuid.uuid4())
     first = _create(admin, key, scopes=["sandbox:*"])
@@ -39,7 +40,9 @@ def test_a_retried_create_returns_the_same_key_and_mints_no_second(
     assert _names(admin) == ["ci", "bootstrap"]
 
 
-def test_the_same_key_with_a_different_body_is_refused(admin: Member, secret_registry: Any) -> None:
+def test_the_same_key_with_a_different_body_is_refused(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     key = str(uuid.uuid4())
     secret_registry.add(_create(admin, key).json()["data"]["key"])
     other = _create(admin, key, name="other")
@@ -52,7 +55,7 @@ def test_the_same_key_with_a_different_body_is_refused(admin: Member, secret_reg
 
 
 def test_keys_are_scoped_to_the_credential(
-    admin: Member, member: Member, secret_registry: Any
+    admin: Member, member: Member, secret_registry: SecretRegistry
 ) -> None:
     key = str(uuid.uuid4())
     mine = _create(admin, key).json()["data"]
@@ -63,7 +66,7 @@ def test_keys_are_scoped_to_the_credential(
     assert theirs["ownerEmail"] == "bob@example.com"
 
 
-def test_a_failed_create_is_not_remembered(admin: Member, secret_registry: Any) -> None:
+def test_a_failed_create_is_not_remembered(admin: Member, secret_registry: SecretRegistry) -> None:
     key = str(uuid.uuid4())
     refused = _create(admin, key, scopes=["sandbox:destroy"])
     assert refused.status_code == 400
@@ -73,7 +76,9 @@ def test_a_failed_create_is_not_remembered(admin: Member, secret_registry: Any) 
     assert "Idempotent-Replayed" not in again.headers
 
 
-def test_a_retried_rotation_returns_the_same_successor(admin: Member, secret_registry: Any) -> None:
+def test_a_retried_rotation_returns_the_same_successor(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     created = admin.create_key(secret_registry, name="deploy")
     headers = {**admin.headers(), "Idempotency-Key": "rotate-deploy-2026-01-15"}
     path = f"/v1/api-keys/{created['id']}/rotate"
@@ -88,7 +93,9 @@ def test_a_retried_rotation_returns_the_same_successor(admin: Member, secret_reg
     assert fresh.status_code == 409
 
 
-def test_the_same_key_on_another_route_is_refused(admin: Member, secret_registry: Any) -> None:
+def test_the_same_key_on_another_route_is_refused(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
     created = admin.create_key(secret_registry, name="deploy")
     key = str(uuid.uuid4())
     secret_registry.add(_create(admin, key).json()["data"]["key"])
@@ -101,7 +108,7 @@ def test_the_same_key_on_another_route_is_refused(admin: Member, secret_registry
 
 
 def test_records_expire_after_a_day(
-    admin: Member, secret_registry: Any, clock: FrozenClock
+    admin: Member, secret_registry: SecretRegistry, clock: FrozenClock
 ) -> None:
     key = str(uuid.uuid4())
     first = _create(admin, key).json()["data"]

@@ -7,16 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from runtools.server.app import create_app, runtime_of
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 from support.tenants import Member, Tenants, tampered
 
 
 def _client(tmp_path: Path, database_url: str | None, **settings: Any) -> Iterator[TestClient]:
     app = create_app(
-        Settings(home=tmp_path / "home", database_url=database_url, _env_file=None, **settings)  # type: ignore[call-arg]
+        Settings(home=tmp_path / "home", database_url=database_url, _env_file=None, **settings)
     )
     yield TestClient(app, raise_server_exceptions=False)
     runtime_of(app).close()
@@ -47,9 +49,10 @@ def test_a_token_protects_metrics_when_set(scraped: TestClient) -> None:
 
 
 def test_metrics_count_requests_auth_failures_cache_hits_and_refusals(
-    scraped: TestClient, secret_registry: Any
+    scraped: TestClient, secret_registry: SecretRegistry
 ) -> None:
-    runtime = runtime_of(scraped.app)  # type: ignore[arg-type]
+    assert isinstance(scraped.app, FastAPI)
+    runtime = runtime_of(scraped.app)
     admin = Tenants(runtime, scraped, secret_registry).member("acme", "ada@example.com", "admin")
     for _ in range(3):
         admin.get("/v1/me")
@@ -68,7 +71,7 @@ def test_metrics_count_requests_auth_failures_cache_hits_and_refusals(
 
 
 def test_security_events_are_json_log_lines_without_secrets(
-    admin: Member, secret_registry: Any, caplog: pytest.LogCaptureFixture
+    admin: Member, secret_registry: SecretRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     import json
 

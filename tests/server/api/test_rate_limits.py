@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import pytest
 from fastapi import FastAPI
@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from runtools.server import operator
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
 from runtools.server.runtime import Runtime
+from support.secret_registry import SecretRegistry
 from support.tenants import Member
 
 
@@ -38,7 +39,7 @@ def test_every_authenticated_response_carries_the_limit_headers(admin: Member) -
 
 
 def test_past_the_limit_the_answer_is_429_with_retry_after_in_the_envelope(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     slow = admin.create_key(secret_registry, rateLimit=3)
     headers = {"X-API-Key": slow["key"]}
@@ -54,14 +55,14 @@ def test_past_the_limit_the_answer_is_429_with_retry_after_in_the_envelope(
     assert admin.get("/v1/me").status_code == 200
 
 
-def test_test_keys_get_a_lower_default(admin: Member, secret_registry: Any) -> None:
+def test_test_keys_get_a_lower_default(admin: Member, secret_registry: SecretRegistry) -> None:
     test_key = admin.create_key(secret_registry, isTest=True)
     response = admin.http.get("/v1/me", headers={"X-API-Key": test_key["key"]})
     assert response.headers["X-RateLimit-Limit"] == "20"
 
 
 def test_the_plan_sets_the_default_and_caps_a_keys_own_limit(
-    admin: Member, runtime: Runtime, secret_registry: Any
+    admin: Member, runtime: Runtime, secret_registry: SecretRegistry
 ) -> None:
     operator.set_plan(runtime, admin.org_name, "pro")
     assert admin.get("/v1/me").headers["X-RateLimit-Limit"] == "300"
@@ -77,7 +78,7 @@ def test_the_plan_sets_the_default_and_caps_a_keys_own_limit(
 
 
 def test_a_test_key_may_be_given_up_to_the_live_limit_never_more(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     test_key = admin.create_key(secret_registry, isTest=True, rateLimit=60)
     used = admin.http.get("/v1/me", headers={"X-API-Key": test_key["key"]})
@@ -87,7 +88,7 @@ def test_a_test_key_may_be_given_up_to_the_live_limit_never_more(
 
 
 def test_a_malformed_body_is_judged_by_its_credential_first(
-    admin: Member, secret_registry: Any, runtime: Runtime
+    admin: Member, secret_registry: SecretRegistry, runtime: Runtime
 ) -> None:
     malformed = {"Content-Type": "application/json"}
     slow = admin.create_key(secret_registry, rateLimit=2)
@@ -115,7 +116,7 @@ def test_a_malformed_body_is_judged_by_its_credential_first(
 
 
 def test_a_path_no_route_serves_is_judged_by_its_credential_first(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     found = admin.get("/v1/no-such-thing")
     assert found.status_code == 404
@@ -128,7 +129,7 @@ def test_a_path_no_route_serves_is_judged_by_its_credential_first(
 
 
 def test_rate_limit_is_shown_and_changed_through_the_api(
-    admin: Member, secret_registry: Any
+    admin: Member, secret_registry: SecretRegistry
 ) -> None:
     key = admin.create_key(secret_registry)
     assert key["rateLimit"] is None
@@ -150,7 +151,7 @@ def test_a_bad_rate_limit_is_a_clear_400(admin: Member) -> None:
         assert "rateLimit" in response.json()["error"]["message"]
 
 
-def test_rotation_keeps_the_keys_rate_limit(admin: Member, secret_registry: Any) -> None:
+def test_rotation_keeps_the_keys_rate_limit(admin: Member, secret_registry: SecretRegistry) -> None:
     key = admin.create_key(secret_registry, rateLimit=7)
     rotated = admin.post(f"/v1/api-keys/{key['id']}/rotate", json={}).json()["data"]
     secret_registry.add(rotated["key"])

@@ -30,7 +30,7 @@ def run(caller: Caller, sid: str, **body: Any) -> dict[str, Any]:
 def events(
     caller: Caller, path: str, body: dict[str, Any], **headers: str
 ) -> list[tuple[str, Any]]:
-    seen = []
+    seen: list[tuple[str, Any]] = []
     with caller.stream("POST", path, json=body, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -39,6 +39,7 @@ def events(
             if line.startswith("event: "):
                 name = line[len("event: ") :]
             elif line.startswith("data: "):
+                assert name is not None, f"data before any event: {line}"
                 seen.append((name, json.loads(line[len("data: ") :])))
     return seen
 
@@ -159,7 +160,7 @@ def test_api_keeps_answering_during_a_fork_bomb_and_a_memory_hog(
 def _cgroup_dirs(sandbox_id: str) -> list[Path]:
     import os
 
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
         found.extend(Path(dirpath) / d for d in dirnames if d == sandbox_id)
     return found

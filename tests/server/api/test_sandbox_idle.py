@@ -16,7 +16,7 @@ from support.served_app import Caller
 
 @pytest.fixture
 def sandbox_settings(tmp_path: Path, database_url: str | None) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         home=tmp_path / "home",
         database_url=database_url,
         sandbox_idle_check_seconds=0.2,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from runtools.server.domain.clock import FrozenClock
+from runtools.server.runtime import Runtime
+from support.live_server import LiveServer
+from support.secret_registry import SecretRegistry
 from support.tenants import Member, Tenants
 
 PASSWORD = "correct horse battery staple"
@@ -17,7 +21,7 @@ PASSWORD = "correct horse battery staple"
 
 def sign_in(
     client: TestClient,
-    registry: Any,
+    registry: SecretRegistry,
     email: str = "ada@example.com",
     password: str = PASSWORD,
     **extra: Any,
@@ -40,7 +44,7 @@ def ada(tenants: Tenants) -> Member:
 
 
 def test_an_access_token_is_a_bearer_credential_never_an_api_key(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     token = sign_in(client, secret_registry)["accessToken"]
     as_key = {"X-API-Key": token}
@@ -52,7 +56,7 @@ def test_an_access_token_is_a_bearer_credential_never_an_api_key(
 
 
 def test_sign_in_returns_a_token_pair_that_acts_as_the_user(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     response = client.post(
         "/v1/auth/login",
@@ -103,7 +107,7 @@ def test_unknown_email_and_wrong_password_get_the_same_reply_in_the_same_time(
 
 
 def test_failed_sign_ins_are_throttled_per_account_and_audited(
-    ada: Member, client: TestClient, runtime: Any
+    ada: Member, client: TestClient, runtime: Runtime
 ) -> None:
     for _ in range(5):
         failed = client.post("/v1/auth/login", json={"email": "ada@example.com", "password": "no"})
@@ -128,7 +132,7 @@ def test_failed_sign_ins_are_throttled_per_account_and_audited(
 
 
 def test_failed_sign_ins_are_throttled_per_address(
-    ada: Member, client: TestClient, runtime: Any
+    ada: Member, client: TestClient, runtime: Runtime
 ) -> None:
     runtime.sign_in.ip_throttle.limit = 3
     for i in range(3):
@@ -140,12 +144,12 @@ def test_failed_sign_ins_are_throttled_per_address(
 
 
 def test_behind_a_proxy_the_address_is_the_one_the_proxy_appended(
-    tmp_path: Any, database_url: str | None, secret_registry: Any
+    tmp_path: Path, database_url: str | None, secret_registry: SecretRegistry
 ) -> None:
     from runtools.server.app import create_app, runtime_of
     from runtools.server.settings import Settings
 
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         home=tmp_path / "proxied", database_url=database_url, trust_forwarded_for=True,
         _env_file=None,
     )  # fmt: skip
@@ -188,14 +192,14 @@ def test_signup_is_closed_by_default(client: TestClient) -> None:
 
 
 def test_open_signup_creates_the_user_and_their_org(
-    tmp_path: Any, database_url: str | None, secret_registry: Any
+    tmp_path: Path, database_url: str | None, secret_registry: SecretRegistry
 ) -> None:
     from runtools.server.app import create_app, runtime_of
     from runtools.server.settings import Settings
 
     app = create_app(
         Settings(home=tmp_path / "open", database_url=database_url, signup="open", _env_file=None)
-    )  # type: ignore[call-arg]
+    )
     try:
         client = TestClient(app)
         response = client.post(
@@ -223,7 +227,7 @@ def test_open_signup_creates_the_user_and_their_org(
 
 
 def test_refresh_rotates_and_reuse_revokes_the_whole_session(
-    ada: Member, client: TestClient, secret_registry: Any, clock: FrozenClock
+    ada: Member, client: TestClient, secret_registry: SecretRegistry, clock: FrozenClock
 ) -> None:
     first = sign_in(client, secret_registry)
     second = client.post("/v1/auth/refresh", json={"refreshToken": first["refreshToken"]})
@@ -252,7 +256,7 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_session(
 
 
 def test_a_racing_refresh_within_the_grace_gets_the_same_successor(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     first = sign_in(client, secret_registry)
     one = client.post("/v1/auth/refresh", json={"refreshToken": first["refreshToken"]})
@@ -270,7 +274,7 @@ def test_a_racing_refresh_within_the_grace_gets_the_same_successor(
 
 
 def test_idle_and_absolute_lifetimes_end_sessions(
-    ada: Member, client: TestClient, secret_registry: Any, clock: FrozenClock
+    ada: Member, client: TestClient, secret_registry: SecretRegistry, clock: FrozenClock
 ) -> None:
     idle = sign_in(client, secret_registry)
     clock.advance(timedelta(days=7, seconds=1))
@@ -295,7 +299,7 @@ def test_idle_and_absolute_lifetimes_end_sessions(
 
 
 def test_access_tokens_expire(
-    ada: Member, client: TestClient, secret_registry: Any, clock: FrozenClock
+    ada: Member, client: TestClient, secret_registry: SecretRegistry, clock: FrozenClock
 ) -> None:
     tokens = sign_in(client, secret_registry)
     assert client.get("/v1/me", headers=bearer(tokens["accessToken"])).status_code == 200
@@ -304,7 +308,7 @@ def test_access_tokens_expire(
 
 
 def test_logout_ends_the_session_on_the_next_request(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     tokens = sign_in(client, secret_registry)
     headers = bearer(tokens["accessToken"])
@@ -318,7 +322,7 @@ def test_logout_ends_the_session_on_the_next_request(
 
 
 def test_a_logged_out_token_fails_even_on_a_fresh_process(
-    ada: Member, client: TestClient, secret_registry: Any, runtime: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry, runtime: Runtime
 ) -> None:
     tokens = sign_in(client, secret_registry)
     client.post("/v1/auth/logout", headers=bearer(tokens["accessToken"]))
@@ -327,7 +331,7 @@ def test_a_logged_out_token_fails_even_on_a_fresh_process(
 
 
 def test_revoking_one_session_leaves_the_others_working(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     laptop = sign_in(client, secret_registry, clientName="laptop")
     phone = sign_in(client, secret_registry, clientName="phone")
@@ -349,7 +353,7 @@ def test_revoking_one_session_leaves_the_others_working(
 
 
 def test_sessions_of_another_user_are_404(
-    ada: Member, tenants: Tenants, client: TestClient, secret_registry: Any
+    ada: Member, tenants: Tenants, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     tenants.member("acme", "bob@example.com", "member", password=PASSWORD)
     adas = sign_in(client, secret_registry)
@@ -368,7 +372,7 @@ def test_session_management_needs_a_session_not_an_api_key(ada: Member) -> None:
 
 
 def test_switching_org_starts_a_session_there(
-    ada: Member, tenants: Tenants, client: TestClient, secret_registry: Any
+    ada: Member, tenants: Tenants, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     tenants.member("globex", "ada@example.com", "member")
     acme = sign_in(client, secret_registry)
@@ -392,7 +396,7 @@ def test_switching_org_starts_a_session_there(
 
 
 def test_sessions_manage_api_keys_within_the_role(
-    ada: Member, tenants: Tenants, client: TestClient, secret_registry: Any
+    ada: Member, tenants: Tenants, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     tenants.member("acme", "bob@example.com", "member", password=PASSWORD)
     bob = sign_in(client, secret_registry, email="bob@example.com")
@@ -423,7 +427,7 @@ def test_sessions_manage_api_keys_within_the_role(
 
 
 def test_a_removed_member_session_stops_at_once(
-    ada: Member, client: TestClient, secret_registry: Any, runtime: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry, runtime: Runtime
 ) -> None:
     from sqlalchemy import delete
 
@@ -440,7 +444,7 @@ def test_a_removed_member_session_stops_at_once(
 
 
 def test_changing_password_ends_other_sessions(
-    ada: Member, client: TestClient, secret_registry: Any
+    ada: Member, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     here = sign_in(client, secret_registry)
     elsewhere = sign_in(client, secret_registry)
@@ -479,7 +483,7 @@ def test_bad_bodies_get_the_envelope(client: TestClient) -> None:
 
 
 def test_refresh_can_move_the_session_to_another_org(
-    ada: Member, tenants: Tenants, client: TestClient, secret_registry: Any
+    ada: Member, tenants: Tenants, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     tenants.member("globex", "ada@example.com", "member")
     tokens = sign_in(client, secret_registry)
@@ -497,7 +501,7 @@ def test_refresh_can_move_the_session_to_another_org(
 
 @pytest.mark.slow
 def test_a_burst_of_wrong_sign_ins_does_not_starve_the_database(
-    live_server: Any, server_env: dict[str, str], secret_registry: Any
+    live_server: LiveServer, server_env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     import concurrent.futures
 

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -19,6 +20,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from runtools.server.app import create_app, runtime_of
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 
 ISSUER = "https://issuer.example"
 AUDIENCE = "runtools-self-hosted"
@@ -86,7 +88,7 @@ def issuer() -> Iterator[Issuer]:
 
 @pytest.fixture
 def client(issuer: Issuer, tmp_path: Path, database_url: str | None) -> Iterator[TestClient]:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         home=tmp_path / "home",
         database_url=database_url,
         _env_file=None,
@@ -99,12 +101,13 @@ def client(issuer: Issuer, tmp_path: Path, database_url: str | None) -> Iterator
     runtime_of(app).close()
 
 
-def me(client: TestClient, token: str) -> Any:
-    return client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+def me(client: TestClient, token: str) -> httpx.Response:
+    response: httpx.Response = client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    return response
 
 
 def test_tokens_of_the_issuer_are_sessions_mapped_to_local_users_and_orgs(
-    issuer: Issuer, client: TestClient, secret_registry: Any
+    issuer: Issuer, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     token = secret_registry.add(issuer.token(role="admin", email_verified=True))
     response = me(client, token)
@@ -168,7 +171,7 @@ def test_hmac_with_the_issuers_public_key_is_refused(issuer: Issuer, client: Tes
 
 
 def test_unknown_kids_cannot_amplify_into_jwks_fetches(
-    issuer: Issuer, client: TestClient, secret_registry: Any
+    issuer: Issuer, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     assert me(client, secret_registry.add(issuer.token())).status_code == 200
     fetched = issuer.requests
@@ -178,7 +181,7 @@ def test_unknown_kids_cannot_amplify_into_jwks_fetches(
 
 
 def test_cached_keys_keep_working_while_the_issuer_is_down(
-    issuer: Issuer, client: TestClient, secret_registry: Any
+    issuer: Issuer, client: TestClient, secret_registry: SecretRegistry
 ) -> None:
     assert me(client, secret_registry.add(issuer.token())).status_code == 200
     issuer.stop()

@@ -12,13 +12,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
+from runtools.server.runtime import Runtime
+from support.secret_registry import SecretRegistry
 from support.tenants import Tenants
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def signed_in(tenants: Tenants, client: TestClient, secret_registry: Any) -> dict[str, Any]:
+def signed_in(
+    tenants: Tenants, client: TestClient, secret_registry: SecretRegistry
+) -> dict[str, Any]:
     tenants.member("acme", "ada@example.com", "admin", password=PASSWORD)
     response = client.post(
         "/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
@@ -92,7 +96,7 @@ def test_hs256_signed_with_the_public_key_is_refused(
 
 
 def test_wrong_issuer_audience_and_future_tokens_are_refused(
-    signed_in: dict[str, Any], client: TestClient, runtime: Any
+    signed_in: dict[str, Any], client: TestClient, runtime: Runtime
 ) -> None:
     _, claims, _ = _segments(signed_in["accessToken"])
     keyring = runtime.keyring
@@ -143,7 +147,7 @@ def test_a_refresh_token_is_not_an_access_token_and_vice_versa(
 
 
 def test_signing_key_rotation_keeps_old_tokens_valid(
-    signed_in: dict[str, Any], client: TestClient, runtime: Any
+    signed_in: dict[str, Any], client: TestClient, runtime: Runtime
 ) -> None:
     old_kid = _segments(signed_in["accessToken"])[0]["kid"]
     new_kid = runtime.keyring.rotate()

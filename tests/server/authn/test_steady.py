@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -32,6 +32,7 @@ from runtools.server.ratelimit.meters import Meter, Meters
 from runtools.server.runtime import Runtime
 from runtools.server.store.models import ApiKey, AuditEvent, Membership
 from support.principals import principal
+from support.secret_registry import SecretRegistry
 from support.tenants import Member, Tenants, tampered
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -81,7 +82,7 @@ def test_a_cached_key_is_vouched_for_in_its_usual_forms(admin: Member, steady: S
 
 
 def test_a_cached_session_token_is_vouched_for_as_a_bearer_only(
-    tenants: Tenants, steady: SteadyPath, secret_registry: Any
+    tenants: Tenants, steady: SteadyPath, secret_registry: SecretRegistry
 ) -> None:
     ada = tenants.member(password=PASSWORD)
     signed_in = ada.http.post("/v1/auth/login", json={"email": ada.email, "password": PASSWORD})
@@ -141,7 +142,7 @@ def test_a_repeated_credential_header_is_a_400_not_a_pick(
 
 
 def test_a_revoked_key_is_refused_at_once_though_it_was_cached(
-    admin: Member, steady: SteadyPath, secret_registry: Any
+    admin: Member, steady: SteadyPath, secret_registry: SecretRegistry
 ) -> None:
     doomed = admin.create_key(secret_registry, name="doomed")
     _warm(admin, doomed["key"])
@@ -155,7 +156,7 @@ def test_a_cached_key_stops_at_its_expiry_and_the_refusal_is_audited(
     admin: Member,
     runtime: Runtime,
     steady: SteadyPath,
-    secret_registry: Any,
+    secret_registry: SecretRegistry,
     clock: FrozenClock,
 ) -> None:
     expiring = admin.create_key(secret_registry, name="expiring", expiresIn="1h")
@@ -172,7 +173,7 @@ def test_a_cached_key_stops_at_its_expiry_and_the_refusal_is_audited(
 
 
 def test_a_rotated_key_stops_at_the_end_of_its_grace_though_it_was_cached(
-    admin: Member, steady: SteadyPath, secret_registry: Any, clock: FrozenClock
+    admin: Member, steady: SteadyPath, secret_registry: SecretRegistry, clock: FrozenClock
 ) -> None:
     old = admin.create_key(secret_registry, name="old")
     _warm(admin, old["key"])
@@ -215,7 +216,7 @@ def test_a_key_whose_owner_left_is_refused_from_its_cache_entry_without_noting_a
 def test_a_use_is_noted_once_a_minute(
     admin: Member, runtime: Runtime, steady: SteadyPath, clock: FrozenClock
 ) -> None:
-    def last_used() -> Any:
+    def last_used() -> datetime | None:
         runtime.flush()
         with runtime.database.session() as session:
             return session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == admin.key_id))
@@ -227,11 +228,12 @@ def test_a_use_is_noted_once_a_minute(
     for _ in range(3):
         assert _vouch(steady, [(b"x-api-key", admin.key.encode())]) is not None
     noted = last_used()
+    assert noted is not None
     assert noted.replace(tzinfo=None) - first.replace(tzinfo=None) == timedelta(minutes=3)
 
 
 def test_each_request_vouched_for_is_counted_then_refused_past_the_limit(
-    admin: Member, steady: SteadyPath, secret_registry: Any
+    admin: Member, steady: SteadyPath, secret_registry: SecretRegistry
 ) -> None:
     slow = admin.create_key(secret_registry, rateLimit=3)
     headers = [(b"x-api-key", slow["key"].encode())]
@@ -252,7 +254,7 @@ def test_each_request_vouched_for_is_counted_then_refused_past_the_limit(
 
 
 def test_a_changed_limit_applies_at_once_and_keeps_the_windows_count(
-    admin: Member, steady: SteadyPath, secret_registry: Any
+    admin: Member, steady: SteadyPath, secret_registry: SecretRegistry
 ) -> None:
     key = admin.create_key(secret_registry, rateLimit=5)
     _warm(admin, key["key"])
@@ -334,7 +336,7 @@ def test_the_steady_path_never_admits_what_the_full_path_refuses(
     runtime: Runtime,
     steady: SteadyPath,
     clock: FrozenClock,
-    secret_registry: Any,
+    secret_registry: SecretRegistry,
 ) -> None:
     """Random requests to both paths, while credentials expire, rotate, are revoked and
     their owners leave: whatever the steady path vouches for, the full path admits, as the

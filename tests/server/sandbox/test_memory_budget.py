@@ -21,18 +21,18 @@ HOST_MIB = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1
 def test_the_default_is_three_quarters_of_what_the_service_may_use() -> None:
     limit = own_memory_limit()
     usable = min(HOST_MIB, (limit or HOST_MIB * 1024 * 1024) // (1024 * 1024))
-    assert sandbox_memory_budget(Settings(_env_file=None)) == usable * 3 // 4  # type: ignore[call-arg]
+    assert sandbox_memory_budget(Settings(_env_file=None)) == usable * 3 // 4
 
 
 def test_a_budget_beyond_the_machine_is_kept_but_warned_about(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = Settings(_env_file=None, sandbox_memory_budget_mib=HOST_MIB * 10)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, sandbox_memory_budget_mib=HOST_MIB * 10)
     with caplog.at_level(logging.WARNING, logger="runtools.runtime"):
         assert sandbox_memory_budget(settings) == HOST_MIB * 10
     assert "RUNTOOLS_SANDBOX_MEMORY_BUDGET_MIB" in caplog.text
     caplog.clear()
-    within = Settings(_env_file=None, sandbox_memory_budget_mib=1024)  # type: ignore[call-arg]
+    within = Settings(_env_file=None, sandbox_memory_budget_mib=1024)
     with caplog.at_level(logging.WARNING, logger="runtools.runtime"):
         assert sandbox_memory_budget(within) == 1024
     assert caplog.text == ""

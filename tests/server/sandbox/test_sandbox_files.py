@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,7 @@ from runtools.server.domain.errors import (
     SandboxPathRejected,
 )
 from runtools.server.sandbox import LocalSandboxDriver, SandboxSpec
+from support.secret_registry import SecretRegistry
 
 pytestmark = pytest.mark.anyio
 
@@ -89,7 +89,7 @@ async def test_files_and_directories_are_not_taken_for_each_other(
 
 
 async def test_symlinks_cannot_escape(
-    driver: LocalSandboxDriver, sandbox: str, tmp_path: Path, secret_registry: Any
+    driver: LocalSandboxDriver, sandbox: str, tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
     token = secret_registry.add(secrets.token_hex(16))
     host_secret = tmp_path / "host-secret.txt"

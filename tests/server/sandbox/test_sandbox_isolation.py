@@ -8,18 +8,18 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from runtools.server.sandbox import LocalSandboxDriver
+from support.secret_registry import SecretRegistry
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_host_files_are_invisible(
-    driver: LocalSandboxDriver, sandbox: str, tmp_path: Path, secret_registry: Any
+    driver: LocalSandboxDriver, sandbox: str, tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
     token = secret_registry.add(secrets.token_hex(16))
     database = tmp_path / "service.db"
@@ -57,7 +57,7 @@ async def test_service_environment_does_not_leak(
     driver: LocalSandboxDriver,
     make_sandbox: Callable[..., Awaitable[str]],
     monkeypatch: pytest.MonkeyPatch,
-    secret_registry: Any,
+    secret_registry: SecretRegistry,
 ) -> None:
     token = secret_registry.add(secrets.token_hex(16))
     monkeypatch.setenv("RUNTOOLS_TEST_SECRET", token)

@@ -25,7 +25,7 @@ def test_a_postgresql_that_accepts_but_never_answers_is_given_up_on(tmp_path: Pa
     silent = socket.create_server(("127.0.0.1", 0))
     port = silent.getsockname()[1]
     url = f"postgresql://postgres@127.0.0.1:{port}/runtools"
-    database = Database(Settings(home=tmp_path, database_url=url, _env_file=None))  # type: ignore[call-arg]
+    database = Database(Settings(home=tmp_path, database_url=url, _env_file=None))
     outcome: list[bool] = []
     started = time.monotonic()
     pinger = threading.Thread(target=lambda: outcome.append(database.ping()), daemon=True)

@@ -6,11 +6,11 @@ import os
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from runtools.server.runtime import Runtime
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 from support.tenants import Member, tampered
 
 
@@ -33,7 +33,7 @@ def _stored_bytes(settings: Settings, runtime: Runtime) -> bytes:
 
 
 def test_the_database_holds_no_secret(
-    admin: Member, secret_registry: Any, settings: Settings, runtime: Runtime
+    admin: Member, secret_registry: SecretRegistry, settings: Settings, runtime: Runtime
 ) -> None:
     created = admin.create_key(secret_registry, name="ci", scopes=["sandbox:*"])
     rotated = admin.post(f"/v1/api-keys/{created['id']}/rotate", json={"gracePeriod": "1h"})

@@ -119,7 +119,9 @@ def test_a_name_is_taken_once_among_sandboxes_not_destroyed(
         _insert(session, admin, "sandbox-d", name="web")  # the name is free again
         session.commit()
     with runtime.database.session() as session:
-        assert repo.find(session, admin.org_id, "web").id == "sandbox-d"  # type: ignore[union-attr]
+        found = repo.find(session, admin.org_id, "web")
+        assert found is not None
+        assert found.id == "sandbox-d"
         assert repo.get_one(session, "sandbox-a").destroyed_at is not None
 
 
