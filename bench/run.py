@@ -7,7 +7,7 @@
 
 1. HTTP: requests/s, p50, p99 of ``GET /v1/me`` with an API key and with a
    session token, against its unauthenticated twin (same body, same handler
-   code, ``bench/server.py``; the mean of one twin just before ``/v1/me`` in
+   code, ``bench/twin_server.py``; the mean of one twin just before ``/v1/me`` in
    the route table and one just after) and against ``GET /healthz``; one
    server, runs interleaved. The ratios are the headline. Load from ``wrk``. With
    ``--http-redis``, again on a server whose rate-limit counts live in Redis.
@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -49,13 +50,13 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from runtools.server import operator  # noqa: E402
 from runtools.server.domain.audit import RequestContext  # noqa: E402
 from runtools.server.domain.keys import generate_key  # noqa: E402
 from runtools.server.runtime import build_runtime  # noqa: E402
-from runtools.server.services import operator  # noqa: E402
 from runtools.server.settings import Settings  # noqa: E402
-from server import MIRROR_AFTER_PATH, MIRROR_PATH  # noqa: E402  (bench/server.py)
 from support.live_server import LiveServer, free_port  # noqa: E402
+from twin_server import MIRROR_AFTER_PATH, MIRROR_PATH  # noqa: E402  (bench/twin_server.py)
 
 UNLIMITED = 1_000_000_000
 BENCH_EMAIL = "bench@example.com"
@@ -93,17 +94,24 @@ def wrk(url: str, seconds: float, headers: dict[str, str]) -> dict[str, float]:
     for name, value in headers.items():
         args[1:1] = ["-H", f"{name}: {value}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    rps = float(_wrk_field(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def pct(p: str) -> float:
-        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        value, unit = _wrk_field(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise SystemExit(f"{url}: {non2xx.group(1)} non-2xx responses; the benchmark is invalid")
-    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    requests = float(_wrk_field(r"(\d+) requests in", out).group(1))
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "requests": requests}
+
+
+def _wrk_field(pattern: str, out: str) -> re.Match[str]:
+    found = re.search(pattern, out)
+    if found is None:
+        raise SystemExit(f"wrk printed no {pattern!r}:\n{out}")
+    return found
 
 
 def http_cases(url: str, key: str) -> dict[str, tuple[str, dict[str, str]]]:
@@ -125,8 +133,8 @@ def http_cases(url: str, key: str) -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def bench_server(env: dict[str, str], log_path: Path) -> LiveServer:
-    """``bench/server.py``: the real app plus a same-body unauthenticated twin of /v1/me."""
-    program = (sys.executable, str(ROOT / "bench" / "server.py"))
+    """``bench/twin_server.py``: the real app plus a same-body unauthenticated twin of /v1/me."""
+    program = (sys.executable, str(ROOT / "bench" / "twin_server.py"))
     return LiveServer(env=env, log_path=log_path, program=program).start()
 
 
@@ -152,7 +160,7 @@ def bench_http(rounds: int, seconds: float, *, redis_url: str | None = None) -> 
             "RUNTOOLS_NAMESPACE": f"bench_{os.urandom(4).hex()}",
         }
     on = " [Redis]" if redis_url is not None else ""
-    key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
+    key = bootstrap(Settings(home=home, _env_file=None))
     server = bench_server(env | {"RUNTOOLS_BENCH_KEY": key}, home / "server.log")
     try:
         cases = http_cases(server.url, key)
@@ -234,7 +242,11 @@ def fill_keys(settings: Settings, total: int) -> list[str]:
         )  # fmt: skip
         raw = runtime.database.engine.raw_connection()
         try:
-            cursor = raw.cursor()
+            # sqlite3's own cursor takes the rows as a generator: a million tuples never
+            # exist at once (SQLAlchemy's DB-API protocol would ask for a sequence).
+            sqlite = raw.driver_connection
+            assert isinstance(sqlite, sqlite3.Connection), "the fill writes SQLite only"
+            cursor = sqlite.cursor()
             sql = (
                 "INSERT INTO api_keys (id, org_id, owner_user_id, name, key_hash, key_prefix, "
                 "scopes, is_test, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -251,7 +263,7 @@ def fill_keys(settings: Settings, total: int) -> list[str]:
 
 def verify_cost(total: int) -> tuple[float, float]:
     home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
-    settings = Settings(home=home, _env_file=None, auth_cache_size=2000)  # type: ignore[call-arg]
+    settings = Settings(home=home, _env_file=None, auth_cache_size=2000)
     try:
         keys = fill_keys(settings, total)
         runtime = build_runtime(settings)
@@ -295,7 +307,7 @@ def bench_verify(sizes: list[int]) -> list[list[str]]:
 def bench_work(rounds: int) -> list[list[str]]:
     home = Path(tempfile.mkdtemp(prefix="runtools-bench-"))
     try:
-        key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
+        key = bootstrap(Settings(home=home, _env_file=None))
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
         env |= {"RUNTOOLS_HOME": str(home), "RUNTOOLS_ACCESS_TOKEN_TTL_SECONDS": "3600",
                 "RUNTOOLS_BENCH_KEY": key, "RUNTOOLS_BENCH_EMAIL": BENCH_EMAIL,
@@ -345,13 +357,13 @@ def bench_instructions(requests: int, rounds: int) -> list[list[str]]:
     # runs and not others: out of the way here, so the counts are the requests' own.
     env |= {"RUNTOOLS_SANDBOX_IDLE_CHECK_SECONDS": "3600",
             "RUNTOOLS_LAST_USED_FLUSH_SECONDS": "3600"}  # fmt: skip
-    key = bootstrap(Settings(home=home, _env_file=None))  # type: ignore[call-arg]
+    key = bootstrap(Settings(home=home, _env_file=None))
     port = free_port()
     out = home / "callgrind.out"
     # Counting starts only when asked (after start-up and warm-up): --instr-atstart=no.
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-         sys.executable, str(ROOT / "bench" / "server.py"), "--port", str(port)],
+         sys.executable, str(ROOT / "bench" / "twin_server.py"), "--port", str(port)],
         env=env | {"RUNTOOLS_BENCH_KEY": key},
         stdout=(home / "server.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -426,7 +438,7 @@ def bench_propagation(postgres: str, redis_url: str | None, count: int) -> list[
             "RUNTOOLS_NAMESPACE": schema, "RUNTOOLS_RATE_LIMITS": "false"}  # fmt: skip
     if redis_url:
         env["RUNTOOLS_REDIS_URL"] = redis_url
-    settings = Settings(home=home, database_url=url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(home=home, database_url=url, _env_file=None)
     admin = bootstrap(settings)
     quiet = ("--log-level", "warning")
     a = LiveServer(env=env | {"RUNTOOLS_SANDBOX_NODE": "a"}, log_path=home / "a.log",

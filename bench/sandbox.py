@@ -26,12 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from runtools import RunTools
 from runtools.server.sandbox import LocalSandboxDriver, SandboxSpec
 from runtools.server.settings import Settings
+from support.secret_registry import SecretRegistry
 from support.served_app import serve
-
-
-class _Registry:
-    def add(self, secret: str) -> str:
-        return secret
 
 
 def ms(samples: list[float]) -> float:
@@ -64,8 +60,8 @@ async def driver_numbers(root: Path, runs: int) -> dict[str, float]:
 
 
 def api_numbers(home: Path, runs: int) -> dict[str, float]:
-    settings = Settings(home=home, sandbox_quota=runs + 1, _env_file=None)  # type: ignore[call-arg]
-    with serve(settings, _Registry()) as app:
+    settings = Settings(home=home, sandbox_quota=runs + 1, _env_file=None)
+    with serve(settings, SecretRegistry()) as app:
         caller = app.caller()
         with RunTools(api_key=caller.key, base_url=app.url) as rt:
             rt.me()  # warm the connection and the key cache

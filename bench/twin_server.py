@@ -1,6 +1,6 @@
 """The server the HTTP benchmark loads: the real app, plus one bench-only route.
 
-    python bench/server.py --port 8321        # RUNTOOLS_* settings as for `runtools serve`
+    python bench/twin_server.py --port 8321        # RUNTOOLS_* settings as for `runtools serve`
 
 ``GET /bench/me-unauthenticated`` (and ``…-after``) answers exactly what
 ``GET /v1/me`` answers for the benchmark's key (same handler code, same body;
@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     # As `runtools serve` runs it, minus logging: no per-request line skews the comparison.
     uvicorn.run(
-        "server:create",
+        "twin_server:create",
         factory=True,
         app_dir=os.path.dirname(os.path.abspath(__file__)),
         host="127.0.0.1",

@@ -2,7 +2,7 @@
 
     RUNTOOLS_HOME=… RUNTOOLS_BENCH_KEY=rt_live_… python bench/work.py   # prints JSON
 
-The app of ``bench/server.py`` is driven through ASGI directly (no HTTP
+The app of ``bench/twin_server.py`` is driven through ASGI directly (no HTTP
 server, no socket) and every bytecode executed while it answers is counted
 (``sys.settrace`` with opcode events). The baseline is the mean of two
 unauthenticated twins, one just before ``/v1/me`` and one just after: a twin
@@ -31,7 +31,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message
 
-from server import MIRROR_AFTER_PATH, MIRROR_PATH, create  # bench/server.py
+from twin_server import MIRROR_AFTER_PATH, MIRROR_PATH, create  # bench/twin_server.py
 
 REQUESTS = 200
 WARM_UP = 50

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi.testclient import TestClient
 
 from runtools.server.domain.audit import RequestContext
 from runtools.server.domain.errors import Unauthorized
 from runtools.server.runtime import Runtime
+from support.secret_registry import SecretRegistry
 from support.tenants import Tenants
 
 PASSWORD = "correct horse battery staple"
 
 
 def test_a_session_switches_organization_once(
-    tenants: Tenants, client: TestClient, runtime: Runtime, secret_registry: Any
+    tenants: Tenants, client: TestClient, runtime: Runtime, secret_registry: SecretRegistry
 ) -> None:
     # Two switches racing past authentication (both found the session live) must
     # not both start a successor: the second finds the session over.
