@@ -22,14 +22,17 @@ from runtools.server import operator
 from runtools.server.domain.errors import ServiceError
 from runtools.server.settings import Settings
 from support.cli import CommandLine
+from support.secret_registry import SecretRegistry
 from support.served_app import ServedApp, serve
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def served(tmp_path: Path, database_url: str | None, secret_registry: Any) -> Iterator[ServedApp]:
-    settings = Settings(  # type: ignore[call-arg]
+def served(
+    tmp_path: Path, database_url: str | None, secret_registry: SecretRegistry
+) -> Iterator[ServedApp]:
+    settings = Settings(
         home=tmp_path / "home",
         database_url=database_url,
         device_poll_interval_seconds=1,
@@ -57,7 +60,7 @@ class Person:
 
 
 def person(
-    served: ServedApp, registry: Any, email: str, org: str = "acme", role: str = "admin"
+    served: ServedApp, registry: SecretRegistry, email: str, org: str = "acme", role: str = "admin"
 ) -> Person:
     runtime = served.runtime
     with contextlib.suppress(ServiceError):  # the organization exists already
@@ -71,7 +74,7 @@ def person(
 
 def mint(
     served: ServedApp,
-    registry: Any,
+    registry: SecretRegistry,
     email: str = "ada@example.com",
     *,
     org: str = "acme",
@@ -88,12 +91,12 @@ def mint(
 
 
 @pytest.fixture
-def ada(served: ServedApp, secret_registry: Any) -> Person:
+def ada(served: ServedApp, secret_registry: SecretRegistry) -> Person:
     return person(served, secret_registry, "ada@example.com")
 
 
 def sign_in(
-    url: str, config: Path, registry: Any, email: str = "ada@example.com", **body: Any
+    url: str, config: Path, registry: SecretRegistry, email: str = "ada@example.com", **body: Any
 ) -> StoredLogin:
     """A terminal with its own config dir, signed in with a password (as `runtools login` ends)."""
     response = httpx.post(

@@ -395,7 +395,11 @@ def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
 
 
 def test_auth_token_prints_the_stored_sessions_token_refreshing_it_near_expiry(
-    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+    cli: CommandLine,
+    served: ServedApp,
+    ada: Person,
+    tmp_path: Path,
+    secret_registry: SecretRegistry,
 ) -> None:
     config = tmp_path / "cli"
     login = sign_in(served.url, config, secret_registry)
@@ -455,7 +459,11 @@ def test_auth_token_without_a_stored_session_says_why(
 
 
 def test_auth_token_of_an_ended_session_fails_once_refreshing_is_refused(
-    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+    cli: CommandLine,
+    served: ServedApp,
+    ada: Person,
+    tmp_path: Path,
+    secret_registry: SecretRegistry,
 ) -> None:
     config = tmp_path / "cli"
     login = sign_in(served.url, config, secret_registry)
@@ -470,7 +478,11 @@ def test_auth_token_of_an_ended_session_fails_once_refreshing_is_refused(
 
 
 def test_status_says_which_credential_wins_and_what_it_hides(
-    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+    cli: CommandLine,
+    served: ServedApp,
+    ada: Person,
+    tmp_path: Path,
+    secret_registry: SecretRegistry,
 ) -> None:
     sign_in(served.url, tmp_path / "cli", secret_registry)
     stored = cli("auth", "status", "--json").json
@@ -497,7 +509,7 @@ def test_status_says_which_credential_wins_and_what_it_hides(
 
 
 def test_storing_a_login_that_a_key_overrides_warns(
-    cli: CommandLine, served: ServedApp, ada: Person, secret_registry: Any
+    cli: CommandLine, served: ServedApp, ada: Person, secret_registry: SecretRegistry
 ) -> None:
     other, _ = mint(served, secret_registry)
     stored = cli("auth", "set-key", "--json", stdin=other, env={"RUNTOOLS_API_KEY": ada.key})
@@ -511,7 +523,11 @@ def test_storing_a_login_that_a_key_overrides_warns(
 
 
 def test_login_while_an_environment_key_wins_warns_before_waiting(
-    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+    cli: CommandLine,
+    served: ServedApp,
+    ada: Person,
+    tmp_path: Path,
+    secret_registry: SecretRegistry,
 ) -> None:
     approver = sign_in(served.url, tmp_path / "laptop", secret_registry)
 

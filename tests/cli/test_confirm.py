@@ -8,12 +8,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from support.cli import CommandLine
+from support.secret_registry import SecretRegistry
 from support.served_app import ServedApp
 
 from .conftest import Person, mint, sign_in
@@ -70,7 +70,7 @@ def status_of(served: ServedApp, ada: Person, key_id: str) -> str:
 
 
 def test_revoking_on_a_terminal_asks_and_no_changes_nothing(
-    served: ServedApp, ada: Person, env: dict[str, str], secret_registry: Any
+    served: ServedApp, ada: Person, env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     _, key_id = mint(served, secret_registry, name="ci")
     code, stdout, stderr = on_a_terminal(["auth", "keys", "revoke", key_id], env, "n")
@@ -87,7 +87,7 @@ def test_revoking_on_a_terminal_asks_and_no_changes_nothing(
 
 
 def test_yes_skips_the_question_on_a_terminal(
-    served: ServedApp, ada: Person, env: dict[str, str], secret_registry: Any
+    served: ServedApp, ada: Person, env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     _, key_id = mint(served, secret_registry, name="ci")
     code, stdout, stderr = on_a_terminal(["auth", "keys", "revoke", key_id, "--yes"], env, None)
@@ -98,7 +98,11 @@ def test_yes_skips_the_question_on_a_terminal(
 
 
 def test_scripts_are_never_asked(
-    cli: CommandLine, served: ServedApp, ada: Person, tmp_path: Path, secret_registry: Any
+    cli: CommandLine,
+    served: ServedApp,
+    ada: Person,
+    tmp_path: Path,
+    secret_registry: SecretRegistry,
 ) -> None:
     # Not a terminal on stdin (a pipe, a file, CI): the command runs as if --yes were given.
     _, revoked = mint(served, secret_registry, name="revoked")
@@ -119,7 +123,7 @@ def test_scripts_are_never_asked(
 
 
 def test_rotating_with_a_grace_period_is_not_asked_on_a_terminal(
-    served: ServedApp, ada: Person, env: dict[str, str], secret_registry: Any
+    served: ServedApp, ada: Person, env: dict[str, str], secret_registry: SecretRegistry
 ) -> None:
     _, key_id = mint(served, secret_registry, name="ci")
     code, stdout, stderr = on_a_terminal(

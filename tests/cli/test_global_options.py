@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import pytest
 import typer
@@ -10,6 +10,7 @@ import typer
 from runtools.cli.app import app
 from runtools.cli.global_options import MissingValue, hoist
 from support.cli import CommandLine
+from support.secret_registry import SecretRegistry
 from support.served_app import ServedApp
 
 from .conftest import Person, mint
@@ -64,7 +65,7 @@ def test_a_global_option_without_its_value_is_a_usage_error() -> None:
 
 
 def test_api_url_api_key_and_json_work_after_the_command(
-    served: ServedApp, ada: Person, tmp_path: Any, secret_registry: Any
+    served: ServedApp, ada: Person, tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
     cli = CommandLine({"RUNTOOLS_CONFIG_DIR": str(tmp_path / "cli")})  # no RUNTOOLS_API_URL
     after = cli("auth", "status", "--api-url", served.url, "--api-key", ada.key, "--json")
@@ -78,7 +79,9 @@ def test_api_url_api_key_and_json_work_after_the_command(
     assert before.json["id"] == ada.key_id
 
 
-def test_the_last_api_key_given_wins(served: ServedApp, ada: Person, secret_registry: Any) -> None:
+def test_the_last_api_key_given_wins(
+    served: ServedApp, ada: Person, secret_registry: SecretRegistry
+) -> None:
     later, later_id = mint(served, secret_registry, name="later")
     cli = CommandLine({"RUNTOOLS_API_URL": served.url})
     status = cli("--api-key", ada.key, "auth", "status", "--json", "--api-key", later).json

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from support.cli import CommandLine
+from support.secret_registry import SecretRegistry
 from support.served_app import ServedApp
 
 from .conftest import Person, mint
 
 
 def test_a_key_in_its_rotation_grace_shows_when_the_grace_ends_not_never(
-    cli: CommandLine, served: ServedApp, ada: Person, secret_registry: Any
+    cli: CommandLine, served: ServedApp, ada: Person, secret_registry: SecretRegistry
 ) -> None:
     _, old = mint(served, secret_registry, name="ci")
     as_ada = {"RUNTOOLS_API_KEY": ada.key}
