@@ -205,6 +205,21 @@ def test_rotation_with_grace_keeps_the_old_key_until_the_grace_ends(
     assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "revoked"
 
 
+def test_a_key_that_expires_within_its_grace_reads_expired_once_refused(
+    admin: Member, secret_registry: Any, clock: FrozenClock
+) -> None:
+    old = admin.create_key(secret_registry, name="deploy", expiresIn="1h")
+    rotated = admin.post(f"/v1/api-keys/{old['id']}/rotate", json={"gracePeriod": "24h"})
+    secret_registry.add(rotated.json()["data"]["key"])
+    assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "expiring"
+    clock.advance(timedelta(hours=2))  # past its expiry, within the rotation's grace
+    assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 401
+    assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "expired"
+    renamed = admin.patch(f"/v1/api-keys/{old['id']}", json={"name": "still-deploy"})
+    assert renamed.status_code == 409
+    assert renamed.json()["error"]["code"] == "conflict"
+
+
 def test_a_rotated_or_revoked_key_cannot_be_rotated_again(
     admin: Member, secret_registry: SecretRegistry
 ) -> None:

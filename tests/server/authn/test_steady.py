@@ -338,9 +338,10 @@ def test_the_steady_path_never_admits_what_the_full_path_refuses(
     clock: FrozenClock,
     secret_registry: SecretRegistry,
 ) -> None:
-    """Random requests to both paths, while credentials expire, rotate, are revoked and
-    their owners leave: whatever the steady path vouches for, the full path admits, as the
-    same credential; and the steady path does answer most requests for live ones."""
+    """Random requests to both paths, while credentials expire (one within its rotation's
+    grace), rotate, are revoked and their owners leave: whatever the steady path vouches
+    for, the full path admits, as the same credential; and the steady path does answer
+    most requests for live ones."""
     import anyio
     from starlette.datastructures import Headers
 
@@ -357,6 +358,10 @@ def test_the_steady_path_never_admits_what_the_full_path_refuses(
         keys.append(made["key"])
         key_ids.append(made["id"])
     rotated = ada.post(f"/v1/api-keys/{key_ids[4]}/rotate", json={"gracePeriod": "1h"})
+    keys.append(secret_registry.add(rotated.json()["data"]["key"]))
+    key_ids.append(rotated.json()["data"]["id"])
+    # A grace longer than the key's life: it expires (after an hour) while still in grace.
+    rotated = ada.post(f"/v1/api-keys/{key_ids[2]}/rotate", json={"gracePeriod": "24h"})
     keys.append(secret_registry.add(rotated.json()["data"]["key"]))
     key_ids.append(rotated.json()["data"]["id"])
 

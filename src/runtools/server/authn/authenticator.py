@@ -36,6 +36,7 @@ from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock
 from runtools.server.domain.errors import InvalidRequest, Unauthorized
 from runtools.server.domain.events import CredentialEvent, EventKind
+from runtools.server.domain.key_term import KeyTerm
 from runtools.server.domain.keys import (
     DISPLAY_PREFIX_LENGTH,
     hash_key,
@@ -60,11 +61,11 @@ ContextSource = Callable[[], RequestContext]
 @dataclass(frozen=True, slots=True)
 class VerifiedKey:
     record: KeyRecord
+    # When the key ends and why it is refused: the one rule (domain/key_term.py).
+    term: KeyTerm
     # Built once per cache fill; None when the owner has left the organization.
     principal: Principal | None
-    # When the key stops working (its expiry or scheduled revocation, whichever is
-    # first), in seconds since the epoch: compared on every request. inf: never;
-    # -inf: already, its owner having left the organization.
+    # ``term.ends``, kept beside it: compared on every request by the steady path.
     ends: float
     # Whose last use to note (``lastUsedAt``); the hot path reads it for either kind.
     key_id: str
@@ -75,10 +76,11 @@ class VerifiedKey:
 
     @classmethod
     def of(cls, record: KeyRecord) -> VerifiedKey:
-        principal = _key_principal(record)
-        ends = [t.timestamp() for t in (record.expires_at, record.revoked_at) if t is not None]
-        ends_at = min(ends, default=math.inf) if principal is not None else -math.inf
-        return cls(record, principal, ends_at, record.key_id, [-math.inf])
+        term = KeyTerm(
+            record.expires_at, record.revoked_at, owner_is_member=record.owner_role is not None
+        )
+        principal = _key_principal(record, term)
+        return cls(record, term, principal, term.ends, record.key_id, [-math.inf])
 
     @property
     def credential_id(self) -> str:
@@ -120,26 +122,24 @@ class VerifiedToken:
 Verified = VerifiedKey | VerifiedToken
 
 
-def _key_principal(record: KeyRecord) -> Principal | None:
+def _key_principal(record: KeyRecord, term: KeyTerm) -> Principal | None:
     if record.owner_role is None:
         return None
-    return Principal(
+    return Principal.for_api_key(
         org_id=record.org_id,
         org_name=record.org_name,
+        plan=record.org_plan,
         user_id=record.owner_id,
         user_email=record.owner_email,
         user_display_name=record.owner_display_name,
         role=record.owner_role,
-        credential_type="api_key",
-        credential_id=record.key_id,
-        credential_name=record.key_name,
+        key_id=record.key_id,
+        key_name=record.key_name,
         key_prefix=record.key_prefix,
         scopes=record.scopes,
-        expires_at=record.expires_at,
-        revokes_at=record.revoked_at,
         is_test=record.is_test,
-        plan=record.org_plan,
         rate_limit=record.rate_limit,
+        term=term,
     )
 
 
@@ -234,12 +234,9 @@ class Authenticator:
             self._fail("unknown", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
         record = verified.record
         now = self._clock.now()
-        if record.revoked_at is not None and record.revoked_at <= now:
-            self._fail("revoked", context, record=record)
-        if record.expires_at is not None and record.expires_at <= now:
-            self._fail("expired", context, record=record)
-        if verified.principal is None:
-            self._fail("owner_removed", context, record=record)
+        refusal = verified.term.refusal(now)
+        if refusal is not None or verified.principal is None:
+            self._fail(refusal or "owner_removed", context, record=record)
         self._usage.touch(record.key_id, now.timestamp())
         return verified.principal
 
@@ -310,21 +307,17 @@ class Authenticator:
             return "owner_removed"
         exp = claims["exp"]
         assert isinstance(exp, int | float)
-        return Principal(
+        return Principal.for_session(
             org_id=found.org_id,
             org_name=found.org_name,
+            plan=found.org_plan,
             user_id=found.user_id,
             user_email=found.user_email,
             user_display_name=found.user_display_name,
             role=found.role,
-            credential_type="session",
-            credential_id=found.session_id,
-            credential_name=found.client_name,
-            key_prefix=None,
-            scopes=("*",),
+            session_id=found.session_id,
+            client_name=found.client_name,
             expires_at=datetime.fromtimestamp(exp, tz=now.tzinfo),
-            revokes_at=None,
-            plan=found.org_plan,
         )
 
     # -- failures ----------------------------------------------------------------

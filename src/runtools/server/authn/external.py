@@ -130,21 +130,17 @@ class ExternalIssuer:
             role = self._membership(session, org, user, claims.get(self._settings.oidc_role_claim))
             session.commit()
             token_id = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()[:24]
-            return Principal(
+            return Principal.for_session(
                 org_id=org.id,
                 org_name=org.name,
+                plan=org.plan,
                 user_id=user.id,
                 user_email=user.email,
                 user_display_name=user.display_name,
                 role=role,
-                credential_type="session",
-                credential_id=f"ext_{token_id}"[:40],
-                credential_name=urlsplit(self.issuer).netloc or self.issuer,
-                key_prefix=None,
-                scopes=("*",),
+                session_id=f"ext_{token_id}"[:40],
+                client_name=urlsplit(self.issuer).netloc or self.issuer,
                 expires_at=datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo),
-                revokes_at=None,
-                plan=org.plan,
             )
 
     def _user(self, session: Session, claims: dict[str, Any]) -> User:

@@ -23,6 +23,7 @@ from runtools.server.domain.durations import DurationError, parse_duration
 from runtools.server.domain.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from runtools.server.domain.events import CredentialEvent, EventBus, EventKind
 from runtools.server.domain.ids import new_id
+from runtools.server.domain.key_term import ACTIVE, EXPIRED, REVOKED, KeyTerm
 from runtools.server.domain.keys import generate_key
 from runtools.server.domain.principal import Principal
 from runtools.server.domain.roles import role_permits
@@ -67,12 +68,12 @@ class IssuedKey:
     message: str = STORE_KEY_MESSAGE
 
 
-def key_status(key: ApiKey, now: datetime) -> str:
-    if key.revoked_at is not None:
-        return "revoked" if as_utc(key.revoked_at) <= now else "expiring"
-    if key.expires_at is not None and as_utc(key.expires_at) <= now:
-        return "expired"
-    return "active"
+def key_term(key: ApiKey) -> KeyTerm:
+    """The stored key's expiry and revocation, for the one rule of when it ends."""
+    return KeyTerm(
+        as_utc(key.expires_at) if key.expires_at is not None else None,
+        as_utc(key.revoked_at) if key.revoked_at is not None else None,
+    )
 
 
 def _view(key: ApiKey, owner: User, now: datetime) -> ApiKeyOut:
@@ -90,7 +91,7 @@ def _view(key: ApiKey, owner: User, now: datetime) -> ApiKeyOut:
         last_used_at=utc(key.last_used_at),
         revoked_at=utc(key.revoked_at),
         created_at=as_utc(key.created_at),
-        status=key_status(key, now),
+        status=key_term(key).status(now),
         owner_user_id=owner.id,
         owner_display_name=owner.display_name,
         owner_email=owner.email,
@@ -325,8 +326,9 @@ class ApiKeyService:
         with self._database.session() as session:
             key, owner = self._visible(session, caller, key_id)
             now = self._clock.now()
-            if key_status(key, now) in {"revoked", "expired"}:
-                raise Conflict(f"Key {key.id} is {key_status(key, now)}; create a new key instead")
+            status = key_term(key).status(now)
+            if status in {REVOKED, EXPIRED}:
+                raise Conflict(f"Key {key.id} is {status}; create a new key instead")
             changed: list[str] = []
             if not isinstance(name, Unset):
                 key.name = _validated_name(name)
@@ -360,7 +362,7 @@ class ApiKeyService:
             key, owner = self._visible(session, caller, key_id)
             now = self._clock.now()
             # Revoking a key in its grace period ends the grace now.
-            if key.revoked_at is None or as_utc(key.revoked_at) > now:
+            if key_term(key).status(now) != REVOKED:
                 key.revoked_at = now
             view = _view(key, owner, now)
             self._audit(session, caller, "api_key.revoked", view, context)
@@ -385,8 +387,8 @@ class ApiKeyService:
             raise InvalidRequest(f"gracePeriod: {exc}") from exc
         with self._database.session() as session:
             old, owner = self._visible(session, caller, key_id)
-            status = key_status(old, now)
-            if status != "active":
+            status = key_term(old).status(now)
+            if status != ACTIVE:
                 raise Conflict(
                     f"Key {old.id} is {status} and cannot be rotated; create a new key instead"
                 )
