@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from runtools._version import __version__
 from runtools.cli import admin, auth, login, sandbox, serve
 from runtools.cli.context import Globals
 from runtools.cli.root import RootGroup
@@ -27,6 +28,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"runtools {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     ctx: typer.Context,
@@ -46,6 +53,15 @@ def options(
             show_default=False,
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = Globals(api_url=api_url, api_key=api_key)
 

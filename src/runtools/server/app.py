@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from runtools._version import __version__
 from runtools.server.api import (
     api_keys,
     audit_logs,
@@ -35,8 +36,6 @@ from runtools.server.api.route_table import iter_routes, operation_id, route_gua
 from runtools.server.domain.clock import Clock
 from runtools.server.runtime import Runtime, build_runtime
 from runtools.server.settings import Settings
-
-API_VERSION = "0.1.0"
 
 
 class RunToolsApp(FastAPI):
@@ -71,7 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = RunToolsApp(
         runtime,
         title="RunTools API",
-        version=API_VERSION,
+        version=__version__,
         description="API keys, sessions, organizations and sandboxes (self-hosted RunTools).",
         lifespan=lifespan,
         docs_url="/docs",
