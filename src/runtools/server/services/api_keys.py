@@ -134,6 +134,31 @@ def _validated_rate_limit(rate_limit: int | None, plan: str) -> int | None:
     return rate_limit
 
 
+def bounded_by_maker(
+    caller: Principal | None, expires_at: datetime | None, *, is_test: bool, asked: bool
+) -> datetime | None:
+    """A key made (or rotated) by a key ends no later than its maker, and is a test key
+    if its maker is; a signed-in person (or the operator) may choose any lifetime.
+
+    ``asked``: the expiry was requested explicitly. Asked for longer than the maker
+    lives, it is refused, saying until when; not asked, it is cut to the maker's end.
+    """
+    if caller is None or caller.credential_type != "api_key":
+        return expires_at
+    if caller.is_test and not is_test:
+        raise Forbidden("A test key (rt_test_) can only make test keys: send isTest: true")
+    maker_ends = caller.ends_at
+    if maker_ends is None or (expires_at is not None and expires_at <= maker_ends):
+        return expires_at
+    if asked:
+        raise Forbidden(
+            "A key made by a key ends no later than the key that makes it: this key "
+            f"ends at {maker_ends.isoformat()}; ask for an expiresIn up to then, or leave "
+            "it out to end with this key (or sign in to make a longer-lived key)"
+        )
+    return maker_ends
+
+
 def check_grant(caller: Principal | None, owner_role: str, scopes: list[str]) -> None:
     """Refuse scopes the owner's role cannot hold or the caller cannot use itself."""
     beyond_role = [s for s in scopes if not role_permits(owner_role, s)]
@@ -173,7 +198,9 @@ class ApiKeyService:
         now = self._clock.now()
         name = _validated_name(name)
         normalized = _validated_scopes(scopes)
-        expires_at = _expiry(expires_in, now)
+        expires_at = bounded_by_maker(
+            caller, _expiry(expires_in, now), is_test=is_test, asked=expires_in is not None
+        )
         check_grant(caller, caller.role, normalized)
         with self._database.session() as session:
             owner = organizations.user(session, caller.user_id)
@@ -393,7 +420,12 @@ class ApiKeyService:
                     f"Key {old.id} is {status} and cannot be rotated; create a new key instead"
                 )
             check_grant(caller, self._owner_role(session, old), list(old.scopes))
-            expires_at = _expiry(expires_in, now) if expires_in is not None else old.expires_at
+            expires_at = bounded_by_maker(
+                caller,
+                _expiry(expires_in, now) if expires_in is not None else key_term(old).expires_at,
+                is_test=old.is_test,
+                asked=expires_in is not None,
+            )
             issued = self._mint(
                 session,
                 org_id=old.org_id,
