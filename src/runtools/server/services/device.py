@@ -143,10 +143,12 @@ class DeviceService:
             if grant.status == "pending":
                 session.commit()
                 raise OAuthError("authorization_pending", "Waiting for the user to approve")
-            # Approved: issue tokens exactly once.
-            grant.status = "consumed"
-            session.commit()
+            # Approved: issue tokens exactly once, though two polls may race here.
             user_id, org_id, client = grant.user_id, grant.org_id, grant.client_id
+            if not devices.consume_if_approved(session, grant.id):
+                session.rollback()
+                raise OAuthError("invalid_grant", "This device code was already used")
+            session.commit()
         assert user_id is not None
         assert org_id is not None
         return self._sign_in.start_for(user_id, org_id, client, context)

@@ -8,14 +8,21 @@ service's; nothing here checks a status beyond what a lookup asks for.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from runtools.server.domain.ids import new_id
 from runtools.server.store.models import DeviceGrant
 
-__all__ = ["by_device_code", "create", "pending_with_user_code", "user_code_in_use"]
+__all__ = [
+    "by_device_code",
+    "consume_if_approved",
+    "create",
+    "pending_with_user_code",
+    "user_code_in_use",
+]
 
 
 def create(
@@ -77,3 +84,21 @@ def pending_with_user_code(session: Session, user_code: str, now: datetime) -> D
             DeviceGrant.expires_at > now,
         )
     )
+
+
+def consume_if_approved(session: Session, grant_id: str) -> bool:
+    """Mark an approved grant consumed in the caller's transaction, only if no one has yet.
+
+    True for exactly one of concurrent pollers (the row lock of the update
+    decides); the others get False: the tokens were already issued.
+    """
+    consumed = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(DeviceGrant)
+            .where(DeviceGrant.id == grant_id, DeviceGrant.status == "approved")
+            .values(status="consumed")
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
+    return bool(consumed == 1)
