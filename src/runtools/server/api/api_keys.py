@@ -10,7 +10,7 @@ import uuid
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import Field, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,17 +18,16 @@ from starlette.responses import Response
 from runtools import _models as sdk
 from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
-    ERROR_RESPONSES,
     CreatedEnvelope,
     Envelope,
     ListEnvelope,
     ListMeta,
-    Meta,
     RequestModel,
+    meta_of,
 )
 from runtools.server.api.guards import requires
 from runtools.server.api.idempotency import IdempotencyKeyHeader, idempotent
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.errors import InvalidRequest
 from runtools.server.domain.principal import Principal
 from runtools.server.domain.scopes import CATALOG
@@ -36,12 +35,7 @@ from runtools.server.domain.wire import sent_shape
 from runtools.server.services.api_keys import UNSET, ApiKeyOut, ApiKeyService, IssuedKey
 from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
-router = APIRouter(
-    prefix="/v1/api-keys",
-    tags=["api-keys"],
-    responses=ERROR_RESPONSES,
-    generate_unique_id_function=operation_id,
-)
+router = tagged_router("api-keys", "/v1/api-keys")
 
 KeyManager = Annotated[Principal, requires(scope="*")]
 KeyId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -117,10 +111,6 @@ def _service(request: Request) -> ApiKeyService:
     return service
 
 
-def _meta(request: Request) -> Meta:
-    return Meta(request_id=request_id_of(request))
-
-
 @router.post("", name="create", status_code=201, response_model=CreatedEnvelope[IssuedApiKeyOut])
 async def create_api_key(
     request: Request,
@@ -144,7 +134,7 @@ async def create_api_key(
             )
         )
         return CreatedEnvelope(
-            data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
+            data=IssuedApiKeyOut.issued(issued), meta=meta_of(request), message=issued.message
         )
 
     return await idempotent(request, principal, idempotency_key, body, 201, create)
@@ -177,7 +167,7 @@ async def get_api_key(
     request: Request, key_id: KeyId, principal: KeyManager
 ) -> Envelope[ApiKeyOut]:
     view = await anyio.to_thread.run_sync(lambda: _service(request).get(principal, key_id))
-    return Envelope(data=view, meta=_meta(request))
+    return Envelope(data=view, meta=meta_of(request))
 
 
 @router.patch("/{key_id}", name="update")
@@ -199,7 +189,7 @@ async def update_api_key(
             rate_limit=body.rate_limit if "rate_limit" in fields else UNSET,
         )
     )
-    return Envelope(data=view, meta=_meta(request))
+    return Envelope(data=view, meta=meta_of(request))
 
 
 @router.delete("/{key_id}", name="revoke")
@@ -210,7 +200,7 @@ async def revoke_api_key(
     view = await anyio.to_thread.run_sync(
         lambda: _service(request).revoke(principal, key_id, context=request_context(request))
     )
-    return Envelope(data=view, meta=_meta(request))
+    return Envelope(data=view, meta=meta_of(request))
 
 
 @router.post(
@@ -240,7 +230,7 @@ async def rotate_api_key(
             )
         )
         return CreatedEnvelope(
-            data=IssuedApiKeyOut.issued(issued), meta=_meta(request), message=issued.message
+            data=IssuedApiKeyOut.issued(issued), meta=meta_of(request), message=issued.message
         )
 
     return await idempotent(request, principal, idempotency_key, body, 201, rotate)

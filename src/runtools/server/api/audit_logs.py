@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BeforeValidator
 from starlette.requests import Request
 
 from runtools.server.api.context import request_id_of, runtime_of
-from runtools.server.api.envelope import ERROR_RESPONSES, ListEnvelope, ListMeta
+from runtools.server.api.envelope import ListEnvelope, ListMeta
 from runtools.server.api.guards import requires
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.clock import as_utc
 from runtools.server.domain.principal import Principal
 from runtools.server.services.audit import AuditEventOut, AuditLogService
@@ -29,12 +29,7 @@ def _iso_8601_only(value: object) -> object:
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_8601_only)]
 
-router = APIRouter(
-    prefix="/v1/audit-logs",
-    tags=["audit-logs"],
-    responses=ERROR_RESPONSES,
-    generate_unique_id_function=operation_id,
-)
+router = tagged_router("audit-logs", "/v1/audit-logs")
 
 
 @router.get("", name="list")

@@ -10,33 +10,27 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import anyio.to_thread
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 
 from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
-    ERROR_RESPONSES,
     Envelope,
     ListEnvelope,
     ListMeta,
-    Meta,
     RequestModel,
     WireModel,
+    meta_of,
 )
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED, requires
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from runtools.server.domain.principal import Principal
 from runtools.server.services.sessions.issuing import TokenPair
 
-router = APIRouter(
-    prefix="/v1/auth",
-    tags=["auth"],
-    responses=ERROR_RESPONSES,
-    generate_unique_id_function=operation_id,
-)
+router = tagged_router("auth", "/v1/auth")
 
 SignedIn = Annotated[Principal, requires(credential="session")]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
@@ -124,10 +118,6 @@ class DeviceOut(WireModel):
     status: str
 
 
-def _meta(request: Request) -> Meta:
-    return Meta(request_id=request_id_of(request))
-
-
 def _no_store(response: Response) -> None:
     # Token responses must never be cached (RFC 6749 §5.1).
     response.headers["Cache-Control"] = "no-store"
@@ -146,7 +136,7 @@ async def login(
         )
     )
     _no_store(response)
-    return Envelope(data=Tokens.of(pair), meta=_meta(request))
+    return Envelope(data=Tokens.of(pair), meta=meta_of(request))
 
 
 @router.post("/signup", name="signup", status_code=201)
@@ -161,7 +151,7 @@ async def signup(
         )
     )
     _no_store(response)
-    return Envelope(data=Tokens.of(pair), meta=_meta(request))
+    return Envelope(data=Tokens.of(pair), meta=meta_of(request))
 
 
 @router.post("/refresh", name="refresh")
@@ -174,7 +164,7 @@ async def refresh(
         lambda: runtime_of(request).token_refresh.refresh(body.refresh_token, body.org, context)
     )
     _no_store(response)
-    return Envelope(data=Tokens.of(pair), meta=_meta(request))
+    return Envelope(data=Tokens.of(pair), meta=meta_of(request))
 
 
 @router.post("/logout", name="logout")
@@ -186,7 +176,7 @@ async def logout(request: Request, principal: SignedIn) -> Envelope[Revoked]:
             principal, principal.credential_id, context, reason="logout"
         )
     )
-    return Envelope(data=Revoked(revoked=1), meta=_meta(request))
+    return Envelope(data=Revoked(revoked=1), meta=meta_of(request))
 
 
 @router.get("/sessions", name="list-sessions")
@@ -234,7 +224,7 @@ async def revoke_session(
             principal, session_id, context, reason="revoked_by_user"
         )
     )
-    return Envelope(data=Revoked(revoked=1), meta=_meta(request))
+    return Envelope(data=Revoked(revoked=1), meta=meta_of(request))
 
 
 @router.delete("/sessions", name="revoke-other-sessions")
@@ -244,7 +234,7 @@ async def revoke_other_sessions(request: Request, principal: SignedIn) -> Envelo
     count = await anyio.to_thread.run_sync(
         lambda: runtime_of(request).sessions.revoke_others(principal, context)
     )
-    return Envelope(data=Revoked(revoked=count), meta=_meta(request))
+    return Envelope(data=Revoked(revoked=count), meta=meta_of(request))
 
 
 @router.post("/switch-org", name="switch-org")
@@ -257,7 +247,7 @@ async def switch_org(
         lambda: runtime_of(request).sessions.switch_org(principal, body.org, context)
     )
     _no_store(response)
-    return Envelope(data=Tokens.of(pair), meta=_meta(request))
+    return Envelope(data=Tokens.of(pair), meta=meta_of(request))
 
 
 @router.post("/password", name="change-password")
@@ -271,7 +261,7 @@ async def change_password(
             principal, body.current_password, body.new_password, context
         )
     )
-    return Envelope(data=Revoked(revoked=count), meta=_meta(request))
+    return Envelope(data=Revoked(revoked=count), meta=meta_of(request))
 
 
 @router.post("/device/verify", name="verify-device")
@@ -288,5 +278,5 @@ async def verify_device(
         data=DeviceOut(
             user_code=pending.user_code, client_id=pending.client_id, ip=pending.ip, status=status
         ),
-        meta=_meta(request),
+        meta=meta_of(request),
     )

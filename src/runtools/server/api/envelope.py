@@ -6,6 +6,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
+from starlette.requests import Request
+
+from runtools.server.api.context import request_id_of
 
 T = TypeVar("T")
 
@@ -52,6 +55,11 @@ def contains_nul(value: object) -> bool:
 
 class Meta(WireModel):
     request_id: str
+
+
+def meta_of(request: Request) -> Meta:
+    """The ``meta`` of a reply to ``request``: its request id."""
+    return Meta(request_id=request_id_of(request))
 
 
 class ListMeta(Meta):

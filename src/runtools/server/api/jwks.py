@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
 from runtools.server.api.context import runtime_of
 from runtools.server.api.guards import PUBLIC
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 
-router = APIRouter(tags=["jwks"], generate_unique_id_function=operation_id)
+router = tagged_router("jwks", envelope=False)
 
 
 class JsonWebKeySet(BaseModel):

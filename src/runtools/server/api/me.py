@@ -7,19 +7,16 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from runtools.server.api.context import request_id_of
-from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, WireModel
+from runtools.server.api.envelope import Envelope, WireModel
 from runtools.server.api.guards import requires
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.principal import Principal
 
-router = APIRouter(
-    prefix="/v1", tags=["me"], responses=ERROR_RESPONSES, generate_unique_id_function=operation_id
-)
+router = tagged_router("me", "/v1")
 
 
 class OrganizationRef(WireModel):

@@ -11,17 +11,17 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
 from runtools.server.api.context import runtime_of
 from runtools.server.api.guards import Guard, Requirement
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.errors import NotFound, Unauthorized
 from runtools.server.observability.metrics import CONTENT_TYPE_LATEST
 
-router = APIRouter(tags=["metrics"], generate_unique_id_function=operation_id)
+router = tagged_router("metrics", envelope=False)
 
 
 class MetricsGuard(Guard):

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Form
+from fastapi import Form
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel
@@ -22,7 +22,7 @@ from runtools.server.api.context import request_context, runtime_of
 from runtools.server.api.envelope import refuse_nul
 from runtools.server.api.errors import describe_validation
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.errors import OAuthError, Unauthorized
 from runtools.server.services.device import GRANT_TYPE
 
@@ -42,12 +42,7 @@ class OAuthRoute(APIRoute):
         return handle
 
 
-router = APIRouter(
-    prefix="/v1/auth",
-    tags=["oauth"],
-    route_class=OAuthRoute,
-    generate_unique_id_function=operation_id,
-)
+router = tagged_router("oauth", "/v1/auth", envelope=False, route_class=OAuthRoute)
 
 
 OptionalField = Annotated[str | None, Form(max_length=512), AfterValidator(refuse_nul)]

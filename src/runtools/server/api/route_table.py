@@ -1,20 +1,46 @@
-"""The route table: every route the app serves, and the guard each declares."""
+"""The route table: every route the app serves, and the guard each declares.
+
+Every router of the API starts from ``tagged_router``, so each route's
+operation id, tag and documented errors come from one place.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
+from runtools.server.api.envelope import ERROR_RESPONSES
 from runtools.server.api.guards import Guard
 
 
 def operation_id(route: APIRoute) -> str:
     """Stable OpenAPI operation ids, ``<tag>-<name>`` (``api-keys-create``)."""
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def tagged_router(
+    tag: str, prefix: str = "", *, envelope: bool = True, **options: Any
+) -> APIRouter:
+    """A router for one part of the API, its routes tagged ``tag`` (operation ids ``<tag>-<name>``).
+
+    With ``envelope`` (the default) every route documents the ``{"error"}``
+    envelope for the statuses any route can answer with. Routers whose routes
+    answer in another shape (OAuth's RFC 6749 errors, the JWKS, metrics, the
+    browser pages) pass ``envelope=False``. ``options`` go to ``APIRouter``
+    (``route_class``, ``include_in_schema``).
+    """
+    return APIRouter(
+        prefix=prefix,
+        tags=[tag],
+        responses=ERROR_RESPONSES if envelope else None,
+        generate_unique_id_function=operation_id,
+        **options,
+    )
 
 
 def iter_routes(app: FastAPI) -> Iterator[BaseRoute]:

@@ -22,33 +22,27 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from runtools.server.api.context import request_context, request_id_of
 from runtools.server.api.envelope import (
-    ERROR_RESPONSES,
     Envelope,
     RequestModel,
     WireModel,
     error_body,
+    meta_of,
 )
 from runtools.server.api.guards import requires
-from runtools.server.api.route_table import operation_id
-from runtools.server.api.sandboxes import Env, SandboxRef, meta, sandbox_io
+from runtools.server.api.route_table import tagged_router
+from runtools.server.api.sandboxes import Env, SandboxRef, sandbox_io
 from runtools.server.domain.errors import ServiceError
 from runtools.server.domain.principal import Principal
 from runtools.server.sandbox.driver import ExecChunk, ExecEvent
 from runtools.server.services.sandboxes.records import ExecRequest
 
-router = APIRouter(
-    prefix="/v1/sandboxes",
-    tags=["sandboxes"],
-    responses=ERROR_RESPONSES,
-    generate_unique_id_function=operation_id,
-)
+router = tagged_router("sandboxes", "/v1/sandboxes")
 logger = logging.getLogger("runtools.sandboxes")
 
 EVENT_STREAM = "text/event-stream"
@@ -119,7 +113,7 @@ async def exec_command(
             stderr_truncated=result.stderr_truncated,
             timed_out=result.timed_out,
         ),
-        meta=meta(request),
+        meta=meta_of(request),
     )
 
 

@@ -13,25 +13,20 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runtools.server.api.envelope import ERROR_RESPONSES, Envelope, WireModel
+from runtools.server.api.envelope import Envelope, WireModel, meta_of
 from runtools.server.api.guards import requires
 from runtools.server.api.middleware import BodyLimit
-from runtools.server.api.route_table import operation_id
-from runtools.server.api.sandboxes import SandboxRef, meta, sandbox_io
+from runtools.server.api.route_table import tagged_router
+from runtools.server.api.sandboxes import SandboxRef, sandbox_io
 from runtools.server.domain.principal import Principal
 from runtools.server.sandbox.driver import FileEntry
 from runtools.server.settings import Settings
 
-router = APIRouter(
-    prefix="/v1/sandboxes",
-    tags=["sandboxes"],
-    responses=ERROR_RESPONSES,
-    generate_unique_id_function=operation_id,
-)
+router = tagged_router("sandboxes", "/v1/sandboxes")
 
 FileUser = Annotated[Principal, requires(scope="sandbox:exec")]
 FilePath = Annotated[str, Query(min_length=1, max_length=4096, examples=["/workspace/main.py"])]
@@ -84,7 +79,7 @@ async def write_file(
     """Create or replace a file (parent directories are created) with the request body."""
     data = await request.body()
     await sandbox_io(request).write_file(principal, sandbox, path, data)
-    return Envelope(data=WrittenFile(path=path, size=len(data)), meta=meta(request))
+    return Envelope(data=WrittenFile(path=path, size=len(data)), meta=meta_of(request))
 
 
 @router.get(
@@ -110,4 +105,4 @@ async def list_files(
 ) -> Envelope[list[FileEntryOut]]:
     """A directory's entries, sorted by name; symlinks are listed, not followed."""
     entries = await sandbox_io(request).list_files(principal, sandbox, path)
-    return Envelope(data=[FileEntryOut.of(e) for e in entries], meta=meta(request))
+    return Envelope(data=[FileEntryOut.of(e) for e in entries], meta=meta_of(request))

@@ -12,22 +12,21 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import Field, field_validator
 from starlette.requests import Request
 
 from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
-    ERROR_RESPONSES,
     Envelope,
     ListEnvelope,
     ListMeta,
-    Meta,
     RequestModel,
     WireModel,
+    meta_of,
 )
 from runtools.server.api.guards import requires
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.audit import RequestContext
 from runtools.server.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from runtools.server.domain.principal import Principal
@@ -35,12 +34,7 @@ from runtools.server.services.sandboxes.io import SandboxIO
 from runtools.server.services.sandboxes.records import NewSandbox, SandboxResources, SandboxView
 from runtools.server.services.sandboxes.service import SandboxService
 
-router = APIRouter(
-    prefix="/v1/sandboxes",
-    tags=["sandboxes"],
-    responses=ERROR_RESPONSES,
-    generate_unique_id_function=operation_id,
-)
+router = tagged_router("sandboxes", "/v1/sandboxes")
 
 
 class SandboxAction(Protocol):
@@ -75,10 +69,6 @@ def sandbox_io(request: Request) -> SandboxIO:
     """Commands and files of running sandboxes (``sandbox_exec``, ``sandbox_files``)."""
     io: SandboxIO = runtime_of(request).sandbox_io
     return io
-
-
-def meta(request: Request) -> Meta:
-    return Meta(request_id=request_id_of(request))
 
 
 class ResourcesOut(WireModel):
@@ -194,7 +184,7 @@ async def create_sandbox(
         ),
         context=request_context(request),
     )
-    return Envelope(data=SandboxOut.of(view), meta=meta(request))
+    return Envelope(data=SandboxOut.of(view), meta=meta_of(request))
 
 
 @router.get("", name="list")
@@ -239,7 +229,7 @@ async def get_sandbox(
     principal: Annotated[Principal, requires(scope="sandbox:read")],
 ) -> Envelope[SandboxOut]:
     view = await sandbox_service(request).get(principal, sandbox)
-    return Envelope(data=SandboxOut.of(view), meta=meta(request))
+    return Envelope(data=SandboxOut.of(view), meta=meta_of(request))
 
 
 SandboxWriter = Annotated[Principal, requires(scope="sandbox:write")]
@@ -275,7 +265,7 @@ async def _change(
     view = await action(
         sandbox_service(request), principal, sandbox, context=request_context(request)
     )
-    return Envelope(data=SandboxOut.of(view), meta=meta(request))
+    return Envelope(data=SandboxOut.of(view), meta=meta_of(request))
 
 
 def _split(value: str | None) -> list[str]:

@@ -15,19 +15,19 @@ from typing import Annotated
 from urllib.parse import quote
 
 import anyio.to_thread
-from fastapi import APIRouter, Form
+from fastapi import Form
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from runtools.server.api.context import request_context, runtime_of
 from runtools.server.api.guards import PUBLIC, PUBLIC_RATE_LIMITED
-from runtools.server.api.route_table import operation_id
+from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.errors import NotFound, RateLimited, ServiceError, Unauthorized
 from runtools.server.domain.principal import Principal
 from runtools.server.runtime import Runtime
 from runtools.server.services.sessions.issuing import TokenPair
 
-router = APIRouter(tags=["web"], include_in_schema=False, generate_unique_id_function=operation_id)
+router = tagged_router("web", envelope=False, include_in_schema=False)
 
 ACCESS_COOKIE = "rt_access"
 REFRESH_COOKIE = "rt_refresh"
