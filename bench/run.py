@@ -443,7 +443,9 @@ def bench_propagation(postgres: str, redis_url: str | None, count: int) -> list[
     quiet = ("--log-level", "warning")
     a = LiveServer(env=env | {"RUNTOOLS_SANDBOX_NODE": "a"}, log_path=home / "a.log",
                    extra_args=quiet)  # fmt: skip
-    b = LiveServer(env=env | {"RUNTOOLS_SANDBOX_NODE": "b"}, log_path=home / "b.log",
+    b = LiveServer(env=env | {"RUNTOOLS_SANDBOX_NODE": "b",
+                              "RUNTOOLS_SANDBOX_STATE_DIR": str(home / "b-sandboxes")},
+                   log_path=home / "b.log",
                    extra_args=quiet)  # fmt: skip
     delays = []
     try:

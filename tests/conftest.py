@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from support.databases import ON_POSTGRES, database_under_test
 from support.live_server import LiveServer
 from support.secret_registry import SecretRegistry
-
-TEST_DATABASE_URL = os.environ.get("RUNTOOLS_TEST_DATABASE_URL", "")
-ON_POSTGRES = TEST_DATABASE_URL.startswith("postgres")
 
 
 class _Capture(logging.Handler):
@@ -40,6 +37,11 @@ class _Capture(logging.Handler):
 
 _REGISTRY = SecretRegistry()
 
+#: A test's sandboxes end with its server: none may outlive the test that made it.
+#: (By default they outlive the service; the restart tests drop this to test that.)
+STOP_WITH_SERVICE = {"RUNTOOLS_SANDBOX_STOP_WITH_SERVICE": "true"}
+os.environ.update(STOP_WITH_SERVICE)  # for servers built in process
+
 
 @pytest.fixture(scope="session", autouse=True)
 def logs_hold_no_secret() -> Iterator[_Capture]:
@@ -55,29 +57,16 @@ def logs_hold_no_secret() -> Iterator[_Capture]:
     assert not leaked, f"secrets reached the logs: {leaked}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def secret_registry() -> SecretRegistry:
     return _REGISTRY
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str | None]:
+def database_url() -> Iterator[str | None]:
     """None for SQLite under the test's home; a PostgreSQL URL with a private schema otherwise."""
-    if not ON_POSTGRES:
-        yield None
-        return
-    import psycopg
-
-    schema = f"t_{secrets.token_hex(6)}"
-    plain = TEST_DATABASE_URL
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in plain else "?"
-    try:
-        yield f"{plain}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with database_under_test() as url:
+        yield url
 
 
 @pytest.fixture
@@ -85,6 +74,7 @@ def server_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
     """Environment for a server or CLI subprocess using this test's database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
     env["RUNTOOLS_HOME"] = str(tmp_path / "home")
+    env.update(STOP_WITH_SERVICE)
     if database_url:
         env["RUNTOOLS_DATABASE_URL"] = database_url
     return env

@@ -22,3 +22,21 @@ def test_no_module_imports_cpythons_private_hash_modules() -> None:
         if private.search(p.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_the_pages_templates_and_static_files_are_package_data() -> None:
+    """A wheel without them would serve no sign-in page and no dashboard."""
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["runtools"]
+    api = PACKAGE / "server" / "api"
+    files = [*(api / "templates").iterdir(), *(api / "static").iterdir()]
+    assert files
+    left_out = [
+        str(f.relative_to(PACKAGE))
+        for f in files
+        if not any(fnmatch.fnmatch(str(f.relative_to(PACKAGE)), p) for p in patterns)
+    ]
+    assert left_out == []

@@ -12,7 +12,7 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -54,7 +54,11 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0)
 API_URL_ENV = "RUNTOOLS_API_URL"
 AUTH_URL_ENV = "RUNTOOLS_AUTH_URL"
 API_PREFIX = "/v1"
+# Calls under this path go to ``auth_url``: the auth service may live apart from the API.
+AUTH_PATH = "/auth/"
 
+#: A body sent as it is produced (an iterator) or at once (bytes).
+RequestContent = bytes | Iterable[bytes] | AsyncIterable[bytes]
 ModelT = TypeVar("ModelT", bound=RunToolsModel)
 
 
@@ -273,19 +277,21 @@ class BaseClient:
         params: Mapping[str, Any] | None,
         json: Mapping[str, Any] | None,
         idempotency_key: str | None,
-        content: bytes | None = None,
+        content: RequestContent | None = None,
+        content_type: str = "application/octet-stream",
     ) -> httpx.Request:
         headers = self._default_headers()
         if content is not None:
-            headers["Content-Type"] = "application/octet-stream"
+            headers["Content-Type"] = content_type
         if method.upper() == "POST":
             # One key per logical call: the same request object, and so the
             # same key, is sent on every attempt.
             headers[IDEMPOTENCY_HEADER] = idempotency_key or str(uuid.uuid4())
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        root = self.auth_url if path.startswith(AUTH_PATH) else self.base_url
         return http.build_request(
             method,
-            self.base_url + API_PREFIX + path,
+            root + API_PREFIX + path,
             params=query or None,
             json=json,
             content=content,

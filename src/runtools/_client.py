@@ -21,6 +21,7 @@ from runtools._base_client import (
     DEFAULT_TIMEOUT,
     BaseClient,
     Envelope,
+    RequestContent,
     connection_error,
     parse_envelope,
     status_error,
@@ -41,8 +42,13 @@ from runtools._session_refresh import (
 from runtools.resources.api_keys import ApiKeys, AsyncApiKeys
 from runtools.resources.audit_logs import AsyncAuditLogs, AuditLogs
 from runtools.resources.auth import AsyncAuth, Auth
+from runtools.resources.invitations import AsyncInvitations, Invitations
+from runtools.resources.organizations import AsyncOrganizations, Organizations
+from runtools.resources.projects import AsyncProjects, Projects
 from runtools.resources.sandboxes import AsyncSandboxes, Sandboxes
 from runtools.resources.sessions import AsyncSessions, Sessions
+from runtools.resources.ssh_keys import AsyncSshKeys, SshKeys
+from runtools.resources.templates import AsyncTemplates, Templates
 
 __all__ = ["AsyncRunTools", "RunTools"]
 
@@ -66,7 +72,8 @@ class RunTools(BaseClient):
         api_key: An ``rt_live_…`` / ``rt_test_…`` key; defaults to ``RUNTOOLS_API_KEY``.
         access_token: A session token, instead of an API key.
         base_url: The server; defaults to ``RUNTOOLS_API_URL``, then ``http://127.0.0.1:8700``.
-        auth_url: The login service; defaults to ``RUNTOOLS_AUTH_URL``, then ``base_url``.
+        auth_url: The auth service (every ``/v1/auth/…`` call: sign-in, refresh, sessions,
+            sign-out); defaults to ``RUNTOOLS_AUTH_URL``, then ``base_url``.
         timeout: Seconds, or an ``httpx.Timeout``; ``None`` waits forever. Default 60.
         max_retries: Extra attempts after a retryable failure. Default 2.
         http_client: An ``httpx.Client`` to send with (proxies, transports,
@@ -113,6 +120,26 @@ class RunTools(BaseClient):
     @cached_property
     def sessions(self) -> Sessions:
         return Sessions(self)
+
+    @cached_property
+    def organizations(self) -> Organizations:
+        return Organizations(self)
+
+    @cached_property
+    def projects(self) -> Projects:
+        return Projects(self)
+
+    @cached_property
+    def ssh_keys(self) -> SshKeys:
+        return SshKeys(self)
+
+    @cached_property
+    def templates(self) -> Templates:
+        return Templates(self)
+
+    @cached_property
+    def invitations(self) -> Invitations:
+        return Invitations(self)
 
     @cached_property
     def auth(self) -> Auth:
@@ -210,7 +237,8 @@ class RunTools(BaseClient):
         *,
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
-        content: bytes | None = None,
+        content: RequestContent | None = None,
+        content_type: str = "application/octet-stream",
         idempotency_key: str | None = None,
         retry: bool = True,
     ) -> httpx.Response:
@@ -229,6 +257,7 @@ class RunTools(BaseClient):
             params=params,
             json=json,
             content=content,
+            content_type=content_type,
             idempotency_key=idempotency_key,
         )
         retries_taken = 0
@@ -261,6 +290,26 @@ class RunTools(BaseClient):
                 self._log_retry(request, f"status {response.status_code}", delay)
             time.sleep(delay)
             retries_taken += 1
+
+    def _download(self, path: str, *, params: Mapping[str, Any]) -> Iterator[bytes]:
+        """GET a body as it comes, in pieces; never retried (a failed stream starts over)."""
+        request = self._build_request(
+            self._http, "GET", path, params=params, json=None, idempotency_key=None
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.RequestError as exc:
+            raise connection_error(request, exc) from exc
+        try:
+            if not response.is_success:
+                response.read()
+                raise status_error(response)
+            try:
+                yield from response.iter_bytes()
+            except httpx.RequestError as exc:
+                raise connection_error(request, exc) from exc
+        finally:
+            response.close()
 
     def _events(
         self, path: str, *, json: Mapping[str, Any]
@@ -338,6 +387,26 @@ class AsyncRunTools(BaseClient):
     @cached_property
     def sessions(self) -> AsyncSessions:
         return AsyncSessions(self)
+
+    @cached_property
+    def organizations(self) -> AsyncOrganizations:
+        return AsyncOrganizations(self)
+
+    @cached_property
+    def projects(self) -> AsyncProjects:
+        return AsyncProjects(self)
+
+    @cached_property
+    def ssh_keys(self) -> AsyncSshKeys:
+        return AsyncSshKeys(self)
+
+    @cached_property
+    def templates(self) -> AsyncTemplates:
+        return AsyncTemplates(self)
+
+    @cached_property
+    def invitations(self) -> AsyncInvitations:
+        return AsyncInvitations(self)
 
     @cached_property
     def auth(self) -> AsyncAuth:
@@ -437,7 +506,8 @@ class AsyncRunTools(BaseClient):
         *,
         params: Mapping[str, Any] | None = None,
         json: Mapping[str, Any] | None = None,
-        content: bytes | None = None,
+        content: RequestContent | None = None,
+        content_type: str = "application/octet-stream",
         idempotency_key: str | None = None,
         retry: bool = True,
     ) -> httpx.Response:
@@ -452,6 +522,7 @@ class AsyncRunTools(BaseClient):
             params=params,
             json=json,
             content=content,
+            content_type=content_type,
             idempotency_key=idempotency_key,
         )
         retries_taken = 0
@@ -484,6 +555,27 @@ class AsyncRunTools(BaseClient):
                 self._log_retry(request, f"status {response.status_code}", delay)
             await asyncio.sleep(delay)
             retries_taken += 1
+
+    async def _download(self, path: str, *, params: Mapping[str, Any]) -> AsyncIterator[bytes]:
+        """GET a body as it comes, in pieces; never retried (a failed stream starts over)."""
+        request = self._build_request(
+            self._http, "GET", path, params=params, json=None, idempotency_key=None
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.RequestError as exc:
+            raise connection_error(request, exc) from exc
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise status_error(response)
+            try:
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+            except httpx.RequestError as exc:
+                raise connection_error(request, exc) from exc
+        finally:
+            await response.aclose()
 
     async def _events(
         self, path: str, *, json: Mapping[str, Any]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-
 import pytest
 
-from support.live_server import runtools
+from support.cli import CommandLine
 
 
 @pytest.fixture
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
+def cli() -> CommandLine:
+    """``runtools`` with no setting of the caller's (usage errors need no server)."""
+    return CommandLine({})
 
 
 @pytest.mark.parametrize(
@@ -24,11 +22,11 @@ def env() -> dict[str, str]:
     ],
 )
 def test_command_line_errors_are_json_with_json(
-    env: dict[str, str], args: tuple[str, ...], said: str
+    cli: CommandLine, args: tuple[str, ...], said: str
 ) -> None:
-    result = runtools(*args, env=env, check=False)
-    assert result.returncode == 2
-    error = json.loads(result.stdout)["error"]
+    result = cli(*args, check=False)
+    assert result.exit_code == 2
+    error = result.json["error"]
     assert error["code"] == "usage_error"
     assert said in error["message"]
     assert error["requestId"] is None
@@ -36,18 +34,18 @@ def test_command_line_errors_are_json_with_json(
     assert said in result.stderr
 
 
-def test_command_line_errors_without_json_stay_for_people(env: dict[str, str]) -> None:
-    result = runtools("auth", "keys", "list", "--jsn", env=env, check=False)
-    assert result.returncode == 2
+def test_command_line_errors_without_json_stay_for_people(cli: CommandLine) -> None:
+    result = cli("auth", "keys", "list", "--jsn", check=False)
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert "No such option: --jsn" in result.stderr
     # After `--`, a --json is part of the command to run, not the CLI's option.
-    result = runtools("sandbox", "exec", "box", "--", "--json", "--extra", env=env, check=False)
-    assert result.returncode == 2
+    result = cli("sandbox", "exec", "box", "--", "--json", "--extra", check=False)
+    assert result.exit_code == 2
     assert result.stdout == ""
 
 
-def test_help_with_json_is_still_help(env: dict[str, str]) -> None:
-    result = runtools("auth", "keys", "create", "--help", "--json", env=env)
+def test_help_with_json_is_still_help(cli: CommandLine) -> None:
+    result = cli("auth", "keys", "create", "--help", "--json")
     assert "auth keys create [OPTIONS]" in result.stdout
     assert not result.stderr

@@ -1,13 +1,14 @@
-"""``runtools login``, ``auth …`` and ``logout`` driven as a user would, against a live server."""
+"""``runtools login``, ``auth …`` and ``logout`` driven as a user would, against a live server.
+
+The commands run in-process (``support.cli``) against the real app on a
+socket; ``login`` waits for its code to be approved as it would on a
+terminal, while a watcher approves it from another signed-in terminal.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,227 +20,178 @@ import httpx
 import pytest
 
 from runtools import LoginStore, RunTools, StoredLogin
+from runtools.server import operator
 from support.cli import CommandLine
-from support.live_server import LiveServer, runtools
 from support.secret_registry import SecretRegistry
 from support.served_app import ServedApp
 
-from .conftest import Person, mint, sign_in
-
-PASSWORD = "correct horse battery staple"
+from .conftest import PASSWORD, Person, mint, sign_in
 
 
 @pytest.fixture
-def server(live_server: LiveServer, server_env: dict[str, str]) -> LiveServer:
-    runtools("admin", "create-org", "acme", env=server_env)
-    runtools(
-        "admin",
-        "create-user",
-        "ada@example.com",
-        "--org",
-        "acme",
-        "--role",
-        "admin",
-        "--password-stdin",
-        env=server_env,
-        stdin=PASSWORD,
-    )
-    live_server.env["RUNTOOLS_DEVICE_POLL_INTERVAL_SECONDS"] = "1"
-    return live_server.start()
+def acme(served: ServedApp) -> ServedApp:
+    """The service with acme and its admin ada, who has a password and no key yet."""
+    operator.create_org(served.runtime, "acme")
+    operator.create_user(
+        served.runtime, "ada@example.com", org_name="acme", role="admin", password=PASSWORD,
+        display_name=None,
+    )  # fmt: skip
+    return served
 
 
-def user_env(server: LiveServer, config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_")}
-    env.pop("DISPLAY", None)
-    env.update(RUNTOOLS_API_URL=server.url, RUNTOOLS_CONFIG_DIR=str(config))
-    return env
-
-
-def signed_in_elsewhere(server: LiveServer, config: Path, registry: SecretRegistry) -> None:
-    """A second terminal with its own config dir, signed in with a password."""
-    response = httpx.post(
-        f"{server.url}/v1/auth/login",
-        json={"email": "ada@example.com", "password": PASSWORD, "clientName": "laptop"},
-    )
-    data = response.json()["data"]
-    registry.add(data["accessToken"])
-    registry.add(data["refreshToken"])
-    LoginStore(config).save(
-        StoredLogin(
-            api_url=server.url,
-            type="session",
-            access_token=data["accessToken"],
-            refresh_token=data["refreshToken"],
-            expires_at=datetime.now(UTC) + timedelta(seconds=data["expiresIn"]),
-            session_id=data["sessionId"],
-        )
-    )
+def terminal(served: ServedApp, config: Path) -> CommandLine:
+    """``runtools`` on a terminal of its own (its own config directory)."""
+    return CommandLine({"RUNTOOLS_API_URL": served.url, "RUNTOOLS_CONFIG_DIR": str(config)})
 
 
 def device_login(
-    env: dict[str, str], approver_env: dict[str, str], *options: str, status: int = 0
+    cli: CommandLine, served: ServedApp, approver: StoredLogin, *options: str, status: int = 0
 ) -> dict[str, Any]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtools", "login", "--no-browser", "--json", *options],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    code = None
-    deadline = time.monotonic() + 30
-    shown = ""
-    while code is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        shown += line
-        found = re.search(r"code: ([A-Z]{4}-[A-Z]{4})", line)
-        code = found.group(1) if found else None
-    assert code, shown
-    approved = runtools("auth", "approve", code, env=approver_env)
-    assert f"Approved sign-in {code}" in approved.stdout
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == status, stderr
-    result: dict[str, Any] = json.loads(stdout)
-    result["_stderr"] = shown + stderr
+    """``runtools login --json``, approved from the ``approver``'s signed-in terminal."""
+
+    def approve(stderr: Callable[[], str]) -> None:
+        code = wait_for_code(stderr)
+        with RunTools(access_token=approver.access_token, base_url=served.url) as rt:
+            rt.auth.approve_device(code)
+
+    ran = cli("login", "--no-browser", "--json", *options, watch=approve, check=False)
+    assert ran.exit_code == status, ran.stderr
+    result: dict[str, Any] = ran.json
+    result["_stderr"] = ran.stderr
     return result
 
 
-def test_login_status_keys_and_logout(
-    server: LiveServer, tmp_path: Path, secret_registry: SecretRegistry
+def test_auth_approve_approves_or_denies_a_waiting_sign_in(
+    acme: ServedApp, tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
-    env = user_env(server, tmp_path / "cli")
-    approver = user_env(server, tmp_path / "laptop")
-    signed_in_elsewhere(server, tmp_path / "laptop", secret_registry)
+    sign_in(acme.url, tmp_path / "laptop", secret_registry)
+    approver = terminal(acme, tmp_path / "laptop")
+    for action, verb, answer in (("approve", "Approved", 200), ("deny", "Denied", 400)):
+        grant = httpx.post(f"{acme.url}/v1/auth/device/code", data={"client_id": "runtools-cli"})
+        code = grant.json()["user_code"]
+        secret_registry.add(grant.json()["device_code"])
+        decided = approver("auth", "approve", code, *(["--deny"] if action == "deny" else []))
+        assert f"{verb} sign-in {code} (runtools-cli" in decided.stdout
+        polled = httpx.post(
+            f"{acme.url}/v1/auth/token",
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                "client_id": "runtools-cli",
+                "device_code": grant.json()["device_code"],
+            },
+        )
+        assert polled.status_code == answer, polled.text
+        if answer == 200:
+            secret_registry.add(polled.json()["access_token"])
+            secret_registry.add(polled.json()["refresh_token"])
+        else:
+            assert polled.json()["error"] == "access_denied"
 
-    login = device_login(env, approver)
+
+def test_login_status_keys_and_logout(
+    acme: ServedApp, cli: CommandLine, tmp_path: Path, secret_registry: SecretRegistry
+) -> None:
+    approver = sign_in(acme.url, tmp_path / "laptop", secret_registry)
+
+    login = device_login(cli, acme, approver)
     assert login["user"]["email"] == "ada@example.com"
     assert login["organization"]["name"] == "acme"
     store = LoginStore(tmp_path / "cli")
     assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
-    saved = store.get(server.url)
+    saved = store.get(acme.url)
     assert saved is not None
     assert saved.type == "session"
     secret_registry.add(saved.access_token or "")
     secret_registry.add(saved.refresh_token or "")
     assert saved.refresh_token not in login["_stderr"]
 
-    status = json.loads(runtools("auth", "status", "--json", env=env).stdout)
+    status = cli("auth", "status", "--json").json
     assert status["source"] == "stored"
     assert status["credential"]["type"] == "session"
     assert status["user"]["email"] == "ada@example.com"
-    assert status["apiUrl"] == server.url
-    human = runtools("auth", "status", env=env).stdout
+    assert status["apiUrl"] == acme.url
+    human = cli("auth", "status").stdout
     assert "session from the stored login" in human
     assert "ada@example.com (admin)" in human
 
-    sessions = json.loads(runtools("auth", "sessions", "list", "--json", env=env).stdout)
+    sessions = cli("auth", "sessions", "list", "--json").json
     assert {s["clientName"] for s in sessions["data"]} == {"laptop", "runtools-cli"}
 
-    created = runtools("auth", "keys", "create", "ci-production", "--scopes", "*", env=env)
+    created = cli("auth", "keys", "create", "ci-production", "--scopes", "*")
     key = secret_registry.add(created.stdout.strip())
     assert key.startswith("rt_live_")
     assert "\n" not in key
     assert "only time the key is shown" in created.stderr
     assert key not in created.stderr
+    assert "in organization acme (org_" in created.stderr
 
-    narrow = json.loads(
-        runtools(
-            "auth",
-            "keys",
-            "create",
-            "ci",
-            "--scope",
-            "sandbox:read",
-            "--scope",
-            "sandbox:exec",
-            "--expires-in",
-            "30d",
-            "--test",
-            "--rate-limit",
-            "10",
-            "--json",
-            env=env,
-        ).stdout
-    )
+    narrow = cli(
+        "auth", "keys", "create", "ci", "--scope", "sandbox:read", "--scope", "sandbox:exec",
+        "--expires-in", "30d", "--test", "--rate-limit", "10", "--json",
+    ).json  # fmt: skip
     secret_registry.add(narrow["key"])
     assert narrow["scopes"] == ["sandbox:exec", "sandbox:read"]
     assert narrow["isTest"]
     assert narrow["rateLimit"] == 10
 
-    listed = json.loads(runtools("auth", "keys", "list", "--json", env=env).stdout)["data"]
+    listed = cli("auth", "keys", "list", "--json").json["data"]
     assert [k["name"] for k in listed] == ["ci", "ci-production"]
     assert all("key" not in k for k in listed)
-    table = runtools("auth", "keys", "list", env=env).stdout
+    assert {k["orgName"] for k in listed} == {"acme"}
+    listing = cli("auth", "keys", "list")
+    table = listing.stdout
     assert "ci-production" in table
+    assert "API keys of organization acme (org_" in listing.stderr
     assert narrow["keyPrefix"] in table
 
-    got = json.loads(runtools("auth", "keys", "get", narrow["id"], "--json", env=env).stdout)
+    got = cli("auth", "keys", "get", narrow["id"], "--json").json
     assert got["name"] == "ci"
-    updated = json.loads(
-        runtools("auth", "keys", "update", narrow["id"], "--name", "ci-2", "--json", env=env).stdout
-    )
+    updated = cli("auth", "keys", "update", narrow["id"], "--name", "ci-2", "--json").json
     assert updated["name"] == "ci-2"
     assert updated["rateLimit"] == 10
-    shown = runtools("auth", "keys", "update", narrow["id"], "--plan-rate-limit", env=env).stdout
+    shown = cli("auth", "keys", "update", narrow["id"], "--plan-rate-limit").stdout
     assert re.search(r"Rate limit:\s+the plan's default", shown), shown
-    both = runtools(
+    both = cli(
         "auth", "keys", "update", narrow["id"], "--rate-limit", "5", "--plan-rate-limit",
-        env=env, check=False,
+        check=False,
     )  # fmt: skip
-    assert both.returncode == 2
+    assert both.exit_code == 2
     assert "contradict" in both.stderr
-    rotated = json.loads(
-        runtools(
-            "auth",
-            "keys",
-            "rotate",
-            narrow["id"],
-            "--name",
-            "ci-3",
-            "--grace-period",
-            "1h",
-            "--json",
-            env=env,
-        ).stdout
-    )
+    rotated = cli(
+        "auth", "keys", "rotate", narrow["id"], "--name", "ci-3", "--grace-period", "1h", "--json"
+    ).json
     secret_registry.add(rotated["key"])
     assert rotated["rotatedFromId"] == narrow["id"]
     assert rotated["name"] == "ci-3"
-    revoked = json.loads(
-        runtools("auth", "keys", "revoke", rotated["id"], "--json", env=env).stdout
-    )
+    revoked = cli("auth", "keys", "revoke", rotated["id"], "--json").json
     assert revoked["status"] == "revoked"
 
-    out = runtools("logout", env=env)
+    out = cli("logout")
     assert "Signed out" in out.stdout
-    assert store.get(server.url) is None
-    after = runtools("auth", "status", env=env, check=False)
-    assert after.returncode == 4
+    assert store.get(acme.url) is None
+    after = cli("auth", "status", check=False)
+    assert after.exit_code == 4
     assert "runtools login" in after.stderr
     # The session ended on the server too: its refresh token no longer works.
-    refused = httpx.post(
-        f"{server.url}/v1/auth/refresh", json={"refreshToken": saved.refresh_token}
-    )
+    refused = httpx.post(f"{acme.url}/v1/auth/refresh", json={"refreshToken": saved.refresh_token})
     assert refused.status_code == 401
 
 
 def test_login_into_an_org_and_switch_between_orgs(
-    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: SecretRegistry
+    acme: ServedApp, cli: CommandLine, tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
-    runtools("admin", "create-org", "globex", env=server_env)
-    runtools(
-        "admin", "create-user", "ada@example.com", "--org", "globex", "--role", "member",
-        env=server_env,
+    operator.create_org(acme.runtime, "globex")
+    operator.create_user(
+        acme.runtime, "ada@example.com", org_name="globex", role="member", password=None,
+        display_name=None,
     )  # fmt: skip
-    env = user_env(server, tmp_path / "cli")
-    approver = user_env(server, tmp_path / "laptop")
-    signed_in_elsewhere(server, tmp_path / "laptop", secret_registry)  # in acme
+    approver = sign_in(acme.url, tmp_path / "laptop", secret_registry)  # in acme
+    approver_cli = terminal(acme, tmp_path / "laptop")
     store = LoginStore(tmp_path / "cli")
 
-    login = device_login(env, approver, "--org", "globex")
-    first = store.get(server.url)
+    login = device_login(cli, acme, approver, "--org", "globex")
+    first = store.get(acme.url)
     assert first is not None
     assert first.org_name == "globex"
     secret_registry.add(first.access_token or "")
@@ -247,68 +199,55 @@ def test_login_into_an_org_and_switch_between_orgs(
     assert login["organization"]["name"] == "globex"
     assert login["user"]["role"] == "member"
 
-    switched = json.loads(runtools("auth", "switch-org", "acme", "--json", env=env).stdout)
+    switched = cli("auth", "switch-org", "acme", "--json").json
     assert switched["organization"]["name"] == "acme"
     assert switched["user"]["role"] == "admin"
-    second = store.get(server.url)
+    second = store.get(acme.url)
     assert second is not None
     assert second.org_name == "acme"
     assert second.session_id != first.session_id
     secret_registry.add(second.access_token or "")
     secret_registry.add(second.refresh_token or "")
-    ended = httpx.post(f"{server.url}/v1/auth/refresh", json={"refreshToken": first.refresh_token})
+    ended = httpx.post(f"{acme.url}/v1/auth/refresh", json={"refreshToken": first.refresh_token})
     assert ended.status_code == 401  # the globex session ended with the switch
-    status = json.loads(runtools("auth", "status", "--json", env=env).stdout)
+    status = cli("auth", "status", "--json").json
     assert status["organization"]["name"] == "acme"
 
-    refused = runtools("auth", "switch-org", "initech", env=env, check=False)
-    assert refused.returncode == 5
+    refused = cli("auth", "switch-org", "initech", check=False)
+    assert refused.exit_code == 5
     assert "not a member of 'initech'" in refused.stderr
-    assert store.get(server.url) == second  # nothing changed
-    with_key = runtools(
-        "auth", "switch-org", "globex", env={**env, "RUNTOOLS_API_KEY": "rt_live_x"}, check=False
-    )  # fmt: skip
-    assert with_key.returncode == 2
+    assert store.get(acme.url) == second  # nothing changed
+    with_key = cli(
+        "auth", "switch-org", "globex", env={"RUNTOOLS_API_KEY": "rt_live_x"}, check=False
+    )
+    assert with_key.exit_code == 2
     assert "API key is in effect" in with_key.stderr
 
     # A login into an org you are not in fails, stores nothing, and leaves no session behind.
-    before = json.loads(runtools("auth", "sessions", "list", "--json", env=approver).stdout)
-    failed = device_login(env, approver, "--org", "initech", status=5)
+    before = approver_cli("auth", "sessions", "list", "--json").json
+    failed = device_login(cli, acme, approver, "--org", "initech", status=5)
     assert "not a member of 'initech'" in failed["error"]["message"]
-    assert store.get(server.url) == second
-    after = json.loads(runtools("auth", "sessions", "list", "--json", env=approver).stdout)
+    assert store.get(acme.url) == second
+    after = approver_cli("auth", "sessions", "list", "--json").json
     assert {s["id"] for s in after["data"]} == {s["id"] for s in before["data"]}
 
 
 def test_precedence_flag_then_environment_then_stored_login(
-    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: SecretRegistry
+    acme: ServedApp, cli: CommandLine, tmp_path: Path, secret_registry: SecretRegistry
 ) -> None:
-    def mint(name: str) -> str:
-        result = runtools(
-            "admin",
-            "create-key",
-            "--org",
-            "acme",
-            "--user",
-            "ada@example.com",
-            "--name",
-            name,
-            env=server_env,
-        )
-        return secret_registry.add(result.stdout.strip())
-
-    stored_key, env_key, flag_key = mint("stored"), mint("env"), mint("flag")
-    env = user_env(server, tmp_path / "cli")
-    set_key = runtools("auth", "set-key", env=env, stdin=stored_key + "\n")
+    stored_key, env_key, flag_key = (
+        mint(acme, secret_registry, name=name)[0] for name in ("stored", "env", "flag")
+    )
+    set_key = cli("auth", "set-key", stdin=stored_key + "\n")
     assert "Stored key stored" in set_key.stdout
     assert stored_key not in set_key.stdout
     assert stat.S_IMODE(LoginStore(tmp_path / "cli").path.stat().st_mode) == 0o600
 
     def status(*args: str, **extra: str) -> dict[str, Any]:
-        result = runtools(*args, "auth", "status", "--json", env={**env, **extra})
+        result = cli(*args, "auth", "status", "--json", env=extra)
         assert stored_key not in result.stderr
         assert env_key not in result.stderr
-        parsed: dict[str, Any] = json.loads(result.stdout)
+        parsed: dict[str, Any] = result.json
         return parsed
 
     assert (status()["source"], status()["credential"]["name"]) == ("stored", "stored")
@@ -316,43 +255,16 @@ def test_precedence_flag_then_environment_then_stored_login(
     assert (from_env["source"], from_env["credential"]["name"]) == ("environment", "env")
     from_flag = status("--api-key", flag_key, RUNTOOLS_API_KEY=env_key)
     assert (from_flag["source"], from_flag["credential"]["name"]) == ("flag", "flag")
-    human = runtools("auth", "status", env={**env, "RUNTOOLS_API_KEY": env_key}).stdout
+    human = cli("auth", "status", env={"RUNTOOLS_API_KEY": env_key}).stdout
     assert "RUNTOOLS_API_KEY environment variable" in human
     assert "Scopes:" in human
 
 
 def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
-    server: LiveServer, server_env: dict[str, str], tmp_path: Path, secret_registry: SecretRegistry
+    acme: ServedApp, cli: CommandLine, secret_registry: SecretRegistry
 ) -> None:
-    key = secret_registry.add(
-        runtools(
-            "admin",
-            "create-key",
-            "--org",
-            "acme",
-            "--user",
-            "ada@example.com",
-            "--name",
-            "narrow",
-            "--scopes",
-            "sandbox:read",
-            env=server_env,
-        ).stdout.strip()
-    )
-    admin_key = secret_registry.add(
-        runtools(
-            "admin",
-            "create-key",
-            "--org",
-            "acme",
-            "--user",
-            "ada@example.com",
-            "--name",
-            "full",
-            env=server_env,
-        ).stdout.strip()
-    )
-    env = user_env(server, tmp_path / "cli")
+    key, _ = mint(acme, secret_registry, name="narrow", scopes=("sandbox:read",))
+    admin_key, _ = mint(acme, secret_registry, name="full")
     cases = [
         (("auth", "status"), {}, 4, "not signed in"),
         (("--api-key", "rt_live_" + "x" * 38, "auth", "status"), {}, 4, "Invalid or missing"),
@@ -380,8 +292,8 @@ def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
         ),
     ]
     for args, extra, code, message in cases:
-        result = runtools(*args, env={**env, **extra}, check=False)
-        assert result.returncode == code, (args, result.stderr)
+        result = cli(*args, env=extra, check=False)
+        assert result.exit_code == code, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
         if code in (1, 4, 5, 6) and "not signed in" not in message:
@@ -389,9 +301,9 @@ def test_errors_are_one_line_with_a_request_id_and_an_exit_code_by_class(
                 result.stderr
             )
         if code != 2:
-            as_json = runtools(*args, "--json", env={**env, **extra}, check=False)
-            assert as_json.returncode == code
-            assert message in json.loads(as_json.stdout)["error"]["message"]
+            as_json = cli(*args, "--json", env=extra, check=False)
+            assert as_json.exit_code == code
+            assert message in as_json.json["error"]["message"]
 
 
 def test_auth_token_prints_the_stored_sessions_token_refreshing_it_near_expiry(

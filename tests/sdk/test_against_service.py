@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from runtools import (
+    APIConnectionError,
     AsyncRunTools,
     AuthenticationError,
     BadRequestError,
@@ -20,6 +21,7 @@ from runtools import (
 from runtools.server import operator
 from runtools.server.app import create_app, runtime_of
 from runtools.server.settings import Settings
+from support.live_server import free_port
 from support.secret_registry import SecretRegistry
 
 
@@ -66,7 +68,13 @@ def test_sync_client_manages_a_keys_whole_life(
     rotated = client.api_keys.rotate(created.id, grace_period="1h")
     secret_registry.add(rotated.key)
     assert rotated.rotated_from_id == created.id
-    assert client.api_keys.revoke(rotated.id).status == "revoked"
+    gone = client.api_keys.revoke(rotated.id)
+    assert gone.status == "revoked"
+    assert gone.blast_radius is not None
+    assert (gone.blast_radius.events, gone.blast_radius.actions) == (0, [])
+    used = client.api_keys.usage(created.id, days=2)
+    assert [type(d).__name__ for d in used] == ["KeyUsageDay", "KeyUsageDay"]
+    assert used[-1].day is not None
     revoked = RunTools(api_key=rotated.key, base_url=str(client.base_url))
     with revoked, pytest.raises(AuthenticationError) as raised:
         revoked.me()
@@ -120,6 +128,32 @@ def test_sync_client_maps_service_errors(client: RunTools, secret_registry: Secr
     with reader, pytest.raises(PermissionDeniedError) as denied:
         reader.api_keys.create(name="wider")
     assert denied.value.message == "This call requires scope *"
+
+
+def test_sync_client_adds_lists_and_removes_an_ssh_key(client: RunTools, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    line = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    (tmp_path / "id.pub").write_text(f"{line} ada@laptop\n")
+    added = client.ssh_keys.add("laptop", file=tmp_path / "id.pub")
+    assert added.key_type == "ssh-ed25519"
+    assert added.comment == "ada@laptop"
+    assert added.fingerprint
+    assert added.fingerprint.startswith("SHA256:")
+    assert [k.id for k in client.ssh_keys.list()] == [added.id]
+    assert client.ssh_keys.get(added.id).fingerprint == added.fingerprint
+    with pytest.raises(BadRequestError) as private:
+        client.ssh_keys.add("oops", "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n")
+    assert "private key" in private.value.message
+    assert client.ssh_keys.remove(added.id).id == added.id
+    with pytest.raises(NotFoundError):
+        client.ssh_keys.get(added.id)
 
 
 @pytest.mark.anyio
@@ -200,3 +234,82 @@ async def test_async_switch_org(
     secret_registry.add(tokens.refresh_token)
     async with AsyncRunTools(access_token=tokens.access_token, base_url=server_url) as moved:
         assert (await moved.me()).organization.name == "south"
+
+
+def test_auth_calls_go_to_the_auth_url_and_the_rest_to_the_api_url(
+    asgi_app: FastAPI, server_url: str, secret_registry: SecretRegistry
+) -> None:
+    token = _signed_in_member_of_two_orgs(asgi_app, server_url, secret_registry)
+    nowhere = f"http://127.0.0.1:{free_port()}"  # no API here: only the auth service answers
+    with RunTools(access_token=token, base_url=nowhere, auth_url=server_url, max_retries=0) as rt:
+        (only,) = list(rt.sessions.list())
+        assert only.current
+        with pytest.raises(APIConnectionError):
+            rt.me()
+        rt.auth.logout()
+    with (
+        RunTools(access_token=token, base_url=server_url) as ended,
+        pytest.raises(AuthenticationError),
+    ):
+        ended.me()
+
+
+def test_sync_client_manages_projects_and_what_they_group(
+    client: RunTools, secret_registry: SecretRegistry
+) -> None:
+    [default] = client.projects.list()
+    assert default.is_default
+    web = client.projects.create("web", color="#3B82F6", description="The storefront")
+    assert (web.name, web.color, web.is_default) == ("web", "#3b82f6", False)
+    assert client.projects.resolve("web").id == web.id
+    key = client.api_keys.create(name="ci", project_id=web.id)
+    secret_registry.add(key.key)
+    assert key.project_id == web.id
+    cleared = client.projects.update(web.id, color=None)
+    assert cleared.color is None
+    assert cleared.description == "The storefront"
+    assert client.projects.rename(web.id, "shop").name == "shop"
+    with pytest.raises(BadRequestError):
+        client.api_keys.create(name="stray", project_id="11111111-1111-4111-8111-111111111111")
+    deleted = client.projects.delete(web.id)
+    assert (deleted.moved_to, deleted.moved_api_keys) == (default.id, 1)
+    assert client.api_keys.get(key.id).project_id == default.id
+    with pytest.raises(NotFoundError):
+        client.projects.get(web.id)
+    with pytest.raises(LookupError):
+        client.projects.resolve("web")
+    with pytest.raises(ValueError, match="nothing to change"):
+        client.projects.update(default.id)
+
+
+@pytest.mark.anyio
+async def test_async_client_manages_projects(async_client: AsyncRunTools) -> None:
+    created = await async_client.projects.create("api")
+    assert [p.name for p in await async_client.projects.list()] == ["Default", "api"]
+    assert (await async_client.projects.resolve(created.id)).name == "api"
+    assert (await async_client.projects.rename(created.id, "api-2")).name == "api-2"
+    assert (await async_client.projects.get(created.id)).name == "api-2"
+    assert (await async_client.projects.delete(created.id)).moved_api_keys == 0
+
+
+def test_sync_client_sets_and_reads_the_key_policy(
+    client: RunTools, secret_registry: SecretRegistry
+) -> None:
+    assert client.organizations.policy().max_key_lifetime is None
+    changed = client.organizations.set_policy(max_key_lifetime="30d", require_key_expiry=True)
+    assert (changed.max_key_lifetime, changed.require_key_expiry) == ("30d", True)
+    with pytest.raises(PermissionDeniedError, match="at most 30d"):
+        client.api_keys.create(name="forever")
+    made = client.api_keys.create(name="month", expires_in="30d")
+    secret_registry.add(made.key)
+    assert [e.action for e in client.api_keys.events(made.id)] == ["api_key.created"]
+    kept = client.organizations.set_policy(max_key_lifetime=None)
+    assert (kept.max_key_lifetime, kept.require_key_expiry) == (None, True)
+    assert client.organizations.policy() == kept
+
+
+@pytest.mark.anyio
+async def test_async_client_sets_the_key_policy(async_client: AsyncRunTools) -> None:
+    changed = await async_client.organizations.set_policy(require_key_expiry=True)
+    assert changed.require_key_expiry is True
+    assert (await async_client.organizations.policy()).max_key_lifetime is None

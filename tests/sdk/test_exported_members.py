@@ -8,6 +8,7 @@ PUBLIC_NAMES = {
     "SandboxResources",
     "Sandbox",
     "FileEntry",
+    "WrittenArchive",
     "ExecStreamError",
     "ExecResult",
     "ExecExit",
@@ -24,6 +25,8 @@ PUBLIC_NAMES = {
     "AsyncPager",
     "AsyncRunTools",
     "AuditLogEntry",
+    "BlastRadius",
+    "BlastRadiusAction",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
@@ -31,13 +34,23 @@ PUBLIC_NAMES = {
     "CurrentCredential",
     "CursorPage",
     "InternalServerError",
+    "Invitation",
+    "IssuedInvitation",
+    "KeyUsageDay",
     "Me",
+    "Member",
+    "OrgMembership",
+    "OrgPolicy",
+    "Project",
+    "DeletedProject",
+    "Template",
     "MissingCredentialsError",
     "NotFoundError",
     "NotGiven",
     "Organization",
     "PermissionDeniedError",
     "RateLimitError",
+    "RevokedApiKey",
     "RotatedApiKey",
     "RunTools",
     "RunToolsError",
@@ -52,6 +65,8 @@ PUBLIC_NAMES = {
     "LoginStoreError",
     "Session",
     "SessionTokens",
+    "SshAccess",
+    "SshKey",
     "StoredLogin",
     "StoredSessionCredential",
     "__version__",
@@ -73,6 +88,6 @@ def test_no_other_public_names_leak() -> None:
     public = {
         name
         for name in vars(runtools)
-        if not name.startswith("_") and name not in {"resources", "server", "cli"}
+        if not name.startswith("_") and name not in {"resources", "server", "cli", "verify"}
     }
     assert public <= PUBLIC_NAMES

@@ -75,3 +75,17 @@ def test_the_sdk_works_when_server_dependencies_cannot_be_imported() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_runtools_verify_loads_no_server_dependency() -> None:
+    result = run_python(
+        f"""
+        import sys
+        import runtools.verify
+        from runtools.verify import Verifier, VerifyMiddleware
+        VerifyMiddleware(lambda scope, receive, send: None, Verifier(service_key="rt_test_x"))
+        loaded = sorted({{m.split('.')[0] for m in sys.modules}} & {set(SERVER_ONLY)!r})
+        assert not loaded, loaded
+        """
+    )
+    assert result.returncode == 0, result.stderr

@@ -91,6 +91,7 @@ def test_every_field_the_service_sends_has_a_typed_attribute() -> None:
         "ResourcesOut": sdk.SandboxResources,
         "ExecOut": sdk.ExecResult,
         "FileEntryOut": sdk.FileEntry,
+        "WrittenArchive": sdk.WrittenArchive,
         "SessionOut": sdk.Session,
         "Tokens": sdk.SessionTokens,
         "DeviceAuthorizationResponse": sdk.DeviceAuthorization,
@@ -106,3 +107,19 @@ def test_every_field_the_service_sends_has_a_typed_attribute() -> None:
         if missing:
             untyped[f"{schema} -> {model.__name__}"] = sorted(missing)
     assert untyped == {}
+
+
+def test_a_key_ends_when_its_grace_ends_if_that_comes_before_its_expiry() -> None:
+    grace_end = "2026-01-15T13:00:00Z"
+    base = {"id": "key_1", "name": "ci", "keyPrefix": "rt_live_abcd", "revokedAt": grace_end}
+    in_grace = ApiKey.model_validate({**base, "status": "expiring", "expiresAt": None})
+    assert in_grace.expires_at is None
+    assert in_grace.ends_at == datetime(2026, 1, 15, 13, 0, tzinfo=UTC)
+    sooner = ApiKey.model_validate(
+        {**base, "status": "expiring", "expiresAt": "2026-01-15T12:30:00Z"}
+    )
+    assert sooner.ends_at == datetime(2026, 1, 15, 12, 30, tzinfo=UTC)
+    revoked = ApiKey.model_validate({**base, "status": "revoked", "expiresAt": None})
+    assert revoked.ends_at == datetime(2026, 1, 15, 13, 0, tzinfo=UTC)  # it ended then
+    plain = ApiKey.model_validate({"id": "key_2", "name": "x", "keyPrefix": "rt_live_e"})
+    assert plain.ends_at is None

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from runtools.server.api.health import COUNTERS_DOWN, EVENT_LINK_DOWN
 from support.live_server import LiveServer, runtools
 from support.private_services import PrivatePostgres, PrivateRedis
 from support.secret_registry import SecretRegistry
@@ -115,6 +116,10 @@ def test_redis_outage_keeps_limits_per_node_and_revocation_local_then_recovers(
         assert [r.status_code for r in answers] == [200, 200, 200, 429]  # counted per node
         assert answers[0].headers["X-RateLimit-Limit"] == "3"
         _eventually(lambda: not link_up())
+        readiness = httpx.get(f"{base}/readyz").json()["data"]
+        assert readiness["status"] == "degraded"
+        assert set(readiness["reasons"]) == {COUNTERS_DOWN, EVENT_LINK_DOWN}
+        assert _status(f"{base}/readyz?strict=true") == 503
         revoked = httpx.delete(f"{base}/v1/api-keys/{made.json()['data']['id']}", headers=headers)
         assert revoked.status_code == 200
         assert _status(f"{base}/v1/me", key) == 401
@@ -124,6 +129,7 @@ def test_redis_outage_keeps_limits_per_node_and_revocation_local_then_recovers(
         # Shared counters again: a fresh Redis starts this key's window from zero.
         assert httpx.get(f"{base}/v1/me", headers=headers).headers["X-RateLimit-Remaining"] != ""
         _eventually(lambda: _status(f"{base}/v1/me", admin_key) == 200)
+        assert httpx.get(f"{base}/readyz").json()["data"] == {"status": "ready", "reasons": []}
     finally:
         server.stop()
         redis_server.stop()

@@ -32,6 +32,11 @@ def cluster_env(server_env: dict[str, str], database_url: str | None) -> dict[st
     return {**server_env, "RUNTOOLS_NAMESPACE": f"t_{secrets.token_hex(6)}"}
 
 
+def _own_sandbox_dir(path: Path) -> dict[str, str]:
+    """A second node on this host keeps its sandboxes apart from the first's."""
+    return {"RUNTOOLS_SANDBOX_STATE_DIR": str(path / "sandboxes")}
+
+
 def _bootstrap(env: dict[str, str], registry: SecretRegistry) -> str:
     runtools("admin", "create-org", "acme", env=env)
     runtools("admin", "create-user", "ada@example.com", "--org", "acme", "--role", "admin", env=env)
@@ -52,7 +57,7 @@ def nodes(
         env["RUNTOOLS_REDIS_URL"] = LOCAL_REDIS
     a = LiveServer(env={**env, "RUNTOOLS_SANDBOX_NODE": "node-a"}, log_path=tmp_path / "a.log")
     b = LiveServer(
-        env={**env, "RUNTOOLS_SANDBOX_NODE": "node-b"},
+        env={**env, "RUNTOOLS_SANDBOX_NODE": "node-b", **_own_sandbox_dir(tmp_path / "b")},
         log_path=tmp_path / "b.log",
         extra_args=("--workers", "2"),
     )
@@ -182,8 +187,37 @@ def test_a_second_server_under_a_taken_node_name_refuses_to_start(
         assert "RUNTOOLS_SANDBOX_NODE" in second.stderr
         assert httpx.get(f"{first.url}/healthz").status_code == 200
         other = LiveServer(
-            env={**env, "RUNTOOLS_SANDBOX_NODE": "node-b"}, log_path=tmp_path / "other.log"
+            env={**env, "RUNTOOLS_SANDBOX_NODE": "node-b", **_own_sandbox_dir(tmp_path / "b")},
+            log_path=tmp_path / "other.log",
         )
         other.start().stop()  # another name on the same database is welcome
     finally:
         first.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first_on", ["postgresql", "sqlite"])
+def test_servers_sharing_a_sandbox_dir_refuse_rather_than_reap_each_other(
+    cluster_env: dict[str, str], tmp_path: Path, first_on: str
+) -> None:
+    # One home, one server on PostgreSQL and one on SQLite: each would reap, on
+    # start and on stop, the sandboxes it finds there that its database does not know.
+    on_sqlite = {k: v for k, v in cluster_env.items() if k != "RUNTOOLS_DATABASE_URL"}
+    first_env, second_env = (
+        (cluster_env, on_sqlite) if first_on == "postgresql" else (on_sqlite, cluster_env)
+    )
+    first = LiveServer(env=first_env, log_path=tmp_path / "first.log").start()
+    try:
+        second = runtools("serve", "--port", str(free_port()), env=second_env, check=False)
+        assert second.returncode == 2
+        assert second.stderr.startswith("error: another runtools serve already uses ")
+        assert "for its sandboxes" in second.stderr
+        assert "RUNTOOLS_SANDBOX_STATE_DIR" in second.stderr
+        assert httpx.get(f"{first.url}/healthz").status_code == 200
+    finally:
+        first.stop()
+    # With sandboxes of its own, the second is welcome.
+    LiveServer(
+        env={**second_env, **_own_sandbox_dir(tmp_path / "second")},
+        log_path=tmp_path / "second.log",
+    ).start().stop()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from runtools._version import __version__
-from runtools.cli import admin, auth, login, sandbox, serve
+from runtools.cli import admin, auth, invite, login, orgs, projects, sandbox, serve, ssh_keys
 from runtools.cli.context import Globals
 from runtools.cli.root import RootGroup
 
@@ -69,6 +69,10 @@ def options(
 app.command("login")(login.login)
 app.command("logout")(login.logout)
 app.add_typer(auth.app, name="auth")
+app.add_typer(orgs.app, name="org")
+app.add_typer(invite.app, name="invite")
+app.add_typer(projects.app, name="project")
+app.add_typer(ssh_keys.app, name="ssh-key")
 app.command("serve", help=serve.HELP)(serve.serve)
 app.add_typer(admin.app, name="admin")
 app.add_typer(sandbox.app, name="sandbox")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from runtools import ApiKey, CreatedApiKey
+from runtools import ApiKey, CreatedApiKey, KeyUsageDay
 from runtools._types import NOT_GIVEN
 from runtools.cli.confirm import YesFlag, confirm
 from runtools.cli.context import api_errors, client
@@ -19,6 +19,12 @@ app = typer.Typer(
 )
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout")]
+AllowCidrOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-cidr", help="A network it works from, e.g. 203.0.113.0/24; repeat for more"
+    ),
+]
 KeyId = Annotated[str, typer.Argument(help="The key's id (key_…)")]
 ScopesOption = Annotated[
     str | None, typer.Option("--scopes", help='Comma-separated scopes, e.g. "sandbox:*,files:read"')
@@ -58,19 +64,31 @@ def _scopes(scopes: str | None, scope: list[str] | None, *, as_json: bool) -> li
 
 def _expires(key: ApiKey) -> str:
     """When the key stops working: its expiry, or the end of its rotation grace if sooner."""
-    grace_end = key.revoked_at if key.status == "expiring" else None
-    if grace_end is not None and (key.expires_at is None or grace_end < key.expires_at):
-        return f"{when(grace_end)} (rotated: grace ends)"
-    return when(key.expires_at, empty="never")
+    ends = key.ends_at if key.status == "expiring" else key.expires_at
+    if ends is not None and ends != key.expires_at:
+        return f"{when(ends)} (rotated: grace ends)"
+    return when(ends, empty="never")
 
 
 def _revoked(key: ApiKey) -> str:
     if key.status == "expiring":  # revokedAt is in the future: the end of the grace
         return f"when the grace ends, {when(key.revoked_at)}"
+    if key.revoked_at is not None and key.revoked_reason == "leaked":
+        return f"{when(key.revoked_at)} (leaked: found in public by secret scanning)"
+    if key.revoked_at is not None and key.revoked_reason:
+        return f"{when(key.revoked_at)} ({key.revoked_reason})"
     return when(key.revoked_at)
 
 
-def _show(key: ApiKey) -> None:
+def _org(key: ApiKey) -> str:
+    """The key's organization, by name and id: what it acts for."""
+    if key.org_id is None:  # a server that does not say
+        return "-"
+    return f"{key.org_name} ({key.org_id})" if key.org_name else key.org_id
+
+
+def _show(key: ApiKey, week: list[KeyUsageDay] | None = None) -> None:
+    used = [] if week is None else [("Last 7 days", _summary(week))]
     fields(
         [
             ("ID", key.id),
@@ -78,16 +96,28 @@ def _show(key: ApiKey) -> None:
             ("Prefix", f"{key.key_prefix}…"),
             ("Scopes", " ".join(key.scopes)),
             ("Status", key.status or "-"),
+            ("Organization", _org(key)),
             ("Test key", "yes" if key.is_test else "no"),
             ("Rate limit", f"{key.rate_limit}/min" if key.rate_limit else "the plan's default"),
+            ("From browsers", "allowed" if key.allow_browser else "refused"),
+            ("Networks", " ".join(key.allowed_cidrs) or "any"),
+            *([("Canary", "yes: every use is an alarm")] if key.is_canary else []),
             ("Project", key.project_id or "-"),
             ("Owner", key.owner_email or "-"),
             ("Created", when(key.created_at)),
             ("Expires", _expires(key)),
             ("Last used", when(key.last_used_at, empty="never")),
             ("Revoked", _revoked(key)),
+            *used,
         ]
     )
+
+
+def _summary(days: list[KeyUsageDay]) -> str:
+    requests = sum(d.requests for d in days)
+    invalid = sum(d.invalid for d in days)
+    limited = sum(d.rate_limited for d in days)
+    return f"{requests} requests, {invalid} refused as invalid, {limited} rate limited"
 
 
 def _issued(created: CreatedApiKey, as_json: bool, verb: str) -> None:
@@ -97,7 +127,8 @@ def _issued(created: CreatedApiKey, as_json: bool, verb: str) -> None:
     # The key alone on stdout, so `KEY=$(runtools auth keys create ci)` works.
     typer.echo(created.key)
     note(
-        f"{verb} key {created.name} ({created.id}), scopes {' '.join(created.scopes)}"
+        f"{verb} key {created.name} ({created.id}) in organization {_org(created)}, "
+        f"scopes {' '.join(created.scopes)}"
         + (f", expires {when(created.expires_at)}" if created.expires_at else "")
     )
     note(
@@ -131,6 +162,7 @@ def list_keys(
     if not keys:
         note("No API keys.")
         return
+    note(f"API keys of organization {_org(keys[0])}")
     table(
         ["ID", "NAME", "PREFIX", "SCOPES", "STATUS", "EXPIRES", "LAST USED"],
         [
@@ -165,7 +197,45 @@ def get_key(ctx: typer.Context, key_id: KeyId, as_json: JsonFlag = False) -> Non
     """
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
         key = rt.api_keys.get(key_id)
-    emit_json(_wire(key)) if as_json else _show(key)
+        week = None if as_json else rt.api_keys.usage(key_id, days=7)
+    emit_json(_wire(key)) if as_json else _show(key, week)
+
+
+@app.command("usage")
+def key_usage(
+    ctx: typer.Context,
+    key_id: KeyId,
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=90, help="Days back, today included")
+    ] = 30,
+    as_json: JsonFlag = False,
+) -> None:
+    """A key's requests and refusals by day (UTC), oldest first.
+
+    Requests are those the key authenticated (429s included); "invalid" are
+    its uses refused as revoked, expired, of a removed owner, outside its
+    networks or from a browser it refuses; "limited" are its 429s. Today's
+    figures lag by up to RUNTOOLS_LAST_USED_FLUSH_SECONDS.
+
+    Examples:
+
+        runtools auth keys usage key_2bKx7TgQ
+
+        runtools auth keys usage key_2bKx7TgQ --days 7 --json | jq '[.[].requests] | add'
+    """
+    with api_errors(as_json), client(ctx, as_json=as_json) as rt:
+        used = rt.api_keys.usage(key_id, days=days)
+    if as_json:
+        emit_json([_wire(d) for d in used])
+        return
+    typer.echo(f"{'DAY':10}  {'REQUESTS':>9}  {'INVALID':>8}  {'LIMITED':>8}  LAST ADDRESS")
+    for d in used:
+        day = d.day.isoformat() if d.day else "-"
+        typer.echo(
+            f"{day:10}  {d.requests:>9}  {d.invalid:>8}  {d.rate_limited:>8}  "
+            f"{d.last_address or '-'}"
+        )
+    typer.echo(f"In all: {_summary(used)}")
 
 
 @app.command("create")
@@ -182,6 +252,15 @@ def create_key(
         str | None, typer.Option("--project", help="Project id (UUID) to attach it to")
     ] = None,
     rate_limit: RateLimitOption = None,
+    allow_browser: Annotated[
+        bool,
+        typer.Option("--allow-browser", help="Accept it from browsers (Origin, Sec-Fetch-Site)"),
+    ] = False,
+    allow_cidr: AllowCidrOption = None,
+    canary: Annotated[
+        bool,
+        typer.Option("--canary", help="A honeytoken: never works, every use is an alarm"),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once.
@@ -189,7 +268,11 @@ def create_key(
     The key goes to stdout alone (details and a reminder to stderr); it is
     never written to disk. Without scopes the key gets "*" (everything you
     can do yourself); without --rate-limit, its organization's plan sets
-    its requests per minute.
+    its requests per minute. A key is refused from browsers unless made
+    with --allow-browser, and works from anywhere unless given networks
+    with --allow-cidr. A --canary key is bait: plant it where only a thief
+    would look; it never authenticates, and each use is a high-severity
+    audit event (api_key.canary_used) naming the address it came from.
 
     Examples:
 
@@ -198,6 +281,10 @@ def create_key(
         runtools auth keys create ci --scope sandbox:read --scope sandbox:exec --expires-in 90d
 
         KEY=$(runtools auth keys create deploy --scopes "sandbox:*" --test --rate-limit 10)
+
+        runtools auth keys create office --allow-cidr 203.0.113.0/24 --allow-cidr 2001:db8::/32
+
+        runtools auth keys create "aws-backup-creds" --canary
     """
     chosen = _scopes(scopes, scope, as_json=as_json)
     with api_errors(as_json), client(ctx, as_json=as_json) as rt:
@@ -208,6 +295,9 @@ def create_key(
             is_test=test or None,
             project_id=project,
             rate_limit=rate_limit,
+            allow_browser=allow_browser or None,
+            allowed_cidrs=allow_cidr or None,
+            is_canary=canary or None,
         )
     _issued(created, as_json, "Created")
 
@@ -230,6 +320,16 @@ def update_key(
             "--plan-rate-limit", help="Drop the key's own limit: its plan's default applies"
         ),
     ] = False,
+    browser: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-browser/--refuse-browser", help="Accept it from browsers, or refuse them"
+        ),
+    ] = None,
+    allow_cidr: AllowCidrOption = None,
+    any_address: Annotated[
+        bool, typer.Option("--any-address", help="Drop its networks: it works from anywhere")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Rename a key, change its scopes (never beyond your own), project or rate limit.
@@ -244,6 +344,8 @@ def update_key(
         runtools auth keys update key_2bKx7TgQ --scope sandbox:read --no-project
 
         runtools auth keys update key_2bKx7TgQ --rate-limit 30
+
+        runtools auth keys update key_2bKx7TgQ --allow-cidr 10.0.0.0/8 --refuse-browser
     """
     chosen = _scopes(scopes, scope, as_json=as_json)
     if project is not None and no_project:
@@ -254,11 +356,18 @@ def update_key(
             code=EXIT_USAGE,
             as_json=as_json,
         )
-    changes = (name, chosen, project, rate_limit)
-    if all(c is None for c in changes) and not (no_project or plan_rate_limit):
+    if allow_cidr and any_address:
+        fail(
+            "--allow-cidr and --any-address contradict each other",
+            code=EXIT_USAGE,
+            as_json=as_json,
+        )
+    changes = (name, chosen, project, rate_limit, browser, allow_cidr)
+    if all(c is None for c in changes) and not (no_project or plan_rate_limit or any_address):
         fail(
             "nothing to change: give --name, --scopes, --project, --no-project, "
-            "--rate-limit or --plan-rate-limit",
+            "--rate-limit, --plan-rate-limit, --allow-browser, --refuse-browser, "
+            "--allow-cidr or --any-address",
             code=EXIT_USAGE,
             as_json=as_json,
         )
@@ -271,6 +380,8 @@ def update_key(
             rate_limit=None
             if plan_rate_limit
             else (rate_limit if rate_limit is not None else NOT_GIVEN),
+            allow_browser=browser if browser is not None else NOT_GIVEN,
+            allowed_cidrs=None if any_address else (allow_cidr or NOT_GIVEN),
         )
     emit_json(_wire(key)) if as_json else _show(key)
 
@@ -281,6 +392,8 @@ def revoke_key(
 ) -> None:
     """Revoke a key now: the next request made with it fails. This cannot be undone.
 
+    It then shows what the key did in the last 30 days (its audited acts,
+    refusals and source addresses), to judge what a leaked key touched.
     On a terminal it asks first; --yes skips the question (scripts, whose
     stdin is not a terminal, are never asked). Revoking a revoked key
     changes nothing and succeeds.
@@ -303,8 +416,25 @@ def revoke_key(
         key = rt.api_keys.revoke(key_id)
     if as_json:
         emit_json(_wire(key))
-    else:
-        typer.echo(f"Revoked key {key.name} ({key.id}).")
+        return
+    typer.echo(f"Revoked key {key.name} ({key.id}).")
+    radius = key.blast_radius
+    if radius is None:
+        return
+    if not radius.events:
+        typer.echo("In the last 30 days it did nothing the audit log records.")
+        return
+    refused = f", {radius.refusals} of them refused" if radius.refusals else ""
+    typer.echo(
+        f"In the last 30 days it did {radius.events} audited act"
+        f"{'s' if radius.events != 1 else ''}{refused}, on {radius.targets} "
+        f"target{'s' if radius.targets != 1 else ''}:"
+    )
+    for done in radius.actions:
+        typer.echo(f"  {done.count:>6}  {done.action}")
+    if radius.addresses:
+        typer.echo(f"From: {', '.join(radius.addresses)}")
+    typer.echo("Each is in the organization's audit log (GET /v1/audit-logs).")
 
 
 @app.command("rotate")

@@ -5,13 +5,20 @@ A sandbox's name works wherever its id does.
 
 from __future__ import annotations
 
+import contextlib
+import shlex
+import shutil
+import subprocess
 import sys
+import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from runtools import ExecChunk, ExecExit, Sandbox
+from runtools import BadRequestError, ExecChunk, ExecExit, RunTools, Sandbox
+from runtools._archives import directory_bytes
 from runtools.cli.client import JsonFlag, api_client
 from runtools.cli.confirm import YesFlag, confirm
 from runtools.cli.output import EXIT_USAGE, emit_json, fail
@@ -33,6 +40,8 @@ files_app = typer.Typer(
 )
 app.add_typer(files_app, name="files")
 
+#: Folders smaller than this go up without a progress bar: it would only flicker.
+PROGRESS_FROM_BYTES = 8 * 1024 * 1024
 SandboxArg = Annotated[str, typer.Argument(help="Sandbox id or name", show_default=False)]
 
 
@@ -70,22 +79,38 @@ def _show(sandbox: Sandbox, as_json: bool) -> None:
 def create(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option(help="Friendly name, unique in the org")] = None,
-    template: Annotated[str | None, typer.Option(help="Userland [default: base-ubuntu]")] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(help="Root filesystem (runtools sandbox templates) [default: base-ubuntu]"),
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable)")] = None,
     env: Annotated[list[str] | None, typer.Option(help="NAME=VALUE (repeatable)")] = None,
     idle_timeout: Annotated[int | None, typer.Option(help="Pause after N idle seconds")] = None,
     vcpus: Annotated[float | None, typer.Option(help="CPUs [default: 1]")] = None,
     memory: Annotated[int | None, typer.Option(help="Memory in MiB [default: 512]")] = None,
     disk: Annotated[int | None, typer.Option(help="Writable space in MiB [default: 1024]")] = None,
+    ssh_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ssh-key", help="A registered SSH key's id to let in over SSH too (repeatable)"
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a sandbox and wait until it runs.
+
+    Your own registered SSH keys (and admins') always let you in with
+    `runtools sandbox ssh`; --ssh-key lets in another member's key too.
 
     Examples:
 
         runtools sandbox create --name my-env --template base-ubuntu
 
+        runtools sandbox create --name py --template python-3.12   # one an operator imported
+
         runtools sandbox create --name ci --tag ci --env NODE_ENV=test --memory 1024 --json
+
+        runtools sandbox create --name pair --ssh-key sshk_2bKx7TgQ
     """
     resources = {
         k: v for k, v in (("vcpus", vcpus), ("memory", memory), ("disk", disk)) if v is not None
@@ -98,8 +123,34 @@ def create(
             env=_env(env, as_json=as_json),
             idle_timeout=idle_timeout,
             resources=resources or None,
+            ssh_keys=ssh_key,
         )
     _show(sandbox, as_json)
+
+
+@app.command("templates")
+def templates(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """List the templates a sandbox can start from, the default first.
+
+    A template is a root filesystem: a sandbox's / is the template, read-only
+    and shared, with the sandbox's own writable layer on top. Operators add
+    them with `runtools admin templates import`.
+
+    Examples:
+
+        runtools sandbox templates
+
+        runtools sandbox templates --json | jq -r '.data[].name'
+    """
+    with api_client(ctx, as_json=as_json) as rt:
+        found = rt.templates.list()
+    if as_json:
+        emit_json({"data": [t.model_dump(mode="json", by_alias=True) for t in found]})
+        return
+    for template in found:
+        names = ", ".join([template.name, *template.aliases])
+        default = " (default)" if template.is_default else ""
+        typer.echo(f"{names:<32}  {template.description}{default}")
 
 
 @app.command("list")
@@ -220,6 +271,87 @@ def pause(ctx: typer.Context, sandbox: SandboxArg, as_json: JsonFlag = False) ->
     _show(changed, as_json)
 
 
+@app.command("kill")
+def kill(ctx: typer.Context, sandbox: SandboxArg, as_json: JsonFlag = False) -> None:
+    """Kill every process of a sandbox's commands; it stays running, with its files.
+
+    The way back when a sandbox is at its process limit (a fork bomb, a
+    runaway background job): commands are refused with "at its limit of N
+    processes" until its processes are killed. Commands still running end
+    as killed (exit code 137). Nothing is asked first: files are kept.
+
+    Examples:
+
+        runtools sandbox kill my-env
+
+        runtools sandbox kill my-env && runtools sandbox exec my-env "ls"
+    """
+    with api_client(ctx, as_json=as_json) as rt:
+        changed = rt.sandbox.kill(sandbox)
+    _show(changed, as_json)
+
+
+@app.command(
+    "ssh", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True}
+)
+def ssh(
+    ctx: typer.Context,
+    sandbox: SandboxArg,
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="A command to run instead of a shell", show_default=False),
+    ] = None,
+    identity: Annotated[
+        Path | None, typer.Option("--identity", "-i", help="The private key ssh uses")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", "-o", help="An ssh option, e.g. -o ServerAliveInterval=30 (repeatable)"
+        ),
+    ] = None,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the ssh command line instead of running it")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Open a shell in a sandbox (or run COMMAND) with the system's `ssh`.
+
+    Needs an SSH key registered with `runtools ssh-key add`, and a server
+    that serves SSH (RUNTOOLS_SSH_PORT). The exit code is the command's (255
+    when ssh itself fails). Options go before the sandbox; everything after
+    it is the command.
+
+    Examples:
+
+        runtools sandbox ssh my-env
+
+        runtools sandbox ssh -i ~/.ssh/work_ed25519 my-env make test
+
+        runtools sandbox ssh -o ServerAliveInterval=30 my-env
+
+        runtools sandbox ssh --print my-env
+    """
+    with api_client(ctx, as_json=as_json) as rt:
+        access = rt.sandbox.ssh_access(sandbox)
+    argv = ["ssh", "-p", str(access.port)]
+    if identity is not None:
+        argv += ["-i", str(identity.expanduser())]
+    for value in option or []:
+        argv += ["-o", value]
+    argv += [f"{access.user}@{access.host}", *(command or [])]
+    if as_json:
+        emit_json({**access.model_dump(mode="json", by_alias=True), "argv": argv})
+        return
+    if print_only:
+        typer.echo(shlex.join(argv))
+        return
+    program = shutil.which("ssh")
+    if program is None:
+        fail("ssh is not installed: install the OpenSSH client", code=EXIT_USAGE)
+    raise typer.Exit(subprocess.call([program, *argv[1:]]))  # noqa: S603 - argv is ours
+
+
 @app.command("resume")
 def resume(ctx: typer.Context, sandbox: SandboxArg, as_json: JsonFlag = False) -> None:
     """Thaw a paused sandbox: its processes go on where they stopped.
@@ -268,18 +400,26 @@ def destroy(
 def put_file(
     ctx: typer.Context,
     sandbox: SandboxArg,
-    local: Annotated[Path, typer.Argument(help="Local file, or - for stdin")],
+    local: Annotated[Path, typer.Argument(help="Local file or folder, or - for stdin")],
     remote: Annotated[str, typer.Argument(help="Path in the sandbox (relative: /workspace)")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Upload a file.
+    """Upload a file, or a folder's whole content in one streamed tar.gz.
+
+    A folder lands in REMOTE (created if missing, merged if it exists);
+    links are sent as links. A progress bar shows on a terminal.
 
     Examples:
 
         runtools sandbox files put my-env ./app.py app.py
 
+        runtools sandbox files put my-env ./project /workspace/project
+
         echo hello | runtools sandbox files put my-env - /tmp/hello.txt
     """
+    if str(local) != "-" and local.is_dir():
+        _put_folder(ctx, sandbox, local, remote, as_json=as_json)
+        return
     try:
         data = sys.stdin.buffer.read() if str(local) == "-" else local.read_bytes()
     except OSError as exc:
@@ -292,6 +432,41 @@ def put_file(
         typer.echo(f"wrote {len(data)} bytes to {remote}")
 
 
+def _put_folder(
+    ctx: typer.Context, sandbox: str, local: Path, remote: str, *, as_json: bool
+) -> None:
+    with api_client(ctx, as_json=as_json) as rt, _progress(local, show=not as_json) as advance:
+        try:
+            written = rt.sandbox.upload_dir(sandbox, local, remote, on_progress=advance)
+        except OSError as exc:
+            fail(f"cannot read {exc.filename or local}: {exc.strerror}", as_json=as_json)
+    if as_json:
+        emit_json(written.model_dump(mode="json", by_alias=True))
+    else:
+        typer.echo(f"wrote {written.files} files ({written.size} bytes) to {written.path}")
+
+
+@contextlib.contextmanager
+def _progress(local: Path, *, show: bool) -> Iterator[Callable[[int], None] | None]:
+    """A bytes-read progress bar on stderr, on a terminal only and for folders worth it."""
+    total = directory_bytes(local)
+    if not show or not sys.stderr.isatty() or total < PROGRESS_FROM_BYTES:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        *Progress.get_default_columns(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"sending {local.name or local}", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
 @files_app.command("get")
 def get_file(
     ctx: typer.Context,
@@ -300,16 +475,26 @@ def get_file(
     local: Annotated[Path | None, typer.Argument(help="Where to save [default: stdout]")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Download a file (to stdout unless a local path is given).
+    """Download a file, or a directory (into a local folder, or as a tar to stdout).
 
     Examples:
 
         runtools sandbox files get my-env results.csv ./results.csv
 
         runtools sandbox files get my-env /tmp/log.txt | tail
+
+        runtools sandbox files get my-env /workspace/project/out ./out
+
+        runtools sandbox files get my-env /workspace/project > project.tar
     """
     with api_client(ctx, as_json=as_json) as rt:
-        data = rt.sandbox.read_file(sandbox, remote)
+        try:
+            data = rt.sandbox.read_file(sandbox, remote)
+        except BadRequestError as exc:
+            if not exc.message.startswith("is a directory"):
+                raise
+            _get_directory(rt, sandbox, remote, local, as_json=as_json)
+            return
     if local is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -320,6 +505,24 @@ def get_file(
         fail(f"cannot write {local}: {exc.strerror}", as_json=as_json)
     if as_json:
         emit_json({"path": remote, "size": len(data), "savedTo": str(local)})
+
+
+def _get_directory(
+    rt: RunTools, sandbox: str, remote: str, local: Path | None, *, as_json: bool
+) -> None:
+    if local is None:
+        for chunk in rt.sandbox.read_archive(sandbox, remote):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+        return
+    try:
+        files = rt.sandbox.download_dir(sandbox, remote, local)
+    except (OSError, tarfile.TarError) as exc:
+        fail(f"cannot save into {local}: {exc}", as_json=as_json)
+    if as_json:
+        emit_json({"path": remote, "files": files, "savedTo": str(local)})
+    else:
+        typer.echo(f"saved {files} files into {local}")
 
 
 @files_app.command("ls")

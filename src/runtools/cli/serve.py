@@ -30,6 +30,15 @@ Examples:
 
     RUNTOOLS_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/runtools runtools serve
 
+The dashboard (API keys, SSH keys, sandboxes, team, sessions, audit log) is served
+at /dashboard, e.g. http://127.0.0.1:8700/dashboard; people sign in there with their
+password (an operator sets one with `runtools admin set-password`).
+
+SSH into sandboxes (`runtools sandbox ssh NAME`) is served on a port of its own,
+on the same interface, when RUNTOOLS_SSH_PORT is set (one worker process only):
+
+    RUNTOOLS_SSH_PORT=2222 runtools serve --host 0.0.0.0
+
 Several worker processes (PostgreSQL only; add RUNTOOLS_REDIS_URL for shared
 rate limits and the fastest revocation broadcast):
 
@@ -60,6 +69,12 @@ def serve(
         from runtools.cli.output import fail
 
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}", code=2)
+    # The app's own settings (read by each worker) name the address it serves on:
+    # other nodes forward sandbox calls there unless RUNTOOLS_NODE_URL says otherwise.
+    if host:
+        os.environ["RUNTOOLS_HOST"] = host
+    if port:
+        os.environ["RUNTOOLS_PORT"] = str(port)
     settings = server_settings()
     if workers > 1 and settings.is_sqlite:
         from runtools.cli.output import fail
@@ -67,6 +82,14 @@ def serve(
         fail(
             "--workers above 1 needs RUNTOOLS_DATABASE_URL=postgresql://…: "
             "SQLite serves one process",
+            code=2,
+        )
+    if workers > 1 and settings.ssh_port is not None:
+        from runtools.cli.output import fail
+
+        fail(
+            "RUNTOOLS_SSH_PORT needs --workers 1: the SSH server runs in the one process "
+            "that holds the node's sandboxes",
             code=2,
         )
     reachable_database(settings)  # here, once: a worker failing on start is restarted forever
@@ -90,6 +113,12 @@ def serve(
         },
         "root": {"level": log_level.upper(), "handlers": ["stderr"]},
     }
+    if settings.ssh_port is not None:
+        typer.echo(
+            f"SSH into sandboxes on {host or settings.host} port {settings.ssh_port} "
+            "(RUNTOOLS_SSH_PORT)",
+            err=True,
+        )
     with claimed_node(settings), _shared_metrics(workers > 1 and settings.metrics == "on"):
         uvicorn.run(
             "runtools.server.app:create_app_from_env",

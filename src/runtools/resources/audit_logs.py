@@ -29,9 +29,11 @@ def _list_params(
     until: datetime | str | None,
     limit: int | None,
     cursor: str | None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     return {
         "action": action,
+        "actor": actor,
         "since": _timestamp(since),
         "until": _timestamp(until),
         "limit": limit,
@@ -44,18 +46,20 @@ class AuditLogs(SyncResource):
         self,
         *,
         action: str | None = None,
+        actor: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> SyncPager[AuditLogEntry]:
-        """Audit events, optionally of one ``action`` and within ``[since, until]``.
+        """Audit events, optionally of one ``action``, by one ``actor`` (a key's, session's
+        or user's id) and within ``[since, until]``.
 
         Iterating the result walks every page; ``limit`` is the page size.
         """
 
         def fetch(page_cursor: str | None) -> CursorPage[AuditLogEntry]:
-            params = _list_params(action, since, until, limit, page_cursor)
+            params = _list_params(action, since, until, limit, page_cursor, actor)
             return self._client._request("GET", _PATH, params=params).page(AuditLogEntry)
 
         return SyncPager(fetch, cursor=cursor)
@@ -66,18 +70,20 @@ class AsyncAuditLogs(AsyncResource):
         self,
         *,
         action: str | None = None,
+        actor: str | None = None,
         since: datetime | str | None = None,
         until: datetime | str | None = None,
         limit: int | None = None,
         cursor: str | None = None,
     ) -> AsyncPager[AuditLogEntry]:
-        """Audit events, optionally of one ``action`` and within ``[since, until]``.
+        """Audit events, optionally of one ``action``, by one ``actor`` (a key's, session's
+        or user's id) and within ``[since, until]``.
 
         ``async for`` over the result walks every page; ``limit`` is the page size.
         """
 
         async def fetch(page_cursor: str | None) -> CursorPage[AuditLogEntry]:
-            params = _list_params(action, since, until, limit, page_cursor)
+            params = _list_params(action, since, until, limit, page_cursor, actor)
             envelope = await self._client._request("GET", _PATH, params=params)
             return envelope.page(AuditLogEntry)
 

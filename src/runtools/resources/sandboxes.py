@@ -9,6 +9,8 @@ Every method takes a sandbox's id or its name. :meth:`Sandboxes.create`,
     for chunk in sb.exec_stream("npm test"):
         ...                                   # ExecChunk ..., then ExecExit
     sb.files.write("app.py", "print('hi')")
+    sb.files.upload_dir("./project", "/workspace/project")   # one tar.gz, streamed
+    sb.files.download_dir("/workspace/project/out", "./out")
     sb.pause(); sb.resume(); sb.destroy()
 
 Commands, pause and resume are never retried: a command must not run
@@ -17,12 +19,25 @@ twice, and a refusal (``ConflictError``: "resume it first") is final.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import os
+import tempfile
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from pathlib import Path
 from typing import Any
 
 from pydantic import PrivateAttr
 
+from runtools._archives import pack_directory, unpack_stream
 from runtools._exceptions import ExecStreamError
 from runtools._models import (
     ExecChunk,
@@ -31,6 +46,8 @@ from runtools._models import (
     FileEntry,
     SandboxInfo,
     SandboxResources,
+    SshAccess,
+    WrittenArchive,
 )
 from runtools._pagination import AsyncPager, CursorPage, SyncPager
 from runtools._resource import AsyncResource, SyncResource, path_segment
@@ -45,6 +62,9 @@ __all__ = [
 ]
 
 _PATH = "/sandboxes"
+_TAR = "application/x-tar"
+_SPOOL_CHUNK = 1024 * 1024
+Progress = Callable[[int], None]
 
 
 def _path(ref: str, suffix: str = "") -> str:
@@ -59,8 +79,11 @@ def _create_body(
     idle_timeout: int | None,
     resources: SandboxResources | Mapping[str, Any] | None,
     project_id: str | None,
+    ssh_keys: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
+    if ssh_keys is not None:
+        body["sshKeys"] = list(ssh_keys)
     for key, value in (
         ("name", name),
         ("template", template),
@@ -169,6 +192,10 @@ class Sandbox(SandboxInfo):
     def pause(self) -> Sandbox:
         return self._api().pause(self.id)
 
+    def kill(self) -> Sandbox:
+        """Kill every process of its commands; it stays running, with its files."""
+        return self._api().kill(self.id)
+
     def resume(self) -> Sandbox:
         return self._api().resume(self.id)
 
@@ -199,6 +226,20 @@ class SandboxFiles:
     def list(self, path: str = "/workspace") -> builtins.list[FileEntry]:
         return self._sandboxes.list_files(self._ref, path)
 
+    def write_archive(self, path: str, data: bytes | Iterable[bytes]) -> WrittenArchive:
+        return self._sandboxes.write_archive(self._ref, path, data)
+
+    def read_archive(self, path: str = "/workspace") -> Iterator[bytes]:
+        return self._sandboxes.read_archive(self._ref, path)
+
+    def upload_dir(
+        self, local: str | os.PathLike[str], path: str, *, on_progress: Progress | None = None
+    ) -> WrittenArchive:
+        return self._sandboxes.upload_dir(self._ref, local, path, on_progress=on_progress)
+
+    def download_dir(self, path: str, local: str | os.PathLike[str]) -> int:
+        return self._sandboxes.download_dir(self._ref, path, local)
+
 
 class Sandboxes(SyncResource):
     def _bind(self, sandbox: Sandbox) -> Sandbox:
@@ -215,9 +256,16 @@ class Sandboxes(SyncResource):
         idle_timeout: int | None = None,
         resources: SandboxResources | Mapping[str, Any] | None = None,
         project_id: str | None = None,
+        ssh_keys: Sequence[str] | None = None,
     ) -> Sandbox:
-        """Start a sandbox (``running`` on return). ``resources``: vcpus, memory/disk in MiB."""
-        body = _create_body(name, template, tags, env, idle_timeout, resources, project_id)
+        """Start a sandbox (``running`` on return). ``resources``: vcpus, memory/disk in MiB.
+
+        ``ssh_keys``: ids of registered SSH keys (``rt.ssh_keys``) let in over
+        SSH besides the owner's and the admins' own.
+        """
+        body = _create_body(
+            name, template, tags, env, idle_timeout, resources, project_id, ssh_keys
+        )
         envelope = self._client._request("POST", _PATH, json=body, retry=False)
         return self._bind(envelope.model(Sandbox))
 
@@ -248,6 +296,19 @@ class Sandboxes(SyncResource):
     def pause(self, sandbox: str) -> Sandbox:
         envelope = self._client._request("POST", _path(sandbox, "/pause"), retry=False)
         return self._bind(envelope.model(Sandbox))
+
+    def kill(self, sandbox: str) -> Sandbox:
+        """Kill every process of the sandbox's commands, running or in the background.
+
+        The sandbox stays running with its files: the way back once it is at
+        its process limit (a ``ConflictError`` with code ``process_limit_reached``).
+        """
+        envelope = self._client._request("POST", _path(sandbox, "/kill"), retry=False)
+        return self._bind(envelope.model(Sandbox))
+
+    def ssh_access(self, sandbox: str) -> SshAccess:
+        """How to reach the sandbox over SSH: host, port, user and an ``ssh`` command line."""
+        return self._client._request("GET", _path(sandbox, "/ssh")).model(SshAccess)
 
     def resume(self, sandbox: str) -> Sandbox:
         envelope = self._client._request("POST", _path(sandbox, "/resume"), retry=False)
@@ -298,6 +359,45 @@ class Sandboxes(SyncResource):
         )
         return [FileEntry.model_validate(item) for item in envelope.data or []]
 
+    def write_archive(
+        self, sandbox: str, path: str, data: bytes | Iterable[bytes]
+    ) -> WrittenArchive:
+        """Unpack a tar (or tar.gz) into directory ``path``; an iterable is streamed."""
+        response = self._client._send(
+            "PUT",
+            _path(sandbox, "/files/archive"),
+            params={"path": path},
+            content=data,
+            content_type=_TAR,
+            retry=False,  # a stream cannot be sent twice
+        )
+        return _written(response.json())
+
+    def read_archive(self, sandbox: str, path: str = "/workspace") -> Iterator[bytes]:
+        """Directory ``path`` as a tar stream, in pieces as it comes."""
+        return self._client._download(_path(sandbox, "/files/archive"), params={"path": path})
+
+    def upload_dir(
+        self,
+        sandbox: str,
+        local: str | os.PathLike[str],
+        path: str,
+        *,
+        on_progress: Progress | None = None,
+    ) -> WrittenArchive:
+        """Send the folder ``local``'s content into ``path``, packed as it is read.
+
+        ``on_progress(n)`` is called with each number of file bytes read.
+        """
+        return self.write_archive(sandbox, path, pack_directory(Path(local), on_read=on_progress))
+
+    def download_dir(self, sandbox: str, path: str, local: str | os.PathLike[str]) -> int:
+        """Save directory ``path`` into the folder ``local``; returns the files written.
+
+        Extracted with the ``data`` filter: nothing outside ``local`` is written.
+        """
+        return unpack_stream(self.read_archive(sandbox, path), Path(local))
+
 
 # -- async --------------------------------------------------------------------
 
@@ -335,6 +435,10 @@ class AsyncSandbox(SandboxInfo):
     async def pause(self) -> AsyncSandbox:
         return await self._api().pause(self.id)
 
+    async def kill(self) -> AsyncSandbox:
+        """Kill every process of its commands; it stays running, with its files."""
+        return await self._api().kill(self.id)
+
     async def resume(self) -> AsyncSandbox:
         return await self._api().resume(self.id)
 
@@ -363,6 +467,20 @@ class AsyncSandboxFiles:
     async def list(self, path: str = "/workspace") -> builtins.list[FileEntry]:
         return await self._sandboxes.list_files(self._ref, path)
 
+    async def write_archive(self, path: str, data: bytes | AsyncIterable[bytes]) -> WrittenArchive:
+        return await self._sandboxes.write_archive(self._ref, path, data)
+
+    def read_archive(self, path: str = "/workspace") -> AsyncIterator[bytes]:
+        return self._sandboxes.read_archive(self._ref, path)
+
+    async def upload_dir(
+        self, local: str | os.PathLike[str], path: str, *, on_progress: Progress | None = None
+    ) -> WrittenArchive:
+        return await self._sandboxes.upload_dir(self._ref, local, path, on_progress=on_progress)
+
+    async def download_dir(self, path: str, local: str | os.PathLike[str]) -> int:
+        return await self._sandboxes.download_dir(self._ref, path, local)
+
 
 class AsyncSandboxes(AsyncResource):
     def _bind(self, sandbox: AsyncSandbox) -> AsyncSandbox:
@@ -379,8 +497,11 @@ class AsyncSandboxes(AsyncResource):
         idle_timeout: int | None = None,
         resources: SandboxResources | Mapping[str, Any] | None = None,
         project_id: str | None = None,
+        ssh_keys: Sequence[str] | None = None,
     ) -> AsyncSandbox:
-        body = _create_body(name, template, tags, env, idle_timeout, resources, project_id)
+        body = _create_body(
+            name, template, tags, env, idle_timeout, resources, project_id, ssh_keys
+        )
         envelope = await self._client._request("POST", _PATH, json=body, retry=False)
         return self._bind(envelope.model(AsyncSandbox))
 
@@ -411,6 +532,15 @@ class AsyncSandboxes(AsyncResource):
     async def pause(self, sandbox: str) -> AsyncSandbox:
         envelope = await self._client._request("POST", _path(sandbox, "/pause"), retry=False)
         return self._bind(envelope.model(AsyncSandbox))
+
+    async def kill(self, sandbox: str) -> AsyncSandbox:
+        """Kill every process of the sandbox's commands; see :meth:`Sandboxes.kill`."""
+        envelope = await self._client._request("POST", _path(sandbox, "/kill"), retry=False)
+        return self._bind(envelope.model(AsyncSandbox))
+
+    async def ssh_access(self, sandbox: str) -> SshAccess:
+        """How to reach the sandbox over SSH; see :meth:`Sandboxes.ssh_access`."""
+        return (await self._client._request("GET", _path(sandbox, "/ssh"))).model(SshAccess)
 
     async def resume(self, sandbox: str) -> AsyncSandbox:
         envelope = await self._client._request("POST", _path(sandbox, "/resume"), retry=False)
@@ -464,3 +594,62 @@ class AsyncSandboxes(AsyncResource):
             "GET", _path(sandbox, "/files/list"), params={"path": path}
         )
         return [FileEntry.model_validate(item) for item in envelope.data or []]
+
+    async def write_archive(
+        self, sandbox: str, path: str, data: bytes | AsyncIterable[bytes]
+    ) -> WrittenArchive:
+        """Unpack a tar (or tar.gz) into directory ``path``; an async iterable is streamed."""
+        response = await self._client._send(
+            "PUT",
+            _path(sandbox, "/files/archive"),
+            params={"path": path},
+            content=data,
+            content_type=_TAR,
+            retry=False,  # a stream cannot be sent twice
+        )
+        return _written(response.json())
+
+    def read_archive(self, sandbox: str, path: str = "/workspace") -> AsyncIterator[bytes]:
+        """Directory ``path`` as a tar stream, in pieces as it comes."""
+        return self._client._download(_path(sandbox, "/files/archive"), params={"path": path})
+
+    async def upload_dir(
+        self,
+        sandbox: str,
+        local: str | os.PathLike[str],
+        path: str,
+        *,
+        on_progress: Progress | None = None,
+    ) -> WrittenArchive:
+        """Send the folder ``local``'s content into ``path``, packed as it is read."""
+        pieces = pack_directory(Path(local), on_read=on_progress)
+        return await self.write_archive(sandbox, path, _in_thread(pieces))
+
+    async def download_dir(self, sandbox: str, path: str, local: str | os.PathLike[str]) -> int:
+        """Save directory ``path`` into the folder ``local``; returns the files written.
+
+        The stream is spooled to a temporary file (memory stays flat), then
+        extracted in a worker thread with the ``data`` filter.
+        """
+        with tempfile.TemporaryFile() as spool:
+            async for chunk in self.read_archive(sandbox, path):
+                await asyncio.to_thread(spool.write, chunk)
+            spool.seek(0)
+            pieces = iter(lambda: spool.read(_SPOOL_CHUNK), b"")
+            return await asyncio.to_thread(unpack_stream, pieces, Path(local))
+
+
+def _written(body: Any) -> WrittenArchive:
+    return WrittenArchive.model_validate(body.get("data") if isinstance(body, dict) else None)
+
+
+async def _in_thread(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """A blocking iterator, read in a worker thread so the event loop never waits on disk."""
+    done = object()
+    try:
+        while (piece := await asyncio.to_thread(next, pieces, done)) is not done:
+            yield piece  # type: ignore[misc]
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()

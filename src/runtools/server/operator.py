@@ -6,11 +6,15 @@ and key come to exist, so they act with the database's authority.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from runtools.server.domain.audit_chain import ChainBreak
 from runtools.server.domain.errors import Conflict, InvalidRequest, NotFound
 from runtools.server.runtime import Runtime
 from runtools.server.services.api_keys import IssuedKey
+from runtools.server.services.audit_chain import ChainReport, ExportSummary
 from runtools.server.services.passwords import hash_password
 from runtools.server.store.models import Organization, User
 from runtools.server.store.repositories import organizations
@@ -121,3 +125,17 @@ def set_plan(runtime: Runtime, org_name: str, plan: str) -> Organization:
         session.commit()
     runtime.bus.publish(CredentialEvent(EventKind.ORG_CHANGED, org.id))
     return org
+
+
+def verify_audit_chain(runtime: Runtime) -> ChainReport:
+    """Walk the audit log's hash chain; the report names the first event that breaks it."""
+    runtime.flush()  # whatever this process queued is part of the chain first
+    return runtime.audit_chain.verify()
+
+
+def export_audit_chain(runtime: Runtime, out: Path) -> tuple[ExportSummary, ChainBreak | None]:
+    """Write the signed export of the audit chain to ``out`` (created 0600, replaced if there)."""
+    runtime.flush()
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as stream:
+        return runtime.audit_chain.export(stream)

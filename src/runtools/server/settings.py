@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     last_used_flush_seconds: float = 30.0
     """How often coalesced ``lastUsedAt`` updates are written."""
 
+    unused_key_sweep_seconds: float = Field(default=3600.0, gt=0)
+    """How often keys unused past their organization's ``revokeUnusedAfterDays`` are revoked."""
+
     audit_flush_seconds: float = 0.5
 
     trust_forwarded_for: bool = False
@@ -100,6 +103,20 @@ class Settings(BaseSettings):
     oidc_jwks_min_refresh_seconds: float = 60.0
     """An unknown key id refetches the issuer's JWKS at most this often."""
 
+    # -- leaked keys: GitHub secret scanning (see docs/security.md) -----------------
+
+    github_secret_scanning_keys_url: str = Field(
+        default="https://api.github.com/meta/public_keys/secret_scanning",
+        pattern=r"^https?://\S+$",
+    )
+    """Where GitHub publishes the keys that sign its secret-scanning reports."""
+
+    github_secret_scanning_keys_file: Path | None = None
+    """Read that keys document from this file instead (offline, GitHub Enterprise Server)."""
+
+    github_secret_scanning_keys_refresh_seconds: float = Field(default=300.0, ge=1)
+    """The keys document is fetched at most this often (an unknown key, or an hour's age)."""
+
     # -- scale-out (see docs/configuration.md, "Many nodes") --------------------
 
     redis_url: str | None = None
@@ -122,6 +139,24 @@ class Settings(BaseSettings):
 
     metrics_token: SecretStr | None = None
     """When set, ``/metrics`` demands ``Authorization: Bearer <token>``."""
+
+    node_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+$")
+    """Where other nodes reach this one (``http://10.0.0.5:8700``); host and port when unset."""
+
+    node_secret: SecretStr | None = Field(default=None, min_length=32)
+    """Signs node-to-node requests; derived from a secret kept in the database when unset."""
+
+    node_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """How often a node records that it is alive."""
+
+    node_lost_after_seconds: float = Field(default=30.0, gt=0)
+    """A node silent this long is lost: its sandboxes fail and free their quota."""
+
+    ssh_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve SSH into sandboxes on this port (on ``host``); off when unset. 0: any free port."""
+
+    ssh_public_host: str | None = Field(default=None, min_length=1, max_length=255)
+    """The host users reach SSH at, as ``GET /v1/sandboxes/{id}/ssh`` says; the API's when unset."""
 
     # -- sandboxes (see docs/configuration.md) --------------------------------
 
@@ -148,13 +183,23 @@ class Settings(BaseSettings):
     sandbox_max_file_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     """Largest file uploaded to or read from a sandbox (the upload route's body limit)."""
 
+    sandbox_max_archive_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    """Largest tar stream uploaded to a sandbox at once (the archive route's body limit)."""
+
     sandbox_max_output_bytes: int = Field(default=1024 * 1024, ge=0)
     """Output kept per stream (stdout, stderr) of one command; the rest is discarded."""
 
     sandbox_idle_check_seconds: float = Field(default=5.0, gt=0)
     """How often sandboxes past their ``idleTimeout`` are looked for and paused."""
 
-    @field_validator("home", "sandbox_state_dir", mode="before")
+    sandbox_stop_with_service: bool = False
+    """Fail and reap this node's sandboxes when the service stops cleanly (for a laptop).
+
+    Off by default: sandboxes outlive a stop, an upgrade or a crash of the
+    service, and the next start adopts them. ``runtools admin sandboxes drain``
+    destroys them on purpose."""
+
+    @field_validator("home", "sandbox_state_dir", "github_secret_scanning_keys_file", mode="before")
     @classmethod
     def _expand_home(cls, value: object) -> object:
         if isinstance(value, str):
@@ -179,7 +224,16 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("redis_url", "metrics_token", mode="before")
+    @field_validator(
+        "redis_url",
+        "metrics_token",
+        "node_url",
+        "node_secret",
+        "github_secret_scanning_keys_file",
+        "ssh_port",
+        "ssh_public_host",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -212,6 +266,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def advertised_node_url(self) -> str:
+        """``node_url``, else this server's own address (the host name for a wildcard bind)."""
+        if self.node_url:
+            return self.node_url
+        wildcard = self.host in {"0.0.0.0", "::", ""}  # noqa: S104 - naming it, not binding
+        host = socket.gethostname() if wildcard else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def libpq_database_url(self) -> str | None:

@@ -59,9 +59,18 @@ def test_a_sandboxes_whole_life_through_the_sdk(rt: RunTools) -> None:
     sb.files.write("notes/hello.txt", "hello")
     assert sb.files.read("/workspace/notes/hello.txt") == b"hello"
     assert [e.name for e in sb.files.list("notes")] == ["hello.txt"]
+    archive = b"".join(sb.files.read_archive("notes"))
+    assert sb.files.write_archive("/tmp/notes", [archive[:100], archive[100:]]).files == 1
+    assert sb.files.read("/tmp/notes/hello.txt") == b"hello"
+    sb.exec("sleep 300 >/dev/null 2>&1 &")
+    assert sb.kill().status == "running"
+    assert "sleep 300" not in sb.exec("ps -e -o args=").stdout.splitlines()
+    assert rt.sandbox.kill("sdk-env").id == sb.id
     assert sb.pause().status == "paused"
     with pytest.raises(ConflictError, match="resume it first"):
         sb.exec("true")
+    with pytest.raises(ConflictError, match="resume it first"):
+        sb.kill()
     assert rt.sandbox.resume("sdk-env").status == "running"
     assert [s.id for s in rt.sandbox.list(tags=["sdk"], status="running")] == [sb.id]
     assert rt.sandbox.get("sdk-env").id == sb.id
@@ -80,7 +89,7 @@ def test_sdk_errors_for_sandboxes(rt: RunTools) -> None:
 
 
 @pytest.mark.anyio
-async def test_async_sdk_runs_and_streams(served: ServedApp) -> None:
+async def test_async_sdk_runs_and_streams(served: ServedApp, tmp_path: Path) -> None:
     caller = served.caller()
     async with AsyncRunTools(api_key=caller.key, base_url=served.url) as rt:
         sb = await rt.sandbox.create(name="async-env")
@@ -90,5 +99,15 @@ async def test_async_sdk_runs_and_streams(served: ServedApp) -> None:
         assert chunks[0] == ExecChunk(stream="stdout", data="streamed\n")
         await sb.files.write("x.txt", b"\x00\x01")
         assert await sb.files.read("x.txt") == b"\x00\x01"
+        assert (await sb.kill()).status == "running"
+        assert (await rt.sandbox.kill("async-env")).id == sb.id
+        assert await sb.files.read("x.txt") == b"\x00\x01"
         assert [s.name async for s in rt.sandbox.list()] == ["async-env"]
+        folder = tmp_path / "up"
+        (folder / "a").mkdir(parents=True)
+        (folder / "a" / "one.txt").write_text("one")
+        written = await sb.files.upload_dir(folder, "copy")
+        assert (written.path, written.files, written.size) == ("/workspace/copy", 1, 3)
+        assert await sb.files.download_dir("copy", tmp_path / "down") == 1
+        assert (tmp_path / "down" / "a" / "one.txt").read_text() == "one"
         assert (await sb.destroy()).status == "destroyed"

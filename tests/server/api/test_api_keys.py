@@ -7,6 +7,7 @@ from typing import Any
 
 from runtools.server.domain.clock import FrozenClock
 from runtools.server.runtime import Runtime
+from runtools.server.store.models import ApiKeyUsage
 from support.secret_registry import SecretRegistry
 from support.tenants import Member
 
@@ -32,6 +33,7 @@ def test_create_returns_the_secret_once_with_a_message(
     assert data["status"] == "active"
     assert data["ownerEmail"] == "ada@example.com"
     assert data["ownerUserId"] == admin.user_id
+    assert (data["orgId"], data["orgName"]) == (admin.org_id, "acme")
     assert data["expiresAt"].startswith("2026-02-14")
     assert "store" in body["message"].lower()
     assert body["meta"]["requestId"].startswith("req_")
@@ -184,6 +186,20 @@ def test_rotation_without_grace_revokes_the_old_key_now(
     assert "store" in response.json()["message"].lower()
     assert admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).status_code == 401
     assert admin.http.get("/v1/me", headers={"X-API-Key": new["key"]}).status_code == 200
+    assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "revoked"
+
+
+def test_rotation_with_no_body_at_all_is_rotation_with_every_default(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
+    old = admin.create_key(secret_registry, name="deploy", scopes=["sandbox:*"])
+    response = admin.post(f"/v1/api-keys/{old['id']}/rotate")  # every field is optional
+    assert response.status_code == 201, response.text
+    new = response.json()["data"]
+    secret_registry.add(new["key"])
+    assert new["name"] == "deploy"
+    assert new["scopes"] == ["sandbox:*"]
+    assert new["rotatedFromId"] == old["id"]
     assert admin.get(f"/v1/api-keys/{old['id']}").json()["data"]["status"] == "revoked"
 
 
@@ -477,7 +493,11 @@ def test_last_used_at_is_recorded_without_a_write_per_request(
     assert runtime.usage.flush() == 1
     used = admin.get(f"/v1/api-keys/{admin.key_id}").json()["data"]["lastUsedAt"]
     assert used.startswith("2026-01-15T12:00")
-    assert runtime.usage.flush() == 0  # same minute: nothing new to write
+    assert runtime.usage.flush() == 1  # the GET just made: counted, lastUsedAt kept
+    assert runtime.usage.flush() == 0  # nothing since: nothing to write
+    again = admin.get(f"/v1/api-keys/{admin.key_id}").json()["data"]["lastUsedAt"]
+    assert again == used
+    runtime.usage.flush()
     clock.advance(timedelta(seconds=61))  # a cached key's use in the next minute is noted
     admin.get("/v1/me")
     assert runtime.usage.flush() == 1
@@ -530,3 +550,152 @@ def test_me_shows_when_a_rotated_key_stops_working(
     secret_registry.add(rotated.json()["data"]["key"])
     me = admin.http.get("/v1/me", headers={"X-API-Key": old["key"]}).json()["data"]
     assert me["credential"]["expiresAt"] == "2026-01-15T13:00:00Z"
+
+
+def test_every_key_object_names_its_organization(
+    admin: Member, outsider: Member, secret_registry: SecretRegistry
+) -> None:
+    created = admin.create_key(secret_registry, name="ci")
+    for data in (
+        admin.get(f"/v1/api-keys/{created['id']}").json()["data"],
+        *admin.get("/v1/api-keys").json()["data"],
+        admin.patch(f"/v1/api-keys/{created['id']}", json={"name": "ci2"}).json()["data"],
+    ):
+        assert (data["orgId"], data["orgName"]) == (admin.org_id, "acme")
+    theirs = outsider.get("/v1/api-keys").json()["data"]
+    assert {(k["orgId"], k["orgName"]) for k in theirs} == {(outsider.org_id, "globex")}
+
+
+def test_a_key_whose_owner_was_removed_says_so_and_is_refused(
+    admin: Member, member: Member, runtime: Runtime
+) -> None:
+    from sqlalchemy import delete
+
+    from runtools.server.domain.events import CredentialEvent, EventKind
+    from runtools.server.store.models import Membership
+
+    assert member.get("/v1/me").status_code == 200
+    with runtime.database.session() as session:
+        session.execute(
+            delete(Membership).where(
+                Membership.user_id == member.user_id, Membership.org_id == member.org_id
+            )
+        )
+        session.commit()
+    runtime.bus.publish(
+        CredentialEvent(EventKind.MEMBER_CHANGED, member.org_id, user_id=member.user_id)
+    )
+    assert member.get("/v1/me").status_code == 401
+    seen = admin.get(f"/v1/api-keys/{member.key_id}").json()["data"]
+    assert seen["status"] == "owner_removed"
+    listed = {k["id"]: k["status"] for k in admin.get("/v1/api-keys?all=true").json()["data"]}
+    assert listed == {member.key_id: "owner_removed", admin.key_id: "active"}
+    rotated = admin.post(f"/v1/api-keys/{member.key_id}/rotate", json={})
+    assert rotated.status_code == 409
+
+
+def test_revoke_shows_what_the_key_did_in_the_last_30_days(
+    admin: Member,
+    member: Member,
+    outsider: Member,
+    secret_registry: SecretRegistry,
+    clock: FrozenClock,
+) -> None:
+    made = member.create_key(secret_registry, name="leaky", scopes=["*"])
+    leaky = {"X-API-Key": made["key"]}
+    # Something it did 31 days ago is outside the window.
+    old = admin.http.post("/v1/api-keys", headers=leaky, json={"name": "old child"})
+    assert old.status_code == 201
+    secret_registry.add(old.json()["data"]["key"])
+    clock.advance(timedelta(days=31))
+    child = admin.http.post("/v1/api-keys", headers=leaky, json={"name": "child"})
+    assert child.status_code == 201
+    secret_registry.add(child.json()["data"]["key"])
+    child_id = child.json()["data"]["id"]
+    renamed = admin.http.patch(f"/v1/api-keys/{child_id}", headers=leaky, json={"name": "c2"})
+    assert renamed.status_code == 200
+    for _ in range(2):  # a member's key is refused the audit log: audited, the key as actor
+        assert admin.http.get("/v1/audit-logs", headers=leaky).status_code == 403
+    # Another organization's keys and another key of this one count for nothing here.
+    outsider.create_key(secret_registry, name="theirs")
+    admin.create_key(secret_registry, name="bystander")
+
+    revoked = admin.delete(f"/v1/api-keys/{made['id']}")
+    assert revoked.status_code == 200
+    assert revoked.json()["data"]["status"] == "revoked"
+    radius = revoked.json()["meta"]["blastRadius"]
+    assert radius["events"] == 4
+    assert radius["refusals"] == 2
+    assert radius["actions"] == [
+        {"action": "authz.denied", "count": 2},
+        {"action": "api_key.created", "count": 1},
+        {"action": "api_key.updated", "count": 1},
+    ]
+    assert radius["targets"] == 1  # the child key (the refusals name no target)
+    assert len(radius["addresses"]) == 1
+    assert radius["since"] < radius["lastEventAt"]
+    assert revoked.json()["meta"]["requestId"] == revoked.headers["X-Request-Id"]
+
+    # A key that did nothing: an empty radius, not a missing one.
+    quiet = admin.create_key(secret_registry, name="quiet")
+    empty = admin.delete(f"/v1/api-keys/{quiet['id']}").json()["meta"]["blastRadius"]
+    assert (empty["events"], empty["actions"], empty["addresses"]) == (0, [], [])
+    assert empty["lastEventAt"] is None
+
+
+def test_usage_counts_requests_and_refusals_by_day_without_a_write_per_request(
+    admin: Member,
+    outsider: Member,
+    secret_registry: SecretRegistry,
+    runtime: Runtime,
+    clock: FrozenClock,
+) -> None:
+    made = admin.create_key(secret_registry, name="counted", rateLimit=3)
+    sent = {"X-API-Key": made["key"]}
+    # The first verifies in full, the rest take the cached path: both are counted.
+    assert [admin.http.get("/v1/me", headers=sent).status_code for _ in range(4)] == [
+        200,
+        200,
+        200,
+        429,
+    ]
+    from_browser = {**sent, "Origin": "https://evil.example"}
+    assert admin.http.get("/v1/me", headers=from_browser).status_code == 403
+    stored = runtime.database.session
+    with stored() as session:  # nothing written yet: the counts are in memory
+        assert session.query(ApiKeyUsage).count() == 0
+    runtime.usage.flush(today=clock.now().date())
+
+    used = admin.get(f"/v1/api-keys/{made['id']}/usage", params={"days": 3})
+    assert used.status_code == 200
+    days = used.json()["data"]
+    assert [d["day"] for d in days] == [
+        (clock.now().date() - timedelta(days=n)).isoformat() for n in (2, 1, 0)
+    ]
+    assert days[-1] == {
+        "day": clock.now().date().isoformat(),
+        "requests": 4,  # the fourth authenticated, then met its limit
+        "invalid": 1,
+        "rateLimited": 1,
+        "lastAddress": "testclient",  # the in-process client's address
+    }
+    assert days[0] == {
+        "day": days[0]["day"],
+        "requests": 0,
+        "invalid": 0,
+        "rateLimited": 0,
+        "lastAddress": None,
+    }
+
+    # A second flush adds only what came since; a revoked key's uses count as invalid.
+    assert admin.delete(f"/v1/api-keys/{made['id']}").status_code == 200
+    assert admin.http.get("/v1/me", headers=sent).status_code == 401
+    runtime.usage.flush(today=clock.now().date())
+    today = admin.get(f"/v1/api-keys/{made['id']}/usage", params={"days": 1}).json()["data"]
+    assert today == [{**days[-1], "invalid": 2}]
+
+    # Another organization's key is not found; days are bounded.
+    assert outsider.get(f"/v1/api-keys/{made['id']}/usage").status_code == 404
+    too_far = admin.get(f"/v1/api-keys/{made['id']}/usage", params={"days": 91})
+    assert too_far.status_code == 400
+    assert too_far.json()["error"]["code"] in {"validation_error", "invalid_request"}

@@ -50,6 +50,28 @@ def test_denied_calls_are_audited(
     assert denied[0]["reason"] == "requires scope *"
 
 
+def test_a_probe_for_another_organizations_object_is_in_the_probers_log_only(
+    admin: Member, member: Member, outsider: Member, runtime: Runtime
+) -> None:
+    probe = outsider.get(f"/v1/api-keys/{admin.key_id}")
+    assert probe.status_code == 404
+    refused = member.delete(f"/v1/organizations/{admin.org_id}/members/{admin.user_id}")
+    assert refused.status_code == 403
+    runtime.flush()
+    [found] = outsider.get("/v1/audit-logs", params={"action": "authz.not_found"}).json()["data"]
+    assert found["actorId"] == outsider.key_id
+    assert found["outcome"] == "failure"
+    assert found["requestId"] == probe.headers["x-request-id"]
+    assert found["details"]["route"] == "/v1/api-keys/{key_id}"
+    assert found["details"]["params"] == {"key_id": admin.key_id}
+    assert found["details"]["method"] == "GET"
+    # The probed organization learns nothing: not even that someone asked.
+    assert admin.get("/v1/audit-logs", params={"action": "authz.not_found"}).json()["data"] == []
+    # A refusal already audited where it was decided is in the log once.
+    denied = admin.get("/v1/audit-logs", params={"action": "authz.denied"}).json()["data"]
+    assert [e["requestId"] for e in denied] == [refused.headers["x-request-id"]]
+
+
 def test_filter_by_time(admin: Member, secret_registry: SecretRegistry, clock: FrozenClock) -> None:
     admin.create_key(secret_registry, name="early")
     clock.advance(timedelta(days=1))
@@ -60,6 +82,22 @@ def test_filter_by_time(admin: Member, secret_registry: SecretRegistry, clock: F
         "/v1/audit-logs", params={"until": "2026-01-16T00:00:00Z", "action": "api_key.created"}
     ).json()["data"]
     assert {e["details"]["name"] for e in until} == {"early", "bootstrap"}
+
+
+def test_filter_by_actor(admin: Member, secret_registry: SecretRegistry) -> None:
+    maker = admin.create_key(secret_registry, name="maker")
+    made = admin.http.post(
+        "/v1/api-keys", headers={"X-API-Key": maker["key"]}, json={"name": "by the maker"}
+    )
+    secret_registry.add(made.json()["data"]["key"])
+    by_maker = admin.get("/v1/audit-logs", params={"actor": maker["id"]}).json()["data"]
+    assert [(e["action"], e["details"]["name"]) for e in by_maker] == [
+        ("api_key.created", "by the maker")
+    ]
+    by_admin = admin.get("/v1/audit-logs", params={"actor": admin.key_id}).json()["data"]
+    assert "maker" in {e["details"].get("name") for e in by_admin}
+    assert all(e["actorId"] == admin.key_id for e in by_admin)
+    assert admin.get("/v1/audit-logs", params={"actor": "x" * 41}).status_code == 400
 
 
 def test_members_and_other_orgs_cannot_read_the_log(

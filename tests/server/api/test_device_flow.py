@@ -260,7 +260,7 @@ def test_the_browser_pages_sign_in_and_approve_with_csrf(
     login_page = client.get(to_login.headers["location"])
     csrf = _form_token(login_page.text)
     assert "httponly" in login_page.headers["set-cookie"].lower()
-    assert "samesite=lax" in login_page.headers["set-cookie"].lower()
+    assert "samesite=strict" in login_page.headers["set-cookie"].lower()
 
     forged = client.post(
         "/login",
@@ -287,11 +287,13 @@ def test_the_browser_pages_sign_in_and_approve_with_csrf(
     assert signed_in.status_code == 303
     assert signed_in.headers["location"] == "/device"  # never off-site
     cookies = signed_in.headers.get_list("set-cookie")
-    for name in ("rt_access", "rt_refresh"):
+    # The session's signed reference and a short-lived access token; never a refresh token.
+    assert not any(c.startswith("rt_refresh=") for c in cookies)
+    for name in ("rt_access", "rt_session"):
         cookie = next(c for c in cookies if c.startswith(name + "="))
         secret_registry.add(cookie.split(";")[0].split("=", 1)[1])
         assert "httponly" in cookie.lower()
-        assert "samesite=lax" in cookie.lower()
+        assert "samesite=strict" in cookie.lower()
         assert "secure" not in cookie.lower()  # plain HTTP here; Secure behind HTTPS
 
     confirm = client.post("/device", data={"user_code": grant["user_code"], "csrf": csrf})

@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, params
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
+from runtools.server.api.route_table import iter_routes
 from runtools.server.domain.errors import (
     SandboxError,
     SandboxFileTooLarge,
@@ -68,6 +70,60 @@ def test_malformed_json(admin: Member, content: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_json_body_without_a_json_content_type_is_a_415_that_says_so(
+    admin: Member, content_type: str | None
+) -> None:
+    headers = admin.headers()
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = admin.http.post("/v1/api-keys", headers=headers, content=b'{"name": "ci"}')
+    error = assert_envelope(response, 415, "unsupported_media_type")
+    assert "Content-Type: application/json" in error["message"]
+    assert response.headers["X-RateLimit-Remaining"] == "59"  # judged and counted first
+    assert [k["name"] for k in admin.get("/v1/api-keys").json()["data"]] == ["bootstrap"]
+
+
+def test_every_route_taking_json_refuses_it_unlabelled_the_same_way(
+    admin: Member, app: FastAPI
+) -> None:
+    """Checked once at the boundary: no route taking a JSON body is left out."""
+    json_routes = [
+        route
+        for route in iter_routes(app)
+        if isinstance(route, APIRoute)
+        and route.body_field is not None
+        and not isinstance(route.body_field.field_info, params.Form)
+    ]
+    assert len(json_routes) >= 10
+    refused = []
+    for route in json_routes:
+        path = re.sub(r"\{[^}]+\}", "x", route.path)
+        for method in route.methods or ():
+            response = admin.http.request(
+                method, path, headers={**admin.headers(), "Content-Type": "text/plain"},
+                content=b"{}",
+            )  # fmt: skip
+            if response.status_code == 403:  # the guard answers first: sessions only
+                continue
+            assert_envelope(response, 415, "unsupported_media_type")
+            refused.append(route.path)
+    assert len(refused) >= 8
+
+
+def test_a_json_content_type_with_parameters_or_a_json_suffix_is_json(admin: Member) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        response = admin.http.patch(
+            f"/v1/api-keys/{admin.key_id}",
+            headers={**admin.headers(), "Content-Type": content_type},
+            content=b'{"name": "renamed"}',
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
     "body",
     [
         {},
@@ -88,6 +144,17 @@ def test_malformed_json(admin: Member, content: bytes) -> None:
 def test_validation_failures(admin: Member, body: Any) -> None:
     assert_envelope(admin.post("/v1/api-keys", json=body), 400, "validation_error")
     assert [k["name"] for k in admin.get("/v1/api-keys").json()["data"]] == ["bootstrap"]
+
+
+def test_a_fields_snake_case_name_is_that_field_not_an_unknown_one(
+    admin: Member, secret_registry: SecretRegistry
+) -> None:
+    created = admin.post("/v1/api-keys", json={"name": "ci", "expires_in": "1d"})
+    assert created.status_code == 201, created.text
+    secret_registry.add(created.json()["data"]["key"])
+    assert created.json()["data"]["expiresAt"] == "2026-01-16T12:00:00Z"  # a day on the clock
+    misspelt = admin.post("/v1/api-keys", json={"name": "ci", "expiresin": "1d"})
+    assert_envelope(misspelt, 400, "validation_error")
 
 
 @pytest.mark.parametrize(

@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 from typing import Annotated
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from runtools.server import operator
 from runtools.server.api.guards import PUBLIC_RATE_LIMITED
+from runtools.server.domain.clock import FrozenClock
 from runtools.server.runtime import Runtime
 from support.secret_registry import SecretRegistry
 from support.tenants import Member
 
-
-@pytest.fixture(autouse=True)
-def one_window() -> None:
-    """Windows are fixed epoch minutes: start each test well inside one, so its counts
-    (read off the wall clock by the server) never straddle a reset."""
-    into_minute = time.time() % 60
-    if into_minute > 50:
-        time.sleep(60 - into_minute + 0.1)
+# Windows are epoch minutes of the runtime's clock, frozen in these tests: a test's
+# counts never straddle a reset, however long it takes, and nothing waits for one.
 
 
-def test_every_authenticated_response_carries_the_limit_headers(admin: Member) -> None:
+def test_every_authenticated_response_carries_the_limit_headers(
+    admin: Member, clock: FrozenClock
+) -> None:
     first = admin.get("/v1/me")
     second = admin.get("/v1/api-keys")
     assert first.headers["X-RateLimit-Limit"] == "60"  # free plan, live key
     assert int(first.headers["X-RateLimit-Remaining"]) == 59
     assert int(second.headers["X-RateLimit-Remaining"]) == 58
     reset = int(first.headers["X-RateLimit-Reset"])
-    assert time.time() < reset <= time.time() + 60
+    assert clock.timestamp() < reset <= clock.timestamp() + 60
     rejected = admin.get("/v1/api-keys", params={"limit": 0})  # a 400 is counted too
     assert rejected.status_code == 400
     assert rejected.headers["X-RateLimit-Remaining"] == "57"
@@ -53,6 +49,23 @@ def test_past_the_limit_the_answer_is_429_with_retry_after_in_the_envelope(
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     # Another key of the same owner has its own budget.
     assert admin.get("/v1/me").status_code == 200
+
+
+def test_the_window_is_the_runtimes_clock_and_resets_when_it_turns(
+    admin: Member, clock: FrozenClock, secret_registry: SecretRegistry
+) -> None:
+    slow = admin.create_key(secret_registry, rateLimit=1)
+    headers = {"X-API-Key": slow["key"]}
+    assert admin.http.get("/v1/me", headers=headers).status_code == 200
+    refused = admin.http.get("/v1/me", headers=headers)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) == 60  # the clock stands at 12:00:00
+    clock.advance(timedelta(seconds=59))
+    assert admin.http.get("/v1/me", headers=headers).status_code == 429
+    clock.advance(timedelta(seconds=1))
+    again = admin.http.get("/v1/me", headers=headers)
+    assert again.status_code == 200
+    assert again.headers["X-RateLimit-Reset"] == str(int(clock.timestamp()) + 60)
 
 
 def test_test_keys_get_a_lower_default(admin: Member, secret_registry: SecretRegistry) -> None:

@@ -26,7 +26,8 @@ def test_upload_download_and_list(ada: Caller) -> None:
     payload = bytes(range(256)) * 100
     put = ada.put(f"/v1/sandboxes/{sid}/files", params={"path": "src/data.bin"}, content=payload)
     assert put.status_code == 200, put.text
-    assert put.json()["data"] == {"path": "src/data.bin", "size": len(payload)}
+    # Named as listings name it: by its absolute path.
+    assert put.json()["data"] == {"path": "/workspace/src/data.bin", "size": len(payload)}
     got = ada.get(f"/v1/sandboxes/{sid}/files", params={"path": "/workspace/src/data.bin"})
     assert got.status_code == 200
     assert got.headers["content-type"] == "application/octet-stream"

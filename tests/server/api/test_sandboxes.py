@@ -53,6 +53,14 @@ def test_create_returns_a_running_sandbox_with_wire_fields(ada: Caller) -> None:
         assert "s3cr3t-value" not in later.text
 
 
+def test_create_with_no_body_at_all_takes_every_default(ada: Caller) -> None:
+    response = ada.post("/v1/sandboxes")  # every field is optional: no body is {}
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    assert data["template"] == "base-ubuntu"
+    assert data["status"] == "running"
+
+
 def test_a_name_works_wherever_an_id_does(ada: Caller) -> None:
     created = create(ada, name="by-name")
     assert ada.get("/v1/sandboxes/by-name").json()["data"]["id"] == created["id"]

@@ -76,7 +76,11 @@ def test_sign_in_returns_a_token_pair_that_acts_as_the_user(
     assert me["credential"]["type"] == "session"
     assert me["credential"]["id"] == tokens["sessionId"]
     assert me["credential"]["name"] == "cli"
-    assert me["credential"]["expiresAt"] == "2026-01-15T12:05:00Z"
+    assert me["credential"]["expiresAt"] == "2026-01-15T12:05:00Z"  # the access token's
+    assert me["credential"]["id"].startswith("ses_")
+    assert me["credential"]["keyPrefix"] is None
+    assert me["credential"]["scopes"] == ["*"]
+    assert me["credential"]["isTest"] is False
     assert me["user"]["role"] == "admin"
     assert me["effectiveScopes"] == ["*"]
 

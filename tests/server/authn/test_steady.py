@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,12 +44,8 @@ def steady(runtime: Runtime) -> SteadyPath:
     return runtime.steady_path
 
 
-@pytest.fixture(autouse=True)
-def one_window() -> None:
-    """Rate-limit windows are epoch minutes: start well inside one."""
-    into_minute = time.time() % 60
-    if into_minute > 50:
-        time.sleep(60 - into_minute + 0.1)
+# Rate-limit windows are epoch minutes of the runtime's clock, frozen here: a test's
+# counts stay in one window without waiting for one to open.
 
 
 def _warm(member: Member, key: str) -> None:
@@ -277,6 +272,8 @@ class FakeVerified:
     ends: float
     key_id: str | None
     next_note: list[float] = field(default_factory=lambda: [float("-inf")])
+    browser_allowed: bool = True
+    networks: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -323,7 +320,13 @@ def _random_headers(rng: random.Random, tokens: list[bytes]) -> list[tuple[bytes
         (b"authorization", b"Bearer"),
         (b"authorization", b""),
     ]
-    others = [(b"host", b"x"), (b"accept", b"*/*"), (b"accept", b"text/plain")]
+    others = [
+        (b"host", b"x"),
+        (b"accept", b"*/*"),
+        (b"accept", b"text/plain"),
+        (b"origin", b"https://app.example.com"),  # a browser's: refused unless allowBrowser
+        (b"sec-fetch-site", b"same-origin"),
+    ]
     chosen = rng.choices(credentials, k=rng.choice([0, 1, 1, 1, 1, 2])) + rng.sample(
         others, k=rng.randint(0, 3)
     )
@@ -339,9 +342,10 @@ def test_the_steady_path_never_admits_what_the_full_path_refuses(
     secret_registry: SecretRegistry,
 ) -> None:
     """Random requests to both paths, while credentials expire (one within its rotation's
-    grace), rotate, are revoked and their owners leave: whatever the steady path vouches
-    for, the full path admits, as the same credential; and the steady path does answer
-    most requests for live ones."""
+    grace), rotate, are revoked and their owners leave, some sent as a browser sends them,
+    to keys that allow browsers or not, with address allowlists the caller is in or out of,
+    and to a honeytoken: whatever the steady path vouches for, the full path admits, as the
+    same credential; and the steady path does answer most requests for live ones."""
     import anyio
     from starlette.datastructures import Headers
 
@@ -364,6 +368,18 @@ def test_the_steady_path_never_admits_what_the_full_path_refuses(
     rotated = ada.post(f"/v1/api-keys/{key_ids[2]}/rotate", json={"gracePeriod": "24h"})
     keys.append(secret_registry.add(rotated.json()["data"]["key"]))
     key_ids.append(rotated.json()["data"]["id"])
+
+    # Where a key may be used from; the caller below is at 198.51.100.1.
+    uses: list[dict[str, Any]] = [
+        {"allowBrowser": True},
+        {"allowedCidrs": ["198.51.100.0/24"]},
+        {"allowedCidrs": ["10.0.0.0/8"], "allowBrowser": True},
+        {"isCanary": True},
+    ]
+    for use in uses:
+        made = ada.create_key(secret_registry, name="use", **use)
+        keys.append(made["key"])
+        key_ids.append(made["id"])
 
     def sign_in() -> bytes:
         signed_in = ada.http.post("/v1/auth/login", json={"email": ada.email, "password": PASSWORD})
@@ -419,7 +435,7 @@ def test_the_steady_path_never_admits_what_the_full_path_refuses(
             assert admitted == steady_answer, (step, headers)
         elif admitted is not None:
             agreed += 1
-    assert answered > 80  # the steady path does its job for live credentials...
+    assert answered > 60  # the steady path does its job for live credentials...
     assert agreed > 0  # ...and leaves the unusual forms to the full path
 
 

@@ -17,7 +17,7 @@ HOUR = timedelta(hours=1)
 times = st.integers(min_value=-4 * 3600, max_value=4 * 3600).map(
     lambda s: NOON + timedelta(seconds=s)
 )
-terms = st.builds(KeyTerm, st.none() | times, st.none() | times, st.booleans())
+terms = st.builds(KeyTerm, st.none() | times, st.none() | times, st.booleans(), st.booleans())
 
 
 @given(terms, times)
@@ -28,15 +28,15 @@ def test_the_steady_paths_end_refuses_exactly_when_the_full_path_does(
 
 
 @given(terms, times)
-def test_the_status_says_ended_exactly_when_the_key_ended_by_itself(
+def test_the_status_names_the_refusal_exactly_when_the_key_is_refused(
     term: KeyTerm, now: datetime
 ) -> None:
     status = term.status(now)
     refusal = term.refusal(now)
-    if status in {"revoked", "expired"}:
-        assert refusal == status
+    if refusal is not None:
+        assert status == refusal
     else:
-        assert refusal in {None, "owner_removed"}
+        assert status in {"active", "expiring"}
 
 
 @given(terms, times)
@@ -54,11 +54,13 @@ def test_a_key_ends_at_its_expiry_or_its_revocation_whichever_is_first() -> None
     assert KeyTerm(None, None).ends == math.inf
 
 
-def test_a_key_whose_owner_left_is_refused_at_once_but_has_not_ended() -> None:
+def test_a_key_whose_owner_left_is_refused_at_once_and_says_why() -> None:
     term = KeyTerm(None, None, owner_is_member=False)
     assert term.ends == -math.inf
     assert term.refusal(NOON) == "owner_removed"
-    assert term.status(NOON) == "active"
+    assert term.status(NOON) == "owner_removed"
+    # Had it ended by itself, that is what it says.
+    assert KeyTerm(NOON - HOUR, None, owner_is_member=False).status(NOON) == "expired"
 
 
 def test_revoked_is_the_reason_when_both_the_expiry_and_the_revocation_have_passed() -> None:
@@ -72,3 +74,12 @@ def test_a_key_that_expires_within_its_rotation_grace_is_expired_from_its_expiry
     assert term.status(NOON - HOUR) == "expiring"
     assert term.status(NOON) == "expired"
     assert term.refusal(NOON) == "expired"
+
+
+def test_a_canary_never_works_and_says_so_until_it_ends() -> None:
+    term = KeyTerm(NOON + HOUR, None, is_canary=True)
+    assert term.ends == -math.inf
+    assert term.refusal(NOON) == term.status(NOON) == "canary"
+    assert term.refusal(NOON + 2 * HOUR) == "expired"
+    assert KeyTerm(None, NOON, is_canary=True).status(NOON) == "revoked"
+    assert KeyTerm(None, None, owner_is_member=False, is_canary=True).status(NOON) == "canary"

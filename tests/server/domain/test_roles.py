@@ -22,3 +22,9 @@ def test_members_cannot_use_administrative_scopes_whatever_the_key_says() -> Non
 def test_no_role_means_no_rights() -> None:
     assert not role_permits("", "sandbox:read")
     assert effective_scopes(["*"], "") == []
+
+
+def test_a_members_star_does_not_stand_for_a_service_scope() -> None:
+    assert "auth:verify" not in effective_scopes(["*"], "member")
+    assert effective_scopes(["*", "auth:verify"], "member").count("auth:verify") == 1
+    assert effective_scopes(["auth:verify"], "member") == ["auth:verify"]

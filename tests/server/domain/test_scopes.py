@@ -54,3 +54,16 @@ def test_is_subset_names_what_is_not_covered() -> None:
     assert is_subset(["sandbox:read", "sandbox:exec"], ["sandbox:*"]) == []
     assert is_subset(["*"], ["sandbox:*"]) == ["*"]
     assert is_subset(["sandbox:read", "files:read"], ["sandbox:read"]) == ["files:read"]
+
+
+def test_a_service_scope_is_covered_only_by_itself() -> None:
+    assert not covers(["*"], "auth:verify")
+    assert covers(["auth:verify"], "auth:verify")
+    assert covers(["*", "auth:verify"], "auth:verify")
+    assert not covers(["auth:verify"], "tool:*")
+    assert is_subset(["auth:verify"], ["*"]) == ["auth:verify"]
+
+
+def test_star_beside_a_service_scope_keeps_it_named() -> None:
+    assert normalize(["auth:verify", "*", "tool:*"]) == ["*", "auth:verify"]
+    assert normalize(["auth:verify"]) == ["auth:verify"]

@@ -28,14 +28,20 @@ KEY: dict[str, Any] = {
     "expires_at": None,
     "last_used_at": None,
     "revoked_at": None,
+    "revoked_reason": None,
     "created_at": datetime(2026, 1, 1, tzinfo=UTC),
     "status": "active",
+    "org_id": "org_1",
+    "org_name": "acme",
     "owner_user_id": "user_1",
     "owner_display_name": None,
     "owner_email": "ada@example.com",
     "rotated_from_id": None,
     "rotated_to_id": None,
     "rate_limit": None,
+    "allow_browser": False,
+    "allowed_cidrs": [],
+    "is_canary": False,
 }
 
 

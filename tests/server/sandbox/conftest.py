@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits, SandboxSpec
+from runtools.server.sandbox import (
+    DEFAULT_TEMPLATE,
+    LocalSandboxDriver,
+    ResourceLimits,
+    SandboxSpec,
+)
+from runtools.server.sandbox.templates import TemplateStore
+from support.rootfs import build_rootfs, rootfs_tar
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -29,9 +36,28 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+#: A template imported once per session (``templates``): a minimal root
+#: filesystem of the host's programs and Python, told apart by its os-release.
+TINY = "tiny"
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> TemplateStore:
+    """Templates every driver of the session shares: the host's and ``tiny``."""
+    if os.geteuid() != 0:
+        pytest.skip("sandbox tests need root (namespaces and cgroups)")
+    base = tmp_path_factory.mktemp("templates")
+    rootfs = base / "rootfs"
+    rootfs.mkdir()
+    build_rootfs(rootfs, python=True)
+    store = TemplateStore(base / "store")
+    store.import_tar(TINY, rootfs_tar(rootfs, base / "tiny.tar", compress=False))
+    return store
+
+
 @pytest.fixture
-async def driver(tmp_path: Path) -> AsyncIterator[LocalSandboxDriver]:
-    drv = LocalSandboxDriver(tmp_path / "driver-state")
+async def driver(tmp_path: Path, templates: TemplateStore) -> AsyncIterator[LocalSandboxDriver]:
+    drv = LocalSandboxDriver(tmp_path / "driver-state", templates=templates)
     await drv.check_available()
     yield drv
     await drv.reap_orphans(set())
@@ -51,9 +77,14 @@ MakeSandbox = Callable[..., Awaitable[str]]
 def make_sandbox(driver: LocalSandboxDriver) -> MakeSandbox:
     """Create a sandbox (default: small limits); the driver fixture reaps it."""
 
-    async def make(resources: ResourceLimits = SMALL, env: dict[str, str] | None = None) -> str:
+    async def make(
+        resources: ResourceLimits = SMALL,
+        env: dict[str, str] | None = None,
+        template: str = DEFAULT_TEMPLATE,
+    ) -> str:
         sandbox_id = new_id()
-        await driver.create(sandbox_id, SandboxSpec(env=env or {}, resources=resources))
+        spec = SandboxSpec(template=template, env=env or {}, resources=resources)
+        await driver.create(sandbox_id, spec)
         return sandbox_id
 
     return make

@@ -1,4 +1,7 @@
-"""What a sandbox must not see or reach: host files, processes, env, network, peers."""
+"""What a sandbox must not see or reach: host files, processes, env, network, peers.
+
+Each test runs twice: on the host's template and on an imported one.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +15,22 @@ from pathlib import Path
 import anyio
 import pytest
 
-from runtools.server.sandbox import LocalSandboxDriver
+from runtools.server.sandbox import DEFAULT_TEMPLATE, LocalSandboxDriver
 from support.secret_registry import SecretRegistry
 
+from .conftest import TINY, MakeSandbox
+
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=[DEFAULT_TEMPLATE, TINY], ids=["host-template", "imported-template"])
+def make_sandbox(make_sandbox: MakeSandbox, request: pytest.FixtureRequest) -> MakeSandbox:
+    """Every test here runs on a sandbox of the host's template and of an imported one."""
+
+    async def make(**options: object) -> str:
+        return await make_sandbox(template=request.param, **options)
+
+    return make
 
 
 async def test_host_files_are_invisible(

@@ -17,6 +17,7 @@ import pytest
 
 from runtools.server.domain.errors import SandboxNotFound, SandboxStateConflict
 from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits, SandboxSpec
+from runtools.server.sandbox.identity import start_time
 
 pytestmark = pytest.mark.anyio
 
@@ -153,7 +154,7 @@ SERVICE = textwrap.dedent(
 
 
 @pytest.mark.slow
-async def test_sandbox_dies_with_the_service(
+async def test_a_sandbox_outlives_the_service_and_is_known_by_pid_start_time_and_cgroup(
     tmp_path: Path,
     cgroup_dirs: Callable[[str], list[Path]],
     host_pids: Callable[[str], set[int]],
@@ -170,18 +171,33 @@ async def test_sandbox_dies_with_the_service(
         assert len(pids) >= 4
         service.kill()
         await service.wait()
-        for _ in range(200):
-            if not [pid for pid in pids if _alive(pid)]:
-                break
-            await asyncio.sleep(0.025)
-        assert not [pid for pid in pids if _alive(pid)]
+        await asyncio.sleep(0.5)
+        assert all(_alive(pid) for pid in pids)  # nothing died with it
     finally:
         if service.returncode is None:
             service.kill()
             await service.wait()
     restarted = LocalSandboxDriver(root)
-    state = json.loads((root / "sandboxes" / "t-service" / "state.json").read_text())
-    assert state["id"] == "t-service"
-    assert not await restarted.is_alive("t-service")
-    assert await restarted.reap_orphans(set()) == ["t-service"]
+    try:
+        assert await restarted.is_alive("t-service")
+        result = await restarted.exec("t-service", "echo adopted")
+        assert (result.stdout, result.exit_code) == ("adopted\n", 0)
+
+        # A pid alone proves nothing: the same pid and start time outside the
+        # sandbox's cgroup (a reused pid, a forged record) is not the sandbox.
+        state_file = root / "sandboxes" / "t-service" / "state.json"
+        state = json.loads(state_file.read_text())
+        state["init"] = {"pid": os.getpid(), "start_time": start_time(os.getpid())}
+        kept = state_file.read_text()
+        state_file.write_text(json.dumps(state))
+        assert not await restarted.is_alive("t-service")
+        state_file.write_text(kept)
+        assert await restarted.is_alive("t-service")
+    finally:
+        assert await restarted.reap_orphans(set()) == ["t-service"]
+    for _ in range(200):
+        if not [pid for pid in pids if _alive(pid)]:
+            break
+        await asyncio.sleep(0.025)
+    assert not [pid for pid in pids if _alive(pid)]
     assert cgroup_dirs("t-service") == []

@@ -12,10 +12,16 @@ import anyio
 import pytest
 
 from runtools.server.domain.errors import SandboxFileTooLarge, SandboxStateConflict
-from runtools.server.sandbox import LocalSandboxDriver, ResourceLimits
+from runtools.server.sandbox import DEFAULT_TEMPLATE, LocalSandboxDriver, ResourceLimits
 from runtools.server.sandbox.oom import COMMAND_SCORE
 
+from .conftest import TINY
+
 pytestmark = pytest.mark.anyio
+#: The limits hold on a sandbox of the host's template and of an imported one.
+ON_EVERY_KIND_OF_TEMPLATE = pytest.mark.parametrize(
+    "template", [DEFAULT_TEMPLATE, TINY], ids=["host-template", "imported-template"]
+)
 
 MakeSandbox = Callable[..., Awaitable[str]]
 
@@ -28,13 +34,16 @@ def _host_round_trip_s() -> float:
 
 
 @pytest.mark.slow
+@ON_EVERY_KIND_OF_TEMPLATE
 async def test_fork_bomb_is_contained(
     driver: LocalSandboxDriver,
     make_sandbox: MakeSandbox,
     host_pids: Callable[[str], set[int]],
     cgroup_dirs: Callable[[str], list[Path]],
+    template: str,
 ) -> None:
-    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=256, disk_mib=16, pids=64))
+    limits = ResourceLimits(vcpus=1, memory_mib=256, disk_mib=16, pids=64)
+    sandbox = await make_sandbox(limits, template=template)
     bomb = asyncio.create_task(
         driver.exec(sandbox, "b() { b | b & }; b; sleep 100", timeout_ms=3000)
     )
@@ -59,8 +68,12 @@ async def test_fork_bomb_is_contained(
     assert r.stdout == "ok\n"
 
 
-async def test_memory_hog_is_killed(driver: LocalSandboxDriver, make_sandbox: MakeSandbox) -> None:
-    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=64, disk_mib=16, pids=64))
+@ON_EVERY_KIND_OF_TEMPLATE
+async def test_memory_hog_is_killed(
+    driver: LocalSandboxDriver, make_sandbox: MakeSandbox, template: str
+) -> None:
+    limits = ResourceLimits(vcpus=1, memory_mib=64, disk_mib=16, pids=64)
+    sandbox = await make_sandbox(limits, template=template)
     r = await driver.exec(
         sandbox,
         "python3 -c \"x = b'a' * (512 * 1024 * 1024); print('survived')\"",
@@ -140,25 +153,33 @@ def _memory_charged(cgroup_dirs: list[Path]) -> int:
     raise AssertionError("the sandbox has no memory cgroup")
 
 
-async def test_uploaded_files_count_against_the_sandbox_memory(
+async def test_uploads_to_memory_count_against_it_and_uploads_to_disk_do_not(
     driver: LocalSandboxDriver,
     make_sandbox: MakeSandbox,
     cgroup_dirs: Callable[[str], list[Path]],
 ) -> None:
-    # The writable directories are RAM-backed: a file put there through the
-    # file API must be charged to the sandbox, as a command's writes are, or a
-    # tenant could hold host memory beyond its limit (three mounts x disk).
-    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=48, disk_mib=64, pids=64))
+    # /tmp is RAM-backed: a file put there through the file API must be charged
+    # to the sandbox, as a command's writes are, or a tenant could hold host
+    # memory beyond its limit. /workspace and /home/user are its disk: written
+    # by the sandbox too (its page cache is the sandbox's), but bounded by the
+    # disk alone, so more than its memory fits.
+    sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=48, disk_mib=128, pids=64))
     chunk = b"x" * (20 * 1024 * 1024)
-    await driver.write_file(sandbox, "/workspace/a", chunk)
+    await driver.write_file(sandbox, "/tmp/a", chunk)
     assert _memory_charged(cgroup_dirs(sandbox)) >= len(chunk)
     await driver.write_file(sandbox, "/tmp/b", chunk)
     with pytest.raises(SandboxFileTooLarge):
-        await driver.write_file(sandbox, "/home/user/c", chunk)  # past 48 MiB in all
+        await driver.write_file(sandbox, "/tmp/c", chunk)  # past 48 MiB in all
     # The refusal cost the sandbox nothing: no half-written file, and it still runs.
     assert await driver.is_alive(sandbox)
-    r = await driver.exec(sandbox, "ls -a /home/user; wc -c < /workspace/a")
-    assert r.stdout.split() == [".", "..", str(len(chunk))], r
+    r = await driver.exec(sandbox, "ls -A /tmp")
+    assert r.stdout.split() == ["a", "b"], r
+    # With 40 of its 48 MiB held by /tmp, 60 MiB still go to its disk.
+    for path in ("/workspace/a", "/home/user/b", "/workspace/c"):
+        await driver.write_file(sandbox, path, chunk)
+    r = await driver.exec(sandbox, "cat /workspace/a /home/user/b /workspace/c | wc -c")
+    assert r.stdout.strip() == str(3 * len(chunk)), r
+    assert await driver.is_alive(sandbox)
 
 
 async def test_commands_go_before_the_sandbox_itself_when_memory_runs_out(
@@ -166,7 +187,7 @@ async def test_commands_go_before_the_sandbox_itself_when_memory_runs_out(
     make_sandbox: MakeSandbox,
     host_pids: Callable[[str], set[int]],
 ) -> None:
-    # In a full sandbox every process is small (files in tmpfs belong to none),
+    # In a full sandbox every process is small (files in /tmp belong to none),
     # so size alone could make the OOM killer pick bubblewrap or init.
     sandbox = await make_sandbox()
     r = await driver.exec(
@@ -182,8 +203,9 @@ async def test_commands_go_before_the_sandbox_itself_when_memory_runs_out(
 async def test_an_upload_that_does_not_fit_is_refused_before_a_command_pays_for_it(
     driver: LocalSandboxDriver, make_sandbox: MakeSandbox
 ) -> None:
-    # A command holds most of the memory; an upload that would not fit must fail
-    # on its own, never wake the OOM killer against the command.
+    # A command holds most of the memory; an upload to memory (/tmp) that would
+    # not fit must fail on its own, never wake the OOM killer against the
+    # command. One to the disk fits: its page cache is reclaimed, not held.
     sandbox = await make_sandbox(ResourceLimits(vcpus=1, memory_mib=128, disk_mib=256, pids=64))
     holder = asyncio.create_task(
         driver.exec(
@@ -195,10 +217,11 @@ async def test_an_upload_that_does_not_fit_is_refused_before_a_command_pays_for_
     )
     await asyncio.sleep(2)
     with pytest.raises(SandboxFileTooLarge):
-        await driver.write_file(sandbox, "big", b"x" * (30 * 1024 * 1024))
+        await driver.write_file(sandbox, "/tmp/big", b"x" * (30 * 1024 * 1024))
+    await driver.write_file(sandbox, "/workspace/big", b"x" * (30 * 1024 * 1024))
     r = await holder
     assert (r.exit_code, r.stdout) == (0, "held\ndone\n"), r
-    await driver.write_file(sandbox, "big", b"x" * (30 * 1024 * 1024))  # fits now
+    await driver.write_file(sandbox, "/tmp/big", b"x" * (30 * 1024 * 1024))  # fits now
 
 
 async def test_pausing_during_an_upload_never_leaves_it_hanging(

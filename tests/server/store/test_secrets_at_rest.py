@@ -51,7 +51,11 @@ def test_the_database_holds_no_secret(
     ]
     assert retried[0].json() == retried[1].json()
     replayed = secret_registry.add(retried[1].json()["data"]["key"])
-    secrets = [admin.key, created["key"], successor, replayed]
+    invited = admin.post(
+        f"/v1/organizations/{admin.org_id}/invitations", json={"email": "new@example.com"}
+    )
+    invitation = secret_registry.add(invited.json()["data"]["token"])
+    secrets = [admin.key, created["key"], successor, replayed, invitation]
 
     stored = _stored_bytes(settings, runtime)
     assert created["keyPrefix"].encode() in stored  # the dump really holds our rows
@@ -59,6 +63,7 @@ def test_the_database_holds_no_secret(
     for secret in secrets:
         assert secret.encode() not in stored
         assert secret[12:].encode() not in stored  # nor the secret part on its own
+    assert b"new@example.com" in stored  # the invitation's row is there, its token is not
 
 
 def test_the_home_is_private_on_every_database(settings: Settings, admin: Member) -> None:

@@ -15,9 +15,9 @@ from runtools.server.api.envelope import ListEnvelope, ListMeta
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.clock import as_utc
+from runtools.server.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from runtools.server.domain.principal import Principal
 from runtools.server.services.audit import AuditEventOut, AuditLogService
-from runtools.server.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 
 def _iso_8601_only(value: object) -> object:
@@ -37,6 +37,14 @@ async def list_audit_logs(
     request: Request,
     principal: Annotated[Principal, requires(scope="org:read", role="admin")],
     action: Annotated[str | None, Query(max_length=64, examples=["auth.failed"])] = None,
+    actor: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            examples=["key_2bKx7TgQ"],
+            description="Only events by this actor: a key's, session's or user's id",
+        ),
+    ] = None,
     since: Annotated[Timestamp | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[Timestamp | None, Query(description="ISO 8601, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -52,6 +60,7 @@ async def list_audit_logs(
             until=as_utc(until) if until else None,
             limit=limit,
             cursor=cursor,
+            actor=actor,
         )
     )
     return ListEnvelope(

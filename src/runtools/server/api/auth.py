@@ -71,7 +71,15 @@ class Login(RequestModel):
 class Signup(RequestModel):
     email: str = Field(min_length=3, max_length=320)
     password: Password
-    org: str = Field(min_length=1, max_length=100)
+    org: str | None = Field(
+        default=None, min_length=1, max_length=100, description="The organization to create"
+    )
+    invitation: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="An invitation token: join its organization instead (open sign-up or not)",
+    )
     display_name: str | None = Field(default=None, max_length=200)
     client_name: str = Field(default="api", min_length=1, max_length=100)
 
@@ -143,11 +151,18 @@ async def login(
 async def signup(
     request: Request, response: Response, body: Signup, _: Annotated[None, PUBLIC_RATE_LIMITED]
 ) -> Envelope[Tokens]:
-    """Create a user and their first organization (only when sign-up is open)."""
+    """Create a user and their first organization (only when sign-up is open), or
+    join the organization of an invitation addressed to this email (always)."""
     context = request_context(request)
     pair = await anyio.to_thread.run_sync(
         lambda: runtime_of(request).sign_in.signup(
-            body.email, body.password, body.org, body.display_name, body.client_name, context
+            body.email,
+            body.password,
+            body.org,
+            body.display_name,
+            body.client_name,
+            context,
+            invitation=body.invitation,
         )
     )
     _no_store(response)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from runtools.server.domain.audit import RequestContext
+from runtools.server.domain.node_mark import STATE_KEY as NODE_MARK
 
 if TYPE_CHECKING:
     from runtools.server.runtime import Runtime
@@ -35,6 +36,15 @@ def client_ip(request: Request, *, trust_forwarded_for: bool) -> str | None:
 
 def request_context(request: Request) -> RequestContext:
     settings = runtime_of(request).settings
+    mark = request.scope.get("state", {}).get(NODE_MARK)
+    if mark is not None:  # forwarded by another node, which saw the caller
+        return RequestContext(
+            request_id=request_id_of(request),
+            ip=mark.ip,
+            user_agent=request.headers.get("user-agent"),
+            via_node=mark.node,
+            placed=mark.placed,
+        )
     return RequestContext(
         request_id=request_id_of(request),
         ip=client_ip(request, trust_forwarded_for=settings.trust_forwarded_for),

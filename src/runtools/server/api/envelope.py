@@ -21,8 +21,9 @@ class WireModel(BaseModel):
 
 class RequestModel(WireModel):
     """Base of request bodies: unknown fields are refused, so a typo
-    (``expires_in`` for ``expiresIn``) can never silently mint a key that
-    does not expire; and types are strict, so ``"isTest": "yes"`` or
+    (``expiresin`` for ``expiresIn``) can never silently mint a key that
+    does not expire (the snake_case name, ``expires_in``, is the field
+    itself); and types are strict, so ``"isTest": "yes"`` or
     ``"rateLimit": "7"`` is a 400, never a guess."""
 
     model_config = ConfigDict(
@@ -108,6 +109,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         405: "Method not allowed",
         409: "Conflict with the object's current state",
         413: "Request body too large",
+        415: "A JSON body sent without Content-Type: application/json",
         422: "Unprocessable request",
         429: "Too many requests",
         431: "Request headers too large",

@@ -2,7 +2,11 @@
 
 Every route takes exactly one guard: ``PUBLIC`` (or ``PUBLIC_RATE_LIMITED``,
 counted per client address) or an ``Authenticated`` built with
-``requires(scope=..., role=...)``. A test walks the route table and fails on
+``requires(scope=..., role=...)``. A route whose own ``X-API-Key`` and
+``Authorization`` belong to someone else (the reverse-proxy check, where
+they are the proxied caller's) takes its caller's key from another header:
+``requires(scope=..., key_header="x-runtools-service-key")``; that key is
+then judged exactly as if it had come as ``X-API-Key``. A test walks the route table and fails on
 any route without one. Authenticated requests count against the
 credential's rate limit before authorization. Missing scope or role is a
 403 that names what is missing; the denial is audited.
@@ -18,11 +22,13 @@ from functools import partial
 from typing import Any
 
 from fastapi import Depends
+from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from runtools.server.api.context import request_context, runtime_of
 from runtools.server.domain.audit import AuditRecord
 from runtools.server.domain.errors import Forbidden, InvalidRequest
+from runtools.server.domain.node_mark import STATE_KEY as NODE_MARK
 from runtools.server.domain.principal import Principal
 from runtools.server.ratelimit.meters import STATE_KEY as RATE_LIMIT_HEADERS
 
@@ -37,6 +43,21 @@ class Requirement:
     public: bool = False
     limited_per_address: bool = False
     metrics_token: bool = False
+    # The header carrying the caller's API key, when not X-API-Key / Authorization.
+    key_header: str | None = None
+
+    def unmet_by(self, principal: Principal) -> str | None:
+        """What ``principal`` lacks of this requirement ("role admin"), or None if nothing.
+
+        The dashboard's pages, which authenticate by cookie, ask the same question.
+        """
+        if self.credential and principal.credential_type != self.credential:
+            return f"a signed-in {self.credential} (not an API key)"
+        if self.role and principal.role != self.role:
+            return f"role {self.role}"
+        if self.scope and not principal.allows(self.scope):
+            return f"scope {self.scope}"
+        return None
 
     def describe(self) -> str:
         if self.metrics_token:
@@ -48,7 +69,8 @@ class Requirement:
             parts.append(f"role {self.role}")
         if self.credential:
             parts.append(f"a {self.credential} credential")
-        return " and ".join(parts)
+        described = " and ".join(parts)
+        return f"{described}, its key in {self.key_header}" if self.key_header else described
 
 
 class Guard:
@@ -58,6 +80,7 @@ class Guard:
         self.requirement = requirement
         # Anything to check beyond a valid credential (scope, role or kind)?
         self._checks = bool(requirement.scope or requirement.role or requirement.credential)
+        self._key_header = requirement.key_header.encode() if requirement.key_header else None
 
     async def __call__(self, request: Request) -> Principal | None:
         if self.requirement.public:
@@ -70,17 +93,34 @@ class Guard:
         runtime = runtime_of(request)
         scope = request.scope
         state = scope["state"]
+        raw = scope["headers"] if self._key_header is None else self._as_api_key(scope["headers"])
+        if NODE_MARK in state:
+            # Forwarded by the node that received it, which counted it: checked again
+            # here in full, and not counted twice.
+            refuse_repeated_credentials(raw)
+            forwarded = await runtime.authenticator.authenticate(
+                request.headers if self._key_header is None else Headers(raw=raw),
+                partial(request_context, request),
+            )
+            state["principal"] = forwarded
+            return self._authorized(request, forwarded)
         # The steady state in one call: a cached, valid credential, counted (steady.py).
-        principal: Principal | None = runtime.steady_path(scope["headers"], state)
+        principal: Principal | None = runtime.steady_path(raw, state)
         if principal is None:
-            _refuse_repeated_credentials(scope["headers"])
+            refuse_repeated_credentials(raw)
             principal = await runtime.authenticator.authenticate(
-                request.headers, partial(request_context, request)
+                request.headers if self._key_header is None else Headers(raw=raw),
+                partial(request_context, request),
             )
             state["principal"] = principal
             await runtime.rate_limiter.admit_principal(principal, state)
         elif RATE_LIMIT_HEADERS not in state:  # not counted there: a shared block used up
             await runtime.rate_limiter.admit_principal(principal, state)
+        return self._authorized(request, principal)
+
+    def _authorized(self, request: Request, principal: Principal) -> Principal:
+        """``principal`` if it meets the requirement, else an audited 403."""
+        runtime = runtime_of(request)
         missing = self._missing(principal) if self._checks else None
         if missing is not None:
             runtime.audit.enqueue(
@@ -95,20 +135,20 @@ class Guard:
                     details={"route": getattr(request.scope.get("route"), "path", None)},
                 )
             )
-            raise Forbidden(f"This call requires {missing}")
+            denied = Forbidden(f"This call requires {missing}")
+            denied.audited = True
+            raise denied
         return principal
 
+    def _as_api_key(self, raw_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The key in ``key_header`` as an ``X-API-Key`` header, and nothing else."""
+        return [(b"x-api-key", value) for name, value in raw_headers if name == self._key_header]
+
     def _missing(self, principal: Principal) -> str | None:
-        if self.requirement.credential and principal.credential_type != self.requirement.credential:
-            return f"a signed-in {self.requirement.credential} (not an API key)"
-        if self.requirement.role and principal.role != self.requirement.role:
-            return f"role {self.requirement.role}"
-        if self.requirement.scope and not principal.allows(self.requirement.scope):
-            return f"scope {self.requirement.scope}"
-        return None
+        return self.requirement.unmet_by(principal)
 
 
-def _refuse_repeated_credentials(raw_headers: list[tuple[bytes, bytes]]) -> None:
+def refuse_repeated_credentials(raw_headers: list[tuple[bytes, bytes]]) -> None:
     """Two ``X-API-Key`` (or ``Authorization``) headers are ambiguous: a 400, never a pick."""
     names = [name for name, _ in raw_headers if name in CREDENTIAL_HEADERS]
     if len(names) != len(set(names)):
@@ -118,10 +158,18 @@ def _refuse_repeated_credentials(raw_headers: list[tuple[bytes, bytes]]) -> None
 
 
 def requires(
-    *, scope: str | None = None, role: str | None = None, credential: str | None = None
+    *,
+    scope: str | None = None,
+    role: str | None = None,
+    credential: str | None = None,
+    key_header: str | None = None,
 ) -> Any:
-    """A guard demanding a valid credential and, optionally, a scope, a role and a kind."""
-    return Depends(Guard(Requirement(scope=scope, role=role, credential=credential)))
+    """A guard demanding a valid credential and, optionally, a scope, a role and a kind.
+
+    ``key_header`` (lower case): the caller's API key travels in this header instead.
+    """
+    requirement = Requirement(scope=scope, role=role, credential=credential, key_header=key_header)
+    return Depends(Guard(requirement))
 
 
 #: The guard of routes anyone may call.

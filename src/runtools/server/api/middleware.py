@@ -21,9 +21,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtools.server.api.envelope import error_body
 from runtools.server.domain.ids import new_request_id
+from runtools.server.domain.node_mark import HEADER as NODE_MARK_HEADER
+from runtools.server.domain.node_mark import STATE_KEY as NODE_MARK
+from runtools.server.domain.node_mark import BadMark, NodeMark
 from runtools.server.ratelimit.meters import STATE_KEY as RATE_LIMIT_HEADERS
 
 access_log = logging.getLogger("runtools.access")
+_MARK = NODE_MARK_HEADER.encode()
 
 
 async def send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
@@ -60,8 +64,11 @@ class WireMiddleware:
         max_header_bytes: int,
         observe: Callable[[Scope, int, float], None] | None = None,
         body_limits: Sequence[BodyLimit] = (),
+        node_marks: Callable[[Scope, bytes], NodeMark] | None = None,
     ) -> None:
         self.app = app
+        # Checks the mark of a sandbox call another node forwarded (``api/forwarding``).
+        self.node_marks = node_marks
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         # Called once per response with (scope, status, seconds): the metrics hook.
@@ -84,6 +91,26 @@ class WireMiddleware:
         started = time.perf_counter()
         status = 500
 
+        if self.node_marks is not None and scope["path"].startswith("/v1/sandboxes"):
+            mark_value = next((v for k, v in scope["headers"] if k == _MARK), None)
+            if mark_value is not None:
+                try:
+                    mark = self.node_marks(scope, mark_value)
+                except BadMark:
+                    await send_error(
+                        send,
+                        403,
+                        "forbidden",
+                        f"{NODE_MARK_HEADER} is for calls between nodes, signed with the "
+                        "node secret; this one does not verify",
+                        request_id,
+                    )
+                    self._log(scope, 403, started)
+                    return
+                # One call, one id: the receiving node's.
+                request_id = mark.request_id
+                state["request_id"] = request_id
+                state[NODE_MARK] = mark
         header_bytes = sum(map(len, chain.from_iterable(scope["headers"])))
         if header_bytes > self.max_header_bytes:
             await send_error(

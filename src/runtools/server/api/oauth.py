@@ -3,12 +3,19 @@
 These follow the RFCs rather than the rest of the API: form-encoded
 requests, snake_case JSON, and OAuth error bodies
 ``{"error": "authorization_pending", "error_description": …}``.
+
+Clients are public (RFC 6749 §2.1: there are no client secrets). A client
+names itself with ``client_id`` in the form, or in HTTP Basic with an empty
+password (§2.3.1), which is what OAuth libraries send by default.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
+from urllib.parse import unquote_plus
 
 import anyio.to_thread
 from fastapi import Form
@@ -78,6 +85,50 @@ class TokenResponse(BaseModel):
     refresh_token: str
 
 
+_PUBLIC_CLIENTS = (
+    "runtools clients are public and have no secret: send client_id alone, in the form "
+    "(token_endpoint_auth_method 'none') or in HTTP Basic with an empty password"
+)
+
+
+def _invalid_client(description: str) -> OAuthError:
+    """RFC 6749 §5.2: a 401 naming the scheme the client tried."""
+    return OAuthError(
+        "invalid_client",
+        description,
+        status_code=401,
+        headers={"WWW-Authenticate": 'Basic realm="runtools"'},
+    )
+
+
+def client_id_of(request: Request, in_form: str | None) -> str | None:
+    """The client's id: from HTTP Basic (RFC 6749 §2.3.1) or the form; both must agree.
+
+    Basic credentials are form-urlencoded ``client_id:client_secret``; a
+    public client's secret is empty, and any other secret is refused as
+    ``invalid_client`` saying why, never ignored.
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        return in_form
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise _invalid_client("Client authentication here is HTTP Basic (or none at all)")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise _invalid_client("Malformed HTTP Basic credentials") from exc
+    name, colon, secret = decoded.partition(":")
+    client_id, secret = unquote_plus(name), unquote_plus(secret)
+    if not colon or not client_id or "\x00" in client_id:
+        raise _invalid_client("Malformed HTTP Basic credentials")
+    if secret:
+        raise _invalid_client(_PUBLIC_CLIENTS)
+    if in_form is not None and in_form != client_id:
+        raise OAuthError("invalid_request", "client_id in the form and in HTTP Basic differ")
+    return client_id
+
+
 def public_base_url(request: Request) -> str:
     configured = runtime_of(request).settings.public_url
     return (configured or str(request.base_url)).rstrip("/")
@@ -98,8 +149,9 @@ async def device_authorization(
 ) -> DeviceAuthorizationResponse:
     """Start a device sign-in: show ``user_code`` and ``verification_uri`` to the person."""
     context = request_context(request)
+    client = client_id_of(request, client_id) or ""
     grant = await anyio.to_thread.run_sync(
-        lambda: runtime_of(request).devices.start(client_id or "", context)
+        lambda: runtime_of(request).devices.start(client, context)
     )
     base = public_base_url(request)
     _no_store(response)
@@ -126,12 +178,16 @@ async def token(
     """Poll for the tokens of an approved device grant, or refresh a pair."""
     context = request_context(request)
     runtime = runtime_of(request)
+    client = client_id_of(request, client_id)
     if grant_type == GRANT_TYPE:
-        if not device_code or not client_id:
-            raise OAuthError("invalid_request", "device_code and client_id are required")
+        if not device_code or not client:
+            raise OAuthError(
+                "invalid_request",
+                "device_code and client_id (in the form or HTTP Basic) are required",
+            )
         try:
             pair = await anyio.to_thread.run_sync(
-                lambda: runtime.devices.poll(device_code, client_id, context)
+                lambda: runtime.devices.poll(device_code, client, context)
             )
         except Unauthorized as exc:  # the approver left the organization meanwhile
             raise OAuthError("access_denied", "The approval is no longer valid") from exc

@@ -1,4 +1,4 @@
-"""``POST /v1/sandboxes/{sandbox}/exec``: run a command, whole or streamed.
+"""``POST /v1/sandboxes/{sandbox}/exec``: run a command, whole or streamed; ``…/kill``.
 
 The plain form answers once the command ends, with its output (capped per
 stream) and exit code. The streaming form - ``POST …/exec/stream``, or
@@ -11,8 +11,10 @@ Server-Sent Events::
                                     "stdoutTruncated": false, "stderrTruncated": false}
     event: error             data: {"error": {"code", "message", "requestId"}}
 
-Refusals (scope, state, validation) come before the stream as ordinary
-error responses. Closing the connection kills the command.
+Refusals (scope, state, validation, a sandbox at its process limit) come
+before the stream as ordinary error responses. Closing the connection kills
+the command. ``POST …/kill`` kills every process of the sandbox's commands,
+the way back from a fork bomb.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from runtools.server.api.envelope import (
 )
 from runtools.server.api.guards import requires
 from runtools.server.api.route_table import tagged_router
-from runtools.server.api.sandboxes import Env, SandboxRef, sandbox_io
+from runtools.server.api.sandboxes import Env, SandboxOut, SandboxRef, sandbox_io
 from runtools.server.domain.errors import ServiceError
 from runtools.server.domain.principal import Principal
 from runtools.server.sandbox.driver import ExecChunk, ExecEvent
@@ -119,7 +121,7 @@ async def exec_command(
 
 @router.post(
     "/{sandbox}/exec/stream",
-    name="exec_stream",
+    name="exec-stream",
     response_class=StreamingResponse,
     responses=_STREAM_RESPONSES,
 )
@@ -130,12 +132,28 @@ async def exec_command_stream(
     return await _stream(request, sandbox, body, principal)
 
 
+@router.post("/{sandbox}/kill", name="kill")
+async def kill_processes(
+    request: Request, sandbox: SandboxRef, principal: Executor
+) -> Envelope[SandboxOut]:
+    """Kill every process of the sandbox's commands, running or left in the background.
+
+    The sandbox stays ``running`` with its files; only its own init is left.
+    This is how a sandbox at its process limit (``409 process_limit_reached``:
+    a fork bomb, a runaway background job) is made usable again.
+    """
+    view = await sandbox_io(request).kill_processes(
+        principal, sandbox, context=request_context(request)
+    )
+    return Envelope(data=SandboxOut.of(view), meta=meta_of(request))
+
+
 async def _stream(request: Request, sandbox: str, body: ExecIn, principal: Principal) -> Response:
     events = await sandbox_io(request).exec_stream(
         principal, sandbox, body.to_request(), context=request_context(request)
     )
     return StreamingResponse(
-        _server_sent(events, request_id_of(request)),
+        server_sent(events, request_id_of(request)),
         media_type=EVENT_STREAM,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -145,7 +163,7 @@ def sse(event: str, data: object) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def _server_sent(events: AsyncIterator[ExecEvent], request_id: str) -> AsyncIterator[str]:
+async def server_sent(events: AsyncIterator[ExecEvent], request_id: str) -> AsyncIterator[str]:
     try:
         async for event in events:
             if isinstance(event, ExecChunk):

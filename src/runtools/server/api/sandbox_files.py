@@ -5,6 +5,11 @@ relative ones are under ``/workspace``). ``..`` out of those directories and
 symlinks pointing out of them are refused (400). Uploads are the raw request
 body, up to ``RUNTOOLS_SANDBOX_MAX_FILE_BYTES`` (this route's own body limit,
 larger than the JSON default); downloads are raw bytes.
+
+``…/files/archive`` moves a directory at once as a tar stream: uploaded
+(plain or compressed, up to ``RUNTOOLS_SANDBOX_MAX_ARCHIVE_BYTES``) it is
+unpacked into the directory, all or nothing; downloaded, it is the
+directory's content. Neither is held whole in the service.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Annotated
 
 from fastapi import Query
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from runtools.server.api.envelope import Envelope, WireModel, meta_of
 from runtools.server.api.guards import requires
@@ -31,17 +36,32 @@ router = tagged_router("sandboxes", "/v1/sandboxes")
 FileUser = Annotated[Principal, requires(scope="sandbox:exec")]
 FilePath = Annotated[str, Query(min_length=1, max_length=4096, examples=["/workspace/main.py"])]
 OCTET_STREAM = "application/octet-stream"
+TAR = "application/x-tar"
+DirectoryPath = Annotated[
+    str, Query(min_length=1, max_length=4096, examples=["/workspace/project"])
+]
 
 
 def body_limits(settings: Settings) -> list[BodyLimit]:
     """Uploads may be as large as a sandbox file may be, not just a JSON body."""
     return [
-        BodyLimit("PUT", re.compile(r"/v1/sandboxes/[^/]+/files"), settings.sandbox_max_file_bytes)
+        BodyLimit("PUT", re.compile(r"/v1/sandboxes/[^/]+/files"), settings.sandbox_max_file_bytes),
+        BodyLimit(
+            "PUT",
+            re.compile(r"/v1/sandboxes/[^/]+/files/archive"),
+            settings.sandbox_max_archive_bytes,
+        ),
     ]
 
 
 class WrittenFile(WireModel):
     path: str
+    size: int
+
+
+class WrittenArchive(WireModel):
+    path: str
+    files: int
     size: int
 
 
@@ -65,10 +85,12 @@ class FileEntryOut(WireModel):
 
 @router.put(
     "/{sandbox}/files",
-    name="write_file",
+    name="write-file",
     openapi_extra={
         "requestBody": {
-            "required": True,
+            # No body writes an empty file, as `touch` would.
+            "required": False,
+            "description": "The file's bytes (none: an empty file)",
             "content": {OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}}},
         }
     },
@@ -78,13 +100,13 @@ async def write_file(
 ) -> Envelope[WrittenFile]:
     """Create or replace a file (parent directories are created) with the request body."""
     data = await request.body()
-    await sandbox_io(request).write_file(principal, sandbox, path, data)
-    return Envelope(data=WrittenFile(path=path, size=len(data)), meta=meta_of(request))
+    written = await sandbox_io(request).write_file(principal, sandbox, path, data)
+    return Envelope(data=WrittenFile(path=written, size=len(data)), meta=meta_of(request))
 
 
 @router.get(
     "/{sandbox}/files",
-    name="read_file",
+    name="read-file",
     response_class=Response,
     responses={200: {"content": {OCTET_STREAM: {"schema": {"type": "string"}}}}},
 )
@@ -96,7 +118,7 @@ async def read_file(
     return Response(content=data, media_type=OCTET_STREAM)
 
 
-@router.get("/{sandbox}/files/list", name="list_files")
+@router.get("/{sandbox}/files/list", name="list-files")
 async def list_files(
     request: Request,
     sandbox: SandboxRef,
@@ -106,3 +128,55 @@ async def list_files(
     """A directory's entries, sorted by name; symlinks are listed, not followed."""
     entries = await sandbox_io(request).list_files(principal, sandbox, path)
     return Envelope(data=[FileEntryOut.of(e) for e in entries], meta=meta_of(request))
+
+
+@router.put(
+    "/{sandbox}/files/archive",
+    name="write-archive",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                TAR: {"schema": {"type": "string", "format": "binary"}},
+                "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def write_archive(
+    request: Request, sandbox: SandboxRef, path: DirectoryPath, principal: FileUser
+) -> Envelope[WrittenArchive]:
+    """Unpack a tar (or tar.gz, .bz2, .xz) into a directory, created if missing.
+
+    Entries merge into an existing directory and replace its files. All or
+    nothing: an absolute name, ``..``, a link pointing out or a device file
+    refuses the whole archive (400) and no file of it is written.
+    """
+    written = await sandbox_io(request).write_archive(principal, sandbox, path, request.stream())
+    return Envelope(
+        data=WrittenArchive(path=written.path, files=written.files, size=written.size),
+        meta=meta_of(request),
+    )
+
+
+@router.get(
+    "/{sandbox}/files/archive",
+    name="read-archive",
+    response_class=StreamingResponse,
+    responses={200: {"content": {TAR: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def read_archive(
+    request: Request,
+    sandbox: SandboxRef,
+    principal: FileUser,
+    path: DirectoryPath = "/workspace",
+) -> StreamingResponse:
+    """A directory as a tar stream, names relative to it; links are stored, not followed."""
+    stream = await sandbox_io(request).read_archive(principal, sandbox, path)
+    name = path.rstrip("/").rsplit("/", 1)[-1] or "workspace"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return StreamingResponse(
+        stream,
+        media_type=TAR,
+        headers={"content-disposition": f'attachment; filename="{safe}.tar"'},
+    )

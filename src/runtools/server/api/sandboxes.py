@@ -12,10 +12,11 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Protocol
 
-from fastapi import Path, Query
+from fastapi import Body, Path, Query
 from pydantic import Field, field_validator
 from starlette.requests import Request
 
+from runtools import _models as sdk
 from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.envelope import (
     Envelope,
@@ -30,6 +31,7 @@ from runtools.server.api.route_table import tagged_router
 from runtools.server.domain.audit import RequestContext
 from runtools.server.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from runtools.server.domain.principal import Principal
+from runtools.server.domain.wire import sent_shape
 from runtools.server.services.sandboxes.io import SandboxIO
 from runtools.server.services.sandboxes.records import NewSandbox, SandboxResources, SandboxView
 from runtools.server.services.sandboxes.service import SandboxService
@@ -58,6 +60,7 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=1
 EnvValue = Annotated[str, Field(max_length=32_768)]
 Env = Annotated[dict[EnvName, EnvValue], Field(max_length=128)]
 Tag = Annotated[str, Field(min_length=1, max_length=64)]
+SshKeyId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def sandbox_service(request: Request) -> SandboxService:
@@ -95,6 +98,9 @@ class SandboxOut(WireModel):
     created_at: datetime
     updated_at: datetime
     destroyed_at: datetime | None
+    ssh_keys: list[str] = Field(
+        description="Registered SSH keys let in besides the owner's and the admins'"
+    )
 
     @classmethod
     def of(cls, view: SandboxView) -> SandboxOut:
@@ -119,6 +125,7 @@ class SandboxOut(WireModel):
             created_at=view.created_at,
             updated_at=view.updated_at,
             destroyed_at=view.destroyed_at,
+            ssh_keys=view.ssh_keys,
         )
 
 
@@ -138,16 +145,14 @@ class CreateSandbox(RequestModel):
     idle_timeout: int | None = Field(default=None, ge=1, le=30 * 86_400)
     resources: ResourcesIn = Field(default_factory=ResourcesIn)
     project_id: str | None = None
-    ssh_keys: list[str] = Field(
-        default_factory=list, max_length=16, description="Not supported by this server"
+    ssh_keys: list[SshKeyId] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Ids of SSH keys registered with the organization (GET /v1/ssh-keys) let in "
+            "over SSH besides the owner's and the admins' own keys"
+        ),
     )
-
-    @field_validator("ssh_keys")
-    @classmethod
-    def _no_ssh(cls, value: list[str]) -> list[str]:
-        if value:
-            raise ValueError("SSH access to sandboxes is not supported by this server")
-        return value
 
     @field_validator("project_id")
     @classmethod
@@ -163,7 +168,7 @@ class CreateSandbox(RequestModel):
 @router.post("", name="create", status_code=201)
 async def create_sandbox(
     request: Request,
-    body: CreateSandbox,
+    body: Annotated[CreateSandbox, Body(default_factory=CreateSandbox)],
     principal: Annotated[Principal, requires(scope="sandbox:create")],
 ) -> Envelope[SandboxOut]:
     """Start a sandbox; it is ``running`` when this returns. 503 if isolation is unavailable."""
@@ -181,6 +186,7 @@ async def create_sandbox(
                 disk_mib=body.resources.disk,
             ),
             project_id=body.project_id,
+            ssh_keys=body.ssh_keys,
         ),
         context=request_context(request),
     )
@@ -201,6 +207,10 @@ async def list_sandboxes(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
     all: Annotated[bool, Query(description="Every sandbox of the org (admins only)")] = False,
+    project_id: Annotated[
+        str | None,
+        Query(alias="projectId", max_length=64, description="Only the sandboxes of this project"),
+    ] = None,
 ) -> ListEnvelope[SandboxOut]:
     """Your sandboxes, newest first; ``all=true`` lists the organization's (admins)."""
     page = await sandbox_service(request).list_sandboxes(
@@ -211,6 +221,7 @@ async def list_sandboxes(
         template=template,
         limit=limit,
         cursor=cursor,
+        project_id=project_id,
     )
     return ListEnvelope(
         data=[SandboxOut.of(v) for v in page.items],
@@ -230,6 +241,35 @@ async def get_sandbox(
 ) -> Envelope[SandboxOut]:
     view = await sandbox_service(request).get(principal, sandbox)
     return Envelope(data=SandboxOut.of(view), meta=meta_of(request))
+
+
+@sent_shape
+class SshAccessOut(sdk.SshAccess):
+    # How to reach a sandbox over SSH: the SDK's ``SshAccess``, every field required.
+    ...
+
+
+@router.get("/{sandbox}/ssh", name="ssh")
+async def sandbox_ssh(
+    request: Request,
+    sandbox: SandboxRef,
+    principal: Annotated[Principal, requires(scope="sandbox:read")],
+) -> Envelope[SshAccessOut]:
+    """How to reach the sandbox over SSH: host, port, user and an ``ssh`` command line.
+
+    A registered SSH key (``/v1/ssh-keys``) of its owner or of an admin lets
+    in, or one the sandbox was created with (``sshKeys``). 503 when this
+    server does not serve SSH.
+    """
+    settings = runtime_of(request).settings
+    host = settings.ssh_public_host or request.url.hostname or settings.host
+    access = await runtime_of(request).sandbox_ssh.access(principal, sandbox, host)
+    return Envelope(
+        data=SshAccessOut(
+            host=access.host, port=access.port, user=access.user, command=access.command
+        ),
+        meta=meta_of(request),
+    )
 
 
 SandboxWriter = Annotated[Principal, requires(scope="sandbox:write")]

@@ -31,12 +31,13 @@ import jwt
 from runtools.server.authn.cache import VerificationCache
 from runtools.server.authn.external import ExternalIssuer
 from runtools.server.authn.signing import InvalidToken, Keyring
-from runtools.server.authn.usage import UsageRecorder
-from runtools.server.domain.audit import AuditRecord, RequestContext
+from runtools.server.authn.usage import INVALID, UsageRecorder
+from runtools.server.domain.audit import CANARY_USED, AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock
-from runtools.server.domain.errors import InvalidRequest, Unauthorized
+from runtools.server.domain.errors import Forbidden, InvalidRequest, Unauthorized
 from runtools.server.domain.events import CredentialEvent, EventKind
 from runtools.server.domain.key_term import KeyTerm
+from runtools.server.domain.key_use import Network, address_allowed, networks_of, sent_from_browser
 from runtools.server.domain.keys import (
     DISPLAY_PREFIX_LENGTH,
     hash_key,
@@ -73,14 +74,35 @@ class VerifiedKey:
     # answer, the end of the minute last noted), so the hot path skips the call
     # until then.
     next_note: list[float] = field(compare=False)
+    # Where the key may be used from (domain/key_use.py): the steady path steps
+    # aside for a browser's request to a key that refuses browsers, and for any
+    # key with an allowlist (it does not know the caller's address).
+    browser_allowed: bool = False
+    networks: tuple[Network, ...] = ()
+    # Requests admitted with the key: ``UsageRecorder.counter``'s list, one per key,
+    # added to in place on every admitted request (steady path or full).
+    uses: list[int] = field(default_factory=lambda: [0], compare=False)
 
     @classmethod
-    def of(cls, record: KeyRecord) -> VerifiedKey:
+    def of(cls, record: KeyRecord, uses: list[int] | None = None) -> VerifiedKey:
         term = KeyTerm(
-            record.expires_at, record.revoked_at, owner_is_member=record.owner_role is not None
+            record.expires_at,
+            record.revoked_at,
+            owner_is_member=record.owner_role is not None,
+            is_canary=record.is_canary,
         )
         principal = _key_principal(record, term)
-        return cls(record, term, principal, term.ends, record.key_id, [-math.inf])
+        return cls(
+            record,
+            term,
+            principal,
+            term.ends,
+            record.key_id,
+            [-math.inf],
+            browser_allowed=record.allow_browser,
+            networks=networks_of(record.allowed_cidrs),
+            uses=uses if uses is not None else [0],
+        )
 
     @property
     def credential_id(self) -> str:
@@ -101,6 +123,8 @@ class VerifiedToken:
     expires_at: datetime
     ends: float  # expires_at in seconds since the epoch, for the hot path
     key_id: None = None  # no lastUsedAt for tokens
+    browser_allowed: bool = True  # sessions are how browsers sign in
+    networks: tuple[Network, ...] = ()
 
     @classmethod
     def of(cls, principal: Principal, expires_at: datetime) -> VerifiedToken:
@@ -206,7 +230,7 @@ class Authenticator:
             found, verified = self._cache.get(digest)
             if not found:
                 verified = await self._fill_key(token, digest, context)
-            return self._admit_key(verified, token, context)
+            return self._admit_key(verified, token, headers, context)
         if headers.get("x-api-key") is not None:
             # X-API-Key carries API keys only; tokens go in Authorization: Bearer.
             self._fail("malformed", context)
@@ -228,7 +252,11 @@ class Authenticator:
         return verified
 
     def _admit_key(
-        self, verified: Verified | None, token: str, context: ContextSource
+        self,
+        verified: Verified | None,
+        token: str,
+        headers: Mapping[str, str],
+        context: ContextSource,
     ) -> Principal:
         if not isinstance(verified, VerifiedKey):
             self._fail("unknown", context, prefix=token[:DISPLAY_PREFIX_LENGTH])
@@ -237,14 +265,23 @@ class Authenticator:
         refusal = verified.term.refusal(now)
         if refusal is not None or verified.principal is None:
             self._fail(refusal or "owner_removed", context, record=record)
+        # Outside its allowlist a key is as good as unknown: the same 401, told to no one.
+        if verified.networks and not address_allowed(verified.networks, context().ip):
+            self._fail("address_not_allowed", context, record=record)
+        if not verified.browser_allowed and sent_from_browser(headers):
+            self._refuse_browser(record, context)
+        verified.uses[0] += 1
         self._usage.touch(record.key_id, now.timestamp())
+        self._usage.seen_from(record.key_id, context().ip)
         return verified.principal
 
     def _load_key(self, digest: str) -> VerifiedKey | None:
         # Any database error is a 503 here: a key is never let through, nor a 500, unchecked.
         with self._database.failing_closed() as session:
             record = load_key_record(session, digest)
-        return VerifiedKey.of(record) if record is not None else None
+        if record is None:
+            return None
+        return VerifiedKey.of(record, self._usage.counter(record.key_id))
 
     # -- access tokens -----------------------------------------------------------
 
@@ -322,6 +359,29 @@ class Authenticator:
 
     # -- failures ----------------------------------------------------------------
 
+    def _refuse_browser(self, record: KeyRecord, context: ContextSource) -> NoReturn:
+        """A good key sent by a browser: a 403 that says why, audited as a denial."""
+        self._usage.refused(record.key_id, INVALID)
+        self._audit.enqueue(
+            AuditRecord(
+                action="authz.denied",
+                outcome="failure",
+                reason="sent_from_browser",
+                org_id=record.org_id,
+                actor_type="api_key",
+                actor_id=record.key_id,
+                target_type="api_key",
+                target_id=record.key_id,
+                context=context(),
+                details={"keyPrefix": record.key_prefix},
+            )
+        )
+        raise Forbidden(
+            "API keys are not accepted from a browser (the request carries Origin or "
+            "Sec-Fetch-Site): keep the key on a server, or sign in for a session; a key "
+            "meant for browsers must be created with allowBrowser: true"
+        )
+
     def _fail(
         self,
         reason: str,
@@ -332,9 +392,18 @@ class Authenticator:
         actor_type: str = "api_key",
     ) -> NoReturn:
         key_prefix = record.key_prefix if record else prefix
+        details: dict[str, object] = {"keyPrefix": key_prefix} if key_prefix else {}
+        if record is not None:
+            self._usage.refused(record.key_id, INVALID)
+            self._usage.seen_from(record.key_id, context().ip)
+        action = "auth.failed"
+        if record is not None and record.is_canary:
+            # Whoever holds a honeytoken found it where only a thief would look.
+            action = CANARY_USED
+            details["severity"] = "high"
         self._audit.enqueue(
             AuditRecord(
-                action="auth.failed",
+                action=action,
                 outcome="failure",
                 reason=reason,
                 org_id=record.org_id if record else None,
@@ -343,7 +412,7 @@ class Authenticator:
                 target_type="api_key" if record else None,
                 target_id=record.key_id if record else None,
                 context=context(),
-                details={"keyPrefix": key_prefix} if key_prefix else {},
+                details=details,
             )
         )
         raise Unauthorized()

@@ -32,7 +32,7 @@ from runtools.server.store.models import Organization, User
 from runtools.server.store.repositories import external_identities, organizations
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 #: Asymmetric algorithms only: an HMAC "signature" made with a public key is refused.
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"})

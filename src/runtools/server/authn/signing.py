@@ -26,7 +26,7 @@ from runtools.server.store.models import SigningKey
 from runtools.server.store.repositories import signing_keys
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 ALGORITHM = "EdDSA"
 #: How often an unknown ``kid`` may trigger a reload of keys from the store.

@@ -10,7 +10,10 @@ makes one call, ``steady_path(raw_headers, state)``, which:
    verified credentials (the ``VerificationCache``'s entries; cached misses
    and expired entries are not vouched for);
 3. checks the credential has not ended (expiry, a rotation's grace, an
-   owner who left);
+   owner who left, a honeytoken) and that where it comes from needs no
+   look: a key with an address allowlist, or a browser's request (``Origin``
+   or ``Sec-Fetch-Site``) with a key that refuses browsers, is left to the
+   full path;
 4. notes a use of an API key (``lastUsedAt``) when one is due, at most once
    a minute;
 5. counts the request on the credential's meter, leaving the three
@@ -79,15 +82,21 @@ class SteadyPath:
     def __call__(
         self, raw_headers: RawHeaders, state: MutableMapping[str, Any]
     ) -> Principal | None:
-        principal = self._vouch(raw_headers)
+        principal = self.vouch(raw_headers)
         if principal is not None:
             state[PRINCIPAL_KEY] = principal
             if self._meters is not None:
                 self._meters.count(principal, self._wall_clock(), state, self._over_limit)
         return principal
 
-    def _vouch(self, raw_headers: RawHeaders) -> Principal | None:
+    def vouch(self, raw_headers: RawHeaders) -> Principal | None:
+        """Steps 1 to 4 alone: the principal, or None; nothing is counted on a meter.
+
+        For a credential checked on behalf of another service
+        (``authn/verification.py``): the service's own call is what is counted.
+        """
         api_key = authorization = None
+        browser = False
         for name, value in raw_headers:
             if name == b"x-api-key":
                 if api_key is not None:
@@ -97,6 +106,8 @@ class SteadyPath:
                 if authorization is not None:
                     return None
                 authorization = value
+            elif name == b"origin" or name == b"sec-fetch-site":
+                browser = True
         if authorization is not None:
             if api_key is not None or authorization[:7] != b"Bearer ":
                 return None
@@ -113,9 +124,12 @@ class SteadyPath:
             return None
         self.hits += 1
         now = self._timestamp()
-        if verified.ends <= now:  # also a key whose owner left: its end is -inf
+        if verified.ends <= now:  # also a key whose owner left, or a canary: its end is -inf
             return None
+        if verified.networks or (browser and not verified.browser_allowed):
+            return None  # the caller's address or origin decides: the full path's to judge
         if verified.key_id is not None:
+            verified.uses[0] += 1
             note = verified.next_note
             if now >= note[0]:
                 note[0] = self._touch(verified.key_id, now)

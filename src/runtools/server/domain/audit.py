@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The action of any use of a honeytoken key (``isCanary``): high severity, always.
+CANARY_USED = "api_key.canary_used"
+
 
 @dataclass(frozen=True)
 class RequestContext:
@@ -17,6 +20,10 @@ class RequestContext:
     request_id: str | None = None
     ip: str | None = None
     user_agent: str | None = None
+    # The node that received the call and forwarded it here (node-to-node, verified).
+    via_node: str | None = None
+    # A sandbox that node placed here, for this node to start (a forwarded create).
+    placed: str | None = None
 
 
 @dataclass

@@ -18,12 +18,14 @@ boundary with ``raise ... from exc``; nothing else reaches a client.
     │   └── SandboxNotFound *         404 not_found
     ├── MethodNotAllowed              405 method_not_allowed
     ├── Conflict                      409 conflict
-    │   └── SandboxStateConflict *    409 conflict
+    │   ├── SandboxStateConflict *    409 conflict
+    │   └── SandboxProcessLimit *     409 process_limit_reached
     ├── IdempotencyKeyReused          422 idempotency_key_reused
     ├── PayloadTooLarge               413 payload_too_large
     │   └── SandboxFileTooLarge *     413 payload_too_large
     ├── RateLimited                   429 rate_limited
     │   └── Throttled                 429 rate_limited (failed guesses; no X-RateLimit-*)
+    ├── CredentialRefused             401 or 403: a checked credential's own refusal
     ├── ServiceUnavailable            503 service_unavailable
     │   └── SandboxUnavailable *      503 sandbox_unavailable
     └── SandboxError                  500 sandbox_error
@@ -33,13 +35,19 @@ sandbox service about a sandbox) reports. Each is first the kind it is, so
 it renders as that kind and is caught by ``except NotFound`` and the like;
 ``except SandboxError`` catches every one of them. A bare ``SandboxError``
 is a failure of the driver itself (500).
+
+Beside the tree, and never shown to a client: ``HeldElsewhere``, raised when
+a sandbox's processes run on another live node. The API forwards the
+request there, and the caller sees that node's answer.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "Conflict",
+    "CredentialRefused",
     "Forbidden",
+    "HeldElsewhere",
     "IdempotencyKeyReused",
     "InvalidRequest",
     "MethodNotAllowed",
@@ -52,6 +60,7 @@ __all__ = [
     "SandboxFileTooLarge",
     "SandboxNotFound",
     "SandboxPathRejected",
+    "SandboxProcessLimit",
     "SandboxStateConflict",
     "SandboxUnavailable",
     "ServiceError",
@@ -71,6 +80,9 @@ class ServiceError(Exception):
     status_code: int = 500
     code: str = "internal_error"
     default_message: str = "Internal server error"
+    #: Already in the audit log with its true reason: the API's error boundary, which
+    #: audits every 403 and 404 an authenticated caller gets, does not add another.
+    audited: bool = False
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
@@ -124,10 +136,21 @@ class OAuthError(ServiceError):
 
     status_code = 400
 
-    def __init__(self, error: str, description: str, *, status_code: int = 400) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status_code: int = 400,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(description)
         self.code = error
         self.status_code = status_code
+        self._headers = headers or {}
+
+    def headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
 
 class Forbidden(ServiceError):
@@ -200,6 +223,26 @@ class Throttled(RateLimited):
     """
 
 
+class CredentialRefused(ServiceError):
+    """A credential checked for another service was refused (``authn/verification.py``).
+
+    Its status, code, message and headers are those of the refusal itself
+    (``Unauthorized`` or ``Forbidden``); ``X-Runtools-Refused: credential``
+    tells the asking service it was the credential it asked about, not its own.
+    """
+
+    audited = True  # by the check itself (verification.py, the authenticator)
+
+    def __init__(self, refusal: Unauthorized | Forbidden) -> None:
+        super().__init__(refusal.message)
+        self.status_code = refusal.status_code
+        self.code = refusal.code
+        self.refusal = refusal
+
+    def headers(self) -> dict[str, str]:
+        return {**self.refusal.headers(), "X-Runtools-Refused": "credential"}
+
+
 class ServiceUnavailable(ServiceError):
     status_code = 503
     code = "service_unavailable"
@@ -236,6 +279,17 @@ class SandboxStateConflict(Conflict, SandboxError):
     default_message = "Sandbox is not in a state that allows this"
 
 
+class SandboxProcessLimit(Conflict, SandboxError):
+    """The sandbox holds as many processes as it may: no command can start in it."""
+
+    code = "process_limit_reached"
+    default_message = "The sandbox is at its process limit"
+
+    def __init__(self, message: str | None = None, *, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class SandboxPathRejected(InvalidRequest, SandboxError):
     """A path outside the sandbox's allowed directories, or not the kind of file asked for."""
 
@@ -246,3 +300,17 @@ class SandboxFileTooLarge(PayloadTooLarge, SandboxError):
     """A file over the size limit, or no room left in the sandbox for it."""
 
     default_message = "File too large"
+
+
+class HeldElsewhere(Exception):
+    """The sandbox runs on another live node: send the request to ``url``.
+
+    ``placed`` names a sandbox this node recorded on that node, which the
+    node is to start (a create placed there); None for any other request.
+    """
+
+    def __init__(self, node: str, url: str, placed: str | None = None) -> None:
+        super().__init__(f"held by node {node} at {url}")
+        self.node = node
+        self.url = url
+        self.placed = placed

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from runtools.server.domain.scopes import ALL, CATALOG, covers, resource_of
+from runtools.server.domain.scopes import ALL, CATALOG, SERVICE_SCOPES, covers, resource_of
 
 
 class Role(StrEnum):
@@ -27,6 +27,7 @@ _MEMBER_CEILING = tuple(
         for scope in CATALOG
         if scope != ALL
         and scope not in ADMIN_ONLY_SCOPES
+        and scope not in SERVICE_SCOPES  # held only when named, never through ``*``
         # A resource wildcard already stands for its actions.
         and (scope.endswith(":*") or f"{resource_of(scope)}:*" not in CATALOG)
     )

@@ -4,13 +4,31 @@ Grammar: ``*`` (everything the owner's role allows), ``RESOURCE:*`` (every
 action on a resource) and ``RESOURCE:ACTION``. A scope outside the catalog
 is refused, never stored. Effective rights of a credential are its scopes
 capped by its owner's current role (see ``roles``).
+
+Service scopes (``SERVICE_SCOPES``: ``auth:verify``) are held only when
+named: no wildcard covers them, so neither a person's ``*`` key nor a
+session can act as another service's credential checker, and, since a
+credential grants only what it holds, none can mint one through the API
+(the operator does, ``runtools admin create-key --scopes auth:verify``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-ALL = "*"
+# The grammar itself is the SDK's, so a service verifying our credentials judges alike.
+from runtools._scopes import ALL, SERVICE_SCOPES, covers, resource_of
+
+__all__ = [
+    "ALL",
+    "CATALOG",
+    "SERVICE_SCOPES",
+    "UnknownScopeError",
+    "covers",
+    "is_subset",
+    "normalize",
+    "resource_of",
+]
 
 #: Every scope a credential may hold, with what it grants.
 CATALOG: dict[str, str] = {
@@ -38,6 +56,7 @@ CATALOG: dict[str, str] = {
     "org:members": "Manage organization members (admins)",
     "admin:*": "Organization administration (admins)",
     "admin:resources": "Org-wide views of every member's resources (admins)",
+    "auth:verify": "Check other credentials for a service of the platform (never implied by *)",
 }
 
 
@@ -58,25 +77,9 @@ def normalize(requested: Iterable[str] | None) -> list[str]:
     if unknown:
         raise UnknownScopeError(unknown)
     if ALL in scopes:
-        return [ALL]
+        # ``*`` stands for every scope but the service ones, which stay named beside it.
+        return [ALL, *sorted(set(scopes) & SERVICE_SCOPES)]
     return sorted(set(scopes))
-
-
-def resource_of(scope: str) -> str:
-    return scope.split(":", 1)[0]
-
-
-def covers(granted: Iterable[str], required: str) -> bool:
-    """Does a set of granted scopes include ``required``?
-
-    ``*`` covers everything; ``res:*`` covers ``res:*`` and every ``res:action``.
-    """
-    for scope in granted:
-        if scope in (ALL, required):
-            return True
-        if scope.endswith(":*") and required != ALL and resource_of(scope) == resource_of(required):
-            return True
-    return False
 
 
 def is_subset(requested: Iterable[str], granted: Iterable[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Opaque session secrets: refresh tokens, device codes and user codes.
+"""Opaque secrets: refresh tokens, device codes, user codes and invitation tokens.
 
 Refresh tokens carry their own prefix (``rtr_``), distinct from API keys, so
 one can never be mistaken for the other. All are stored as SHA-256 digests.
@@ -13,6 +13,7 @@ import secrets
 from typing import Any, Protocol
 
 REFRESH_PREFIX = "rtr_"
+INVITATION_PREFIX = "rt_inv_"
 #: RFC 8628 §6.1: no vowels (no words), no look-alikes.
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE_LENGTH = 8
@@ -36,6 +37,11 @@ def successor_refresh_token(presented: str, key: bytes) -> str:
     """
     mac = hmac.new(key, presented.encode(), hashlib.sha256).digest()
     return REFRESH_PREFIX + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def new_invitation_token() -> str:
+    """256 random bits, with a prefix of its own (never mistaken for a key)."""
+    return INVITATION_PREFIX + secrets.token_urlsafe(32)
 
 
 def looks_like_refresh_token(token: str) -> bool:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 
-from runtools.server.domain.audit import AuditRecord
+from runtools.server.domain.audit import CANARY_USED, AuditRecord
 from runtools.server.domain.events import CredentialEvent
 from runtools.server.observability.metrics import Metrics
 
 security_log = logging.getLogger("runtools.security")
 
-_WATCHED = {"auth.failed", "authz.denied"}
+_WATCHED = {"auth.failed", "authz.denied", CANARY_USED}
 
 
 class SecurityEvents:
@@ -29,15 +29,19 @@ class SecurityEvents:
         """Observer of queued audit records (the failure and denial paths)."""
         if record.action not in _WATCHED:
             return
-        if record.action == "auth.failed":
-            self._metrics.auth_failures.labels(record.reason or "unknown").inc()
-        else:
+        if record.action == "authz.denied":
             self._metrics.denials.inc()
-        if security_log.isEnabledFor(logging.WARNING):
-            security_log.warning(
+        else:
+            self._metrics.auth_failures.labels(record.reason or "unknown").inc()
+        # A honeytoken's use is an alarm: logged above warnings, naming its source.
+        level = logging.CRITICAL if record.action == CANARY_USED else logging.WARNING
+        if security_log.isEnabledFor(level):
+            security_log.log(
+                level,
                 json.dumps(
                     {
                         "event": record.action,
+                        "severity": "high" if level == logging.CRITICAL else "warning",
                         "reason": record.reason,
                         "orgId": record.org_id,
                         "credentialId": record.actor_id,
@@ -46,7 +50,7 @@ class SecurityEvents:
                         "ip": record.context.ip,
                         "requestId": record.context.request_id,
                     }
-                )
+                ),
             )
 
     def on_credential_event(self, event: CredentialEvent) -> None:

@@ -39,6 +39,10 @@ class Counter(Protocol):
         """
         ...
 
+    async def reachable(self) -> bool:
+        """Whether the store the counts live in answers now (always, in process)."""
+        ...
+
 
 class LocalCounter:
     """Per-process counts; memory bounded by evicting past windows first, then everything.
@@ -57,6 +61,9 @@ class LocalCounter:
 
     def reserved(self, key: str, window_start: int) -> Iterator[int] | None:
         return None  # nothing is reserved: every count is taken here
+
+    async def reachable(self) -> bool:
+        return True
 
     def increment_now(self, key: str, window_start: int) -> int:
         slot = self._counts.get(key)
@@ -133,6 +140,16 @@ class RedisCounter:
     def reserved(self, key: str, window_start: int) -> Iterator[int] | None:
         return None  # every count is one round trip
 
+    async def reachable(self) -> bool:
+        """One PING within the counter's timeout."""
+        import redis
+
+        client = self._script().registered_client  # type: ignore[attr-defined]
+        try:
+            return bool(await client.ping())
+        except (TimeoutError, redis.RedisError, OSError):
+            return False
+
 
 class BlockCounter:
     """Shared counts reserved in blocks: one Redis round trip per block, not per request.
@@ -185,6 +202,9 @@ class BlockCounter:
         held = self._reserved.get(key)
         return held[1] if held is not None and held[0] == window_start else None
 
+    async def reachable(self) -> bool:
+        return await self._shared.reachable()
+
 
 class FailoverCounter:
     def __init__(
@@ -227,3 +247,7 @@ class FailoverCounter:
         if self._shared_down_until is not None:
             return None
         return self._shared.reserved(key, window_start)
+
+    async def reachable(self) -> bool:
+        """Whether the shared counts answer (the local fallback always does)."""
+        return await self._shared.reachable()

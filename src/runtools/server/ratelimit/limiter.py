@@ -77,6 +77,15 @@ class RateLimiter:
     def wall_clock(self) -> Callable[[], float]:
         return self._time
 
+    async def shared_counts_down(self) -> bool:
+        """Counts are meant to be shared (Redis) and their store does not answer now.
+
+        Limits then hold per node (``FailoverCounter``); readiness says so.
+        """
+        if not self._enabled or isinstance(self._counter, LocalCounter):
+            return False
+        return not await self._counter.reachable()
+
     def over_limit(self, meter: Meter, state: MutableMapping[str, Any]) -> NoReturn:
         """A credential past its meter's limit: the headers of the 429, then the 429."""
         state[STATE_KEY] = meter.headers(0)

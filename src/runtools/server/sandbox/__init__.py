@@ -3,8 +3,10 @@
 The sandbox services depend on :class:`SandboxDriver` only (``driver``);
 :class:`LocalSandboxDriver` (``local``) implements it on one Linux host. It
 must run as root and needs bubblewrap (``bwrap``), util-linux (``nsenter``,
-``setpriv``), coreutils and cgroups (v2, or v1 with the memory, pids, cpu
-and freezer controllers). It never falls back to running anything
+``setpriv``, ``unshare``, ``mount``), keyutils (``keyctl``), e2fsprogs
+(``mkfs.ext4``), loop devices, libseccomp, coreutils and cgroups (v2,
+or v1 with the memory, pids, cpu and freezer controllers). It never falls
+back to running anything
 unisolated: ``check_available`` raises ``SandboxUnavailable`` naming what
 is missing.
 
@@ -20,7 +22,15 @@ command runs as a host uid reserved for that sandbox (one per sandbox),
 with no supplementary groups, an empty capability bounding set and
 ``no_new_privs`` (setuid binaries do not elevate). Infrastructure
 processes (PID 1 and init) run as root without capabilities, so the
-sandbox user can neither signal nor trace them.
+sandbox user can neither signal nor trace them. Uids are handed out in
+turn, and one is handed out again only when nothing of its previous holder
+is left on the host; destroy invalidates its kernel keyrings, which
+outlive every namespace (``residue``). Every process of a sandbox, its
+PID 1 and init as much as each command and whatever it starts, runs under
+a seccomp filter modelled on the container runtimes' default profile
+(``seccomp``): keyrings, new user namespaces, mounting, ``bpf``,
+``perf_event_open``, kernel modules, clock setting, ``ptrace`` attach and
+the like answer ``EPERM``.
 
 A command enters a running sandbox through ``nsenter`` using namespace fds
 opened from the verified ``/proc/<pid>`` of the sandbox's PID 1 (pid reuse
@@ -31,19 +41,32 @@ Each command gets a new session; no terminal is shared.
 
 Filesystem
 ----------
-Read-only from the host: ``/usr``, ``/bin``, ``/sbin``, ``/lib*`` and an
-allowlist of non-secret ``/etc`` entries (linker cache, alternatives, CA
-certificates, time zone, MIME types, Python config). ``/etc/passwd``,
-``group``, ``hosts``, ``hostname`` and ``nsswitch.conf`` are generated.
-Private and writable: ``/workspace`` (the default cwd), ``/tmp`` and
-``/home/user``, each a tmpfs limited to the sandbox's disk size. Own
-``/proc``, minimal ``/dev``, no ``/sys``. Nothing else of the host exists
-inside: not the driver's state directory, not other sandboxes, not
-``/root`` or any other host directory. The tmpfs mounts live only in the
-sandbox's mount namespace, so there is no host-side mount to leak; tmpfs
-pages are charged to the sandbox's memory cgroup, which means the disk
-size is also bounded by the memory limit. Uploaded files are charged the
-same way: a helper in the sandbox's cgroups writes them
+A sandbox's ``/`` is its template (``templates``). The host's (the
+default): read-only from the host, ``/usr``, ``/bin``, ``/sbin``,
+``/lib*`` and an allowlist of non-secret ``/etc`` entries (linker cache,
+alternatives, CA certificates, time zone, MIME types, Python config). An
+imported one: an overlay of the template's directory (never written) and a
+writable layer on the sandbox's disk. ``/etc/passwd``, ``group``,
+``hosts``, ``hostname`` and ``nsswitch.conf`` are generated. Private and
+writable: ``/workspace`` (the default cwd) and ``/home/user`` on the
+sandbox's disk, and ``/tmp``, a tmpfs of the disk's size. Own ``/proc``,
+minimal ``/dev``, no ``/sys``. Nothing else of the host exists inside: not
+the driver's state directory, not other sandboxes, not ``/root`` or any
+other host directory.
+
+A sandbox's disk is a sparse ext4 image of its disk size in its state
+directory (a copy of a blank one per size, made once with e2fsprogs'
+``mkfs.ext4``), loop-mounted together with the
+template's overlay by a host-side ``unshare`` in a mount namespace of the
+sandbox's own before bubblewrap starts: nothing is mounted where the host
+sees it, the mounts vanish with the sandbox's last process and the loop
+device with them (it clears itself once unmounted); destroy deletes the
+image. The filesystem enforces the size; its page cache is charged to the
+sandbox's memory cgroup and reclaimed, while ``/tmp``'s pages stay memory
+for as long as its files exist. Because the image lives in the state
+directory and the mount in the sandbox's namespace, files survive pause and
+a restart of the service. Uploaded files are charged to the
+sandbox: a helper in the sandbox's cgroups writes them
 (``charged_write``). Commands are the OOM killer's choice before the
 sandbox's own processes (``oom``).
 
@@ -68,25 +91,31 @@ whose processes live in a leaf, or controllers cannot be enabled.
 
 Lifetime and restarts
 ---------------------
-bubblewrap runs with ``--die-with-parent``: if the service dies, the
-sandbox's PID 1 is killed and the kernel kills its whole PID namespace,
-which also frees its tmpfs mounts. (A paused sandbox dies once thawed.)
-State under the driver's root records each sandbox (uid, PID 1 identity,
-cgroup paths). After a restart, ``reap_orphans(known_ids)`` kills and
-removes the cgroups and state of every sandbox not in ``known_ids`` and
-returns their ids. Sandboxes in ``known_ids`` are left alone; because
-their processes died with the previous service, ``is_alive`` reports
-False for them: the caller should mark them failed and call ``destroy``
-to release their cgroups, state and uid.
+A sandbox outlives the process that started it: bubblewrap runs in a
+session of its own and is not tied to its parent, so stopping or killing
+the service (or one of its workers) leaves every sandbox running, or
+frozen if paused. State under the driver's root records each sandbox (uid,
+PID 1 identity, cgroup paths), so a later driver on the same root finds
+them: ``is_alive`` holds only while the recorded PID 1 has the same pid,
+the same start time and is in the sandbox's own cgroup (a pid alone may
+have been reused). ``reap_orphans(known_ids)`` kills and removes the
+cgroups and state of every sandbox not in ``known_ids`` and returns their
+ids; those in ``known_ids`` are left alone. A sandbox whose processes died
+meanwhile reports ``is_alive`` False: the caller marks it failed and calls
+``destroy`` to release its cgroups, state and uid.
 
 Modules
 -------
 ``driver`` the interface and its values; ``local`` the driver that ties the
 rest together; ``layout`` what a sandbox sees; ``enter`` how a command gets
 in; ``process`` and ``output`` following a command and its output;
+``templates`` the root filesystems sandboxes start from;
 ``identity`` pids safe from reuse; ``filesystem`` confined file access;
-``charged_write`` uploads the sandbox pays for; ``oom`` whom the OOM killer
-takes; ``state`` the on-disk record; ``cgroups`` limits, freezing, killing.
+``charged_write`` uploads the sandbox pays for; ``archive`` (and its
+``archive_worker``) many files at once, as tar streams; ``oom`` whom the
+OOM killer takes; ``state`` the on-disk record; ``residue`` what a uid
+leaves behind; ``seccomp`` the system calls a sandbox may not make;
+``cgroups`` limits, freezing, killing.
 
 Not here: records, quotas, who may use which sandbox (``services/sandboxes``),
 HTTP, or the database: this layer knows sandboxes by id only. Failures are
@@ -99,6 +128,7 @@ from runtools.server.sandbox.driver import (
     DEFAULT_MAX_OUTPUT_BYTES,
     DEFAULT_TEMPLATE,
     DEFAULT_TIMEOUT_MS,
+    ArchiveWritten,
     ExecChunk,
     ExecEvent,
     ExecExit,
@@ -115,6 +145,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_BYTES",
     "DEFAULT_TEMPLATE",
     "DEFAULT_TIMEOUT_MS",
+    "ArchiveWritten",
     "ExecChunk",
     "ExecEvent",
     "ExecExit",

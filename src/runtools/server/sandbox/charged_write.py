@@ -1,16 +1,19 @@
 """Writing an uploaded file's content so that the sandbox pays for it.
 
-A sandbox's writable directories are tmpfs mounts: their pages are memory,
-charged to the memory cgroup of the process that writes them. Written by
-the service itself, an upload would be charged to the service's cgroup, and
-a tenant could hold host memory beyond its sandbox's limit (up to its disk
-size on each of the three mounts). So the content goes through ``cat``,
-placed in the sandbox's memory cgroup, into a file the service opened and
-confined beforehand: the upload counts against the sandbox's ``memory``
-like anything its commands write.
+Whatever writes a file is charged for the pages it dirties, to its memory
+cgroup: the page cache of ``/workspace`` and ``/home/user`` (the sandbox's
+disk, reclaimed once written back) and the pages of ``/tmp`` (a tmpfs:
+memory for as long as the file exists). Written by the service itself, an
+upload would be charged to the service's cgroup, and a tenant could hold
+host memory beyond its sandbox's limit (up to its disk size in ``/tmp``).
+So the content goes through ``cat``, placed in the sandbox's memory cgroup,
+into a file the service opened and confined beforehand: the upload counts
+against the sandbox's ``memory`` like anything its commands write.
 
-- An upload larger than the sandbox's free memory is refused before a byte
-  is written, so it does not wake the OOM killer in the sandbox.
+- An upload to memory (``/tmp``) larger than the sandbox's free memory is
+  refused before a byte is written, so it does not wake the OOM killer in
+  the sandbox. One to its disk is bounded by the disk alone: the kernel
+  writes its cache back and reclaims it within the sandbox's limit.
 - ``cat`` runs on the host as root but can only write to the one open file
   it is given as stdout. Should it still run out of memory (racing a
   command), it is the OOM killer's first choice (``oom``).
@@ -47,21 +50,25 @@ MEMORY_MARGIN = 4 * 1024 * 1024
 _WRITER = scored(WRITER_SCORE, ["/bin/cat"])
 
 
-async def write_charged(cgroup: SandboxCgroup, fd: int, data: bytes, path: str) -> None:
+async def write_charged(
+    cgroup: SandboxCgroup, fd: int, data: bytes, path: str, *, in_memory: bool
+) -> None:
     """Write ``data`` to the open file ``fd`` from a process charged to ``cgroup``.
 
-    Raises ``OSError(ENOSPC)`` when the mount is full (the caller translates
-    it as for any write), ``SandboxFileTooLarge`` when the sandbox's memory
-    is, ``SandboxStateConflict`` when the sandbox is paused.
+    ``in_memory``: the file is on a tmpfs, so it must fit in the sandbox's
+    free memory. Raises ``OSError(ENOSPC)`` when the filesystem is full (the
+    caller translates it as for any write), ``SandboxFileTooLarge`` when the
+    sandbox's memory is, ``SandboxStateConflict`` when the sandbox is paused.
     """
     if cgroup.is_frozen():
         raise SandboxStateConflict("the sandbox is paused")
-    try:
-        headroom = cgroup.memory_headroom()
-    except (OSError, ValueError) as exc:
-        raise SandboxError(f"cannot read the sandbox's memory use: {exc}") from exc
-    if len(data) > headroom - MEMORY_MARGIN:
-        raise SandboxFileTooLarge(f"no memory left in the sandbox for {path}")
+    if in_memory:
+        try:
+            headroom = cgroup.memory_headroom()
+        except (OSError, ValueError) as exc:
+            raise SandboxError(f"cannot read the sandbox's memory use: {exc}") from exc
+        if len(data) > headroom - MEMORY_MARGIN:
+            raise SandboxFileTooLarge(f"no memory left in the sandbox for {path}")
     memory_procs = cgroup.memory_procs()
     leaf = None if memory_procs is not None else f"{UPLOAD_LEAF_PREFIX}{secrets.token_hex(6)}"
     procs = [memory_procs] if memory_procs is not None else cgroup.make_leaf(str(leaf))

@@ -4,8 +4,8 @@ The sandbox services talk only to :class:`SandboxDriver`; an implementation
 owns isolation, limits and cleanup. Every failure is raised as a class of
 ``runtools.server.domain.errors``: ``SandboxError`` or one of its kinds
 (``SandboxUnavailable``, ``SandboxNotFound``, ``SandboxStateConflict``,
-``SandboxPathRejected``, ``SandboxFileTooLarge``), or ``InvalidRequest`` for
-a spec or command it refuses; never as a bare ``OSError``.
+``SandboxProcessLimit``, ``SandboxPathRejected``, ``SandboxFileTooLarge``), or
+``InvalidRequest`` for a spec or command it refuses; never as a bare ``OSError``.
 
 Not here: any implementation (``local`` and the modules it uses), or
 anything about who owns a sandbox: the driver knows sandboxes by id.
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT_BYTES",
     "DEFAULT_TEMPLATE",
     "DEFAULT_TIMEOUT_MS",
+    "ArchiveWritten",
     "ExecChunk",
     "ExecEvent",
     "ExecExit",
@@ -31,8 +32,10 @@ __all__ = [
     "FileType",
     "ResourceLimits",
     "SandboxDriver",
+    "SandboxSession",
     "SandboxSpec",
     "StreamName",
+    "TerminalSize",
 ]
 
 DEFAULT_TEMPLATE = "base-ubuntu"
@@ -109,6 +112,49 @@ class FileEntry:
     modifiedAt: datetime  # wire name, kept identical on purpose
 
 
+@dataclass(frozen=True)
+class ArchiveWritten:
+    """What an unpacked archive put into a sandbox: its directory, file count, bytes (``size``)."""
+
+    path: str
+    files: int
+    size: int
+
+
+@dataclass(frozen=True)
+class TerminalSize:
+    """A pseudo-terminal asked for by an interactive session: its type and size."""
+
+    term: str
+    columns: int
+    rows: int
+
+
+class SandboxSession(Protocol):
+    """An interactive process in a sandbox (an SSH session), from ``open_session``."""
+
+    @property
+    def has_terminal(self) -> bool: ...
+
+    async def read(self) -> tuple[StreamName, bytes] | None:
+        """The next output, in order; None once every output has ended."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    def close_stdin(self) -> None: ...
+
+    def resize(self, columns: int, rows: int) -> None: ...
+
+    async def wait(self) -> int:
+        """The exit code (128+N when killed by signal N)."""
+
+    async def terminate(self) -> None:
+        """Kill its processes; it then ends as killed (137)."""
+
+    async def close(self) -> None:
+        """Kill whatever of it is left and free it; safe to call more than once."""
+
+
 @runtime_checkable
 class SandboxDriver(Protocol):
     """Lifecycle, commands and files of isolated sandboxes, keyed by caller-chosen ids."""
@@ -129,7 +175,10 @@ class SandboxDriver(Protocol):
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     ) -> ExecResult:
-        """Run ``command`` with ``/bin/sh -c``; output is capped per stream."""
+        """Run ``command`` with ``/bin/sh -c``; output is capped per stream.
+
+        ``SandboxProcessLimit`` if the sandbox holds as many processes as it may.
+        """
 
     def exec_stream(
         self,
@@ -143,8 +192,22 @@ class SandboxDriver(Protocol):
     ) -> AsyncIterator[ExecEvent]:
         """Like ``exec`` but yields ``ExecChunk`` events and a final ``ExecExit``."""
 
+    async def open_session(
+        self,
+        sandbox_id: str,
+        command: str | None,
+        *,
+        env: Mapping[str, str] | None = None,
+        terminal: TerminalSize | None = None,
+    ) -> SandboxSession:
+        """Start ``command`` (None: a login shell) with stdin, no deadline and no output cap.
+
+        Same isolation, uid and limits as ``exec``; on a pseudo-terminal if
+        ``terminal`` is given. Sessions end when the sandbox is paused or destroyed.
+        """
+
     async def pause(self, sandbox_id: str) -> None:
-        """Freeze every process of the sandbox."""
+        """Freeze every process of the sandbox (interactive sessions are ended first)."""
 
     async def resume(self, sandbox_id: str) -> None:
         """Thaw a paused sandbox."""
@@ -152,17 +215,40 @@ class SandboxDriver(Protocol):
     async def destroy(self, sandbox_id: str) -> None:
         """Kill everything and remove every trace (processes, cgroups, files)."""
 
+    async def kill_processes(self, sandbox_id: str) -> None:
+        """Kill every process of commands (running or in the background); keep the files.
+
+        The sandbox's own processes stay, so it is running and usable again,
+        say after a fork bomb filled its process limit.
+        """
+
     async def is_alive(self, sandbox_id: str) -> bool:
         """Whether the sandbox's processes are still running (paused counts as alive)."""
 
-    async def write_file(self, sandbox_id: str, path: str, data: bytes) -> None:
-        """Create or replace a file (parents are created) inside the sandbox."""
+    async def write_file(self, sandbox_id: str, path: str, data: bytes) -> str:
+        """Create or replace a file (parents are created) inside the sandbox.
+
+        Returns the absolute path written (a relative ``path`` starts at the
+        workspace), as listings name files.
+        """
 
     async def read_file(self, sandbox_id: str, path: str) -> bytes:
         """Return a regular file's content."""
 
     async def list_files(self, sandbox_id: str, path: str) -> list[FileEntry]:
         """List a directory, sorted by name."""
+
+    async def write_archive(
+        self, sandbox_id: str, path: str, chunks: AsyncIterator[bytes]
+    ) -> ArchiveWritten:
+        """Extract a tar stream (plain or compressed) into directory ``path``.
+
+        All or nothing: an archive with a member it refuses (absolute name,
+        ``..``, a link pointing out, a device) leaves no file behind.
+        """
+
+    async def read_archive(self, sandbox_id: str, path: str) -> AsyncIterator[bytes]:
+        """The tar stream of directory ``path``, checked before the first byte."""
 
     async def reap_orphans(self, known_ids: set[str]) -> list[str]:
         """Destroy sandboxes left by an earlier run that are not in ``known_ids``."""

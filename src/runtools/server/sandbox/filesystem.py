@@ -344,6 +344,21 @@ class ConfinedFiles:
             raise
         return pending
 
+    def directory(self, path: str) -> str:
+        """The absolute path of the existing directory ``path`` (links followed, confined)."""
+
+        def final(dir_fd: int, name: str, full: str) -> str:
+            try:
+                fd = self._open_final(dir_fd, name, full, os.O_RDONLY | os.O_DIRECTORY)
+            except SandboxNotFound:
+                if _exists(name, dir_fd):
+                    raise SandboxPathRejected(f"not a directory: {full}") from None
+                raise
+            os.close(fd)
+            return full
+
+        return self._guard(path, lambda: self._resolve(path, final))
+
     def listdir(self, path: str) -> list[FileEntry]:
         def final(dir_fd: int, name: str, full: str) -> list[FileEntry]:
             try:

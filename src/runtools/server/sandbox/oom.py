@@ -1,7 +1,7 @@
 """Whom the kernel's OOM killer takes when a sandbox runs out of memory.
 
-Inside a full sandbox every process is small: files in its tmpfs mounts
-count against its memory but belong to no process. Left alone, the OOM
+Inside a full sandbox every process is small: files in its ``/tmp`` (a
+tmpfs) count against its memory but belong to no process. Left alone, the OOM
 killer's pick can be bubblewrap or the sandbox's init, and the sandbox dies
 with all its files. So commands run with a raised ``oom_score_adj`` (every
 process they start inherits it) and are picked before the processes that

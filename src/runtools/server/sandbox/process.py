@@ -69,10 +69,18 @@ def _pipe() -> tuple[int, int]:
     return r, w
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str]) -> Child:
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    preexec: Callable[[], None] | None = None,
+) -> Child:
     """Start ``argv`` in a new session with stdin from /dev/null and piped output.
 
-    Raises ``OSError`` if it cannot be started; callers translate it.
+    ``preexec`` runs in the forked child before ``exec`` (one system call's
+    worth: the child of a threaded process must not take locks). Raises
+    ``OSError`` or ``subprocess.SubprocessError`` if it cannot be started;
+    callers translate them.
     """
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()
@@ -86,6 +94,7 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str]) -> Child:
             env=dict(env),
             close_fds=True,
             start_new_session=True,
+            preexec_fn=preexec,  # one system call, see the docstring
         )
     except BaseException:
         for fd in (out_r, err_r):

@@ -4,10 +4,13 @@ Layout under the driver's root (mode 0700)::
 
     sandboxes/<id>/state.json   uid, PID 1 identity, cgroup dirs, base env
     sandboxes/<id>/bwrap.log    bubblewrap's own messages (startup errors)
+    sandboxes/<id>/disk.img     the sandbox's disk: a sparse ext4 image
+    blank-disks/<MiB>.img       the empty disk that new disks of its size copy
     uids/<uid> -> <id>          uid reservations (symlink creation is atomic)
+    uid-cursor                  where the next uid allocation starts
 
-No sandbox file content lives here: writable sandbox directories are tmpfs
-mounts inside the sandbox's own mount namespace. Nor do records the API
+Sandbox files live here only inside ``disk.img``, mounted in the
+sandbox's own mount namespace alone, never read by the driver. Nor do records the API
 shows: those are the database's; this record is the driver's own, to find
 and free what a sandbox holds on this host.
 """
@@ -19,6 +22,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from typing import Any
 from runtools.server.domain.errors import SandboxError, SandboxStateConflict
 from runtools.server.sandbox.cgroups import SandboxCgroup, cgroup_from_json
 from runtools.server.sandbox.identity import ProcessRef
+from runtools.server.sandbox.residue import find_residue
 
 __all__ = ["SANDBOX_ID", "SandboxState", "StateStore"]
 
@@ -71,6 +76,7 @@ class StateStore:
     def __init__(self, root: Path) -> None:
         self._sandboxes = root / "sandboxes"
         self._uids = root / "uids"
+        self._cursor = root / "uid-cursor"
 
     def prepare(self) -> None:
         for d in (self._sandboxes.parent, self._sandboxes, self._uids):
@@ -114,15 +120,52 @@ class StateStore:
     def remove(self, sandbox_id: str) -> None:
         shutil.rmtree(self.dir(sandbox_id), ignore_errors=True)
 
-    def allocate_uid(self, sandbox_id: str, base: int, count: int) -> int:
-        """Reserve a host uid no other sandbox of this driver uses."""
-        for uid in range(base, base + count):
+    def allocate_uid(
+        self,
+        sandbox_id: str,
+        base: int,
+        count: int,
+        residue: Callable[[int], list[str]] = find_residue,
+    ) -> int:
+        """Reserve a host uid no other sandbox uses and nothing of an earlier one holds.
+
+        Uids are handed out in turn from where the last allocation stopped
+        (a cursor kept beside the reservations), so a uid comes back only
+        after every other one has been used; a free uid that still has
+        ``residue`` (processes, keys, IPC of an earlier holder) is skipped.
+        """
+        start = self._read_cursor(count)
+        skipped: list[str] = []
+        for step in range(count):
+            uid = base + (start + step) % count
             try:
                 os.symlink(sandbox_id, self._uids / str(uid))
             except FileExistsError:
                 continue
+            # Checked once reserved, so no other allocation races the check.
+            left = residue(uid)
+            if left:
+                self.release_uid(uid, sandbox_id)
+                skipped.append(f"{uid} ({'; '.join(left)})")
+                continue
+            self._write_cursor((start + step + 1) % count)
             return uid
+        if skipped:
+            raise SandboxError(
+                f"no clean sandbox uid: the free ones still hold an earlier sandbox's "
+                f"residue: {', '.join(skipped[:3])}"
+            )
         raise SandboxError(f"all {count} sandbox uids are in use")
+
+    def _read_cursor(self, count: int) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            return int(self._cursor.read_text()) % count
+        return 0
+
+    def _write_cursor(self, offset: int) -> None:
+        tmp = self._cursor.with_suffix(".tmp")
+        tmp.write_text(str(offset))
+        tmp.replace(self._cursor)
 
     def release_uid(self, uid: int, sandbox_id: str) -> None:
         link = self._uids / str(uid)

@@ -53,9 +53,17 @@ class AuditLogService:
         until: datetime | None,
         limit: int,
         cursor: str | None,
+        actor: str | None = None,
     ) -> Page[AuditEventOut]:
         with self._database.session() as session:
             page = list_events(
-                session, org_id, action=action, since=since, until=until, limit=limit, cursor=cursor
+                session,
+                org_id,
+                action=action,
+                since=since,
+                until=until,
+                limit=limit,
+                cursor=cursor,
+                actor=actor,
             )
             return Page([AuditEventOut.of(event) for event in page.items], page.next_cursor)

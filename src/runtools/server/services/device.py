@@ -39,7 +39,7 @@ from runtools.server.store.repositories import audit, devices
 from runtools.server.store.repositories.service_secrets import service_secret
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 SLOW_DOWN_STEP = 5

@@ -35,7 +35,7 @@ from runtools.server.store.database import Database
 from runtools.server.store.repositories import auth_failures
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 T = TypeVar("T")
 

@@ -3,6 +3,10 @@
 SQLite files are created mode 0600 inside a 0700 home before SQLite opens
 them; SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
 WAL with ``synchronous=FULL`` makes every commit durable when it returns.
+
+``Session`` is named here for the layers above: services and authentication
+are handed one as their unit of work and pass it to repositories, without
+importing SQLAlchemy themselves (a contract in pyproject.toml holds them to it).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session as Session  # the unit of work services are handed
+from sqlalchemy.orm import sessionmaker
 
 from runtools.server.domain.errors import ServiceUnavailable
 from runtools.server.settings import Settings, prepare_home

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -32,6 +34,11 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     plan: Mapped[str] = mapped_column(String(20), default="free")
     created_at: Mapped[datetime]
+    # Key policy: the longest a key may live ("90d"; None: no limit), and whether
+    # every key must have an expiry.
+    max_key_lifetime: Mapped[str | None] = mapped_column(String(16))
+    require_key_expiry: Mapped[bool] = mapped_column(Boolean, default=False)
+    revoke_unused_after_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class User(Base):
@@ -55,6 +62,58 @@ class Membership(Base):
     created_at: Mapped[datetime]
 
 
+class Project(Base):
+    """A group of an organization's resources (keys, sandboxes); permissions stay org-wide.
+
+    Ids are UUIDs, as ``projectId`` is on the wire. Each organization has
+    exactly one default project, made with it and never deleted.
+    """
+
+    __tablename__ = "projects"
+    __table_args__ = (
+        UniqueConstraint("org_id", "name", name="uq_projects_org_name"),
+        Index(
+            "uq_projects_org_default",
+            "org_id",
+            unique=True,
+            sqlite_where=text("is_default"),
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    color: Mapped[str | None] = mapped_column(String(7))
+    description: Mapped[str | None] = mapped_column(String(500))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Invitation(Base):
+    """An invitation to join an organization. The token is stored as its SHA-256 only.
+
+    Single use: ``accepted_at`` is set once, by a conditional update.
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_org_id", "org_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    # Normalized (lowercase): only the account with this address may accept.
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_user_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_by_user_id: Mapped[str | None] = mapped_column(String(40))
+    revoked_at: Mapped[datetime | None]
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
     __table_args__ = (Index("ix_api_keys_org_owner", "org_id", "owner_user_id"),)
@@ -73,18 +132,71 @@ class ApiKey(Base):
     # A revocation time in the future is a rotation grace period: the key is
     # "expiring" until then and refused from then on.
     revoked_at: Mapped[datetime | None]
+    # Why: "revoked" (a revoke call), "rotated", "leaked" (secret scanning); None before 0012.
+    revoked_reason: Mapped[str | None] = mapped_column(String(16))
     rotated_from_id: Mapped[str | None] = mapped_column(String(40))
     rotated_to_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
     # Requests per minute; None means the organization plan's default.
     rate_limit: Mapped[int | None] = mapped_column(Integer)
+    # Accepted from a browser (a request with Origin or Sec-Fetch-Site).
+    allow_browser: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Networks the key works from (canonical CIDR strings); None or empty: anywhere.
+    allowed_cidrs: Mapped[list[str] | None] = mapped_column(JSON)
+    # A honeytoken: never authenticates; every use is an alarm.
+    is_canary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SshKey(Base):
+    """A user's SSH public key, registered with one organization.
+
+    Only the public half is ever held: ``public_key`` is ``TYPE BASE64``,
+    the comment is kept apart. A key is registered once per organization
+    (its fingerprint is unique there).
+    """
+
+    __tablename__ = "ssh_keys"
+    __table_args__ = (
+        UniqueConstraint("org_id", "fingerprint", name="uq_ssh_keys_org_fingerprint"),
+        Index("ix_ssh_keys_org_owner", "org_id", "owner_user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    owner_user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    key_type: Mapped[str] = mapped_column(String(32))
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class ApiKeyUsage(Base):
+    """A key's requests and refusals on one day (UTC), summed from every node's flushes."""
+
+    __tablename__ = "api_key_usage"
+
+    key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    invalid: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limited: Mapped[int] = mapped_column(Integer, default=0)
+    last_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEvent(Base):
     """Append-only: the repository offers no update or delete."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_org_id", "org_id", "id"),)
+    __table_args__ = (
+        Index("ix_audit_events_org_id", "org_id", "id"),
+        # One event per place in the chain: two appends can never fork it.
+        Index("ux_audit_events_seq", "seq", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str | None] = mapped_column(String(40))
@@ -100,6 +212,21 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(40))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(index=True)
+    # The hash chain (domain/audit_chain.py): the event's place, the previous
+    # event's hash, and this event's own.
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The newest event of the audit chain: one row, locked by every append."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class SigningKey(Base):
@@ -208,6 +335,26 @@ class ServiceSecret(Base):
     created_at: Mapped[datetime]
 
 
+class Node(Base):
+    """A ``runtools serve`` node that has run sandboxes: where it answers, what it holds.
+
+    Written by the node itself on start and at every heartbeat; marked lost by
+    any live node once its heartbeat is older than the lost-after bound.
+    """
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # The base URL other nodes forward its sandboxes' requests to.
+    url: Mapped[str] = mapped_column(String(500))
+    memory_budget_mib: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    # Set when another node found it silent (its sandboxes were failed then).
+    lost_at: Mapped[datetime | None]
+
+
 class Sandbox(Base):
     """A sandbox's record. Environment values are never stored: only their names.
 
@@ -239,6 +386,8 @@ class Sandbox(Base):
     status_message: Mapped[str | None] = mapped_column(String(500))
     tags: Mapped[list[str]] = mapped_column(JSON)
     env_keys: Mapped[list[str]] = mapped_column(JSON)
+    # Registered SSH keys of the organization let in besides its owner's and admins'.
+    ssh_key_ids: Mapped[list[str] | None] = mapped_column(JSON)
     project_id: Mapped[str | None] = mapped_column(String(36))
     idle_timeout: Mapped[int | None] = mapped_column(Integer)
     vcpus: Mapped[float] = mapped_column(Float)
@@ -304,3 +453,23 @@ class AuthFailure(Base):
     throttle: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(64))
     failed_at: Mapped[float] = mapped_column(Float)
+
+
+class WebFlash(Base):
+    """Something a dashboard page shows once, after a redirect: a new key's secret.
+
+    ``id`` is SHA-256 of the one-time reference the browser holds (a cookie);
+    ``sealed`` is encrypted under a key derived from that reference, which is
+    never stored, so this table alone cannot reveal the secret. Taking a flash
+    deletes it; one left untaken is deleted once past ``expires_at``.
+    """
+
+    __tablename__ = "web_flashes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

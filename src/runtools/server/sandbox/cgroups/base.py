@@ -21,6 +21,7 @@ import os
 import secrets
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -90,6 +91,16 @@ class SandboxCgroup(ABC):
             self.track_dir / leaf / "cgroup.procs"
         ]
 
+    def leaves(self, prefix: str) -> list[str]:
+        """Names of the leaves starting with ``prefix``."""
+        with contextlib.suppress(FileNotFoundError):
+            return sorted(
+                leaf.name
+                for leaf in self.track_dir.iterdir()
+                if leaf.is_dir() and leaf.name.startswith(prefix)
+            )
+        return []
+
     def sweep_leaves(self, prefix: str) -> None:
         """Remove empty leaves; those still holding background processes stay."""
         with contextlib.suppress(FileNotFoundError):
@@ -110,6 +121,20 @@ class SandboxCgroup(ABC):
                 with contextlib.suppress(FileNotFoundError):
                     found.update(int(p) for p in read(extra / "cgroup.procs").split())
         return found
+
+    @abstractmethod
+    def _pids_dir(self) -> Path:
+        """The directory whose ``pids.current`` and ``pids.max`` count the sandbox."""
+
+    def process_count(self) -> tuple[int, int | None]:
+        """Processes (tasks) the sandbox holds, and how many it may (None: no limit)."""
+        group = self._pids_dir()
+        try:
+            current = int(read(group / "pids.current"))
+            raw = read(group / "pids.max").strip()
+        except (OSError, ValueError) as exc:
+            raise SandboxError(f"cannot read the process count of {group}: {exc}") from exc
+        return current, None if raw == "max" else int(raw)
 
     @abstractmethod
     def memory_procs(self) -> Path | None:
@@ -174,31 +199,32 @@ class SandboxCgroup(ABC):
         self,
         leaf: str | None = None,
         timeout_s: float = EMPTY_TIMEOUT_S,
-        spare: int | None = None,
+        spare: int | Collection[int] = (),
     ) -> bool:
         """SIGKILL every process of the sandbox (or leaf); True once none is left.
 
         Processes are frozen first so none can fork between listing and
         killing. While an ancestor is frozen (a paused sandbox) killed
         processes only disappear after it is thawed; then this returns False.
-        ``spare`` is left alive (and may remain).
+        ``spare`` are left alive (and may remain).
         """
         group = self.track_dir / leaf if leaf else self.track_dir
         if not group.is_dir() and (leaf or not self.extra_dirs):
             return True
+        spared = {spare} if isinstance(spare, int) else set(spare)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            if spare is None and self._kill_at_once(group):
+            if not spared and self._kill_at_once(group):
                 pass
             else:
                 frozen = group.is_dir() and await self._set_frozen(group, True)
-                for pid in self.pids(leaf) - {spare}:
+                for pid in self.pids(leaf) - spared:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 if frozen:
                     await self._set_frozen(group, False)
-            if not self.pids(leaf) - {spare}:
+            if not self.pids(leaf) - spared:
                 return True
             if loop.time() >= deadline:
                 return False

@@ -55,6 +55,9 @@ class V1Cgroup(SandboxCgroup):
         write(cpu_dir / "cpu.cfs_period_us", str(CFS_PERIOD_US))
         write(cpu_dir / "cpu.cfs_quota_us", str(cpu_quota_us(limits)))
 
+    def _pids_dir(self) -> Path:
+        return self.extra_dirs[1]
+
     def memory_procs(self) -> Path | None:
         return self.memory_dir / "cgroup.procs"
 

@@ -59,6 +59,9 @@ class V2Cgroup(SandboxCgroup):
         write(group / "pids.max", str(limits.pids))
         write(group / "cpu.max", f"{cpu_quota_us(limits)} {CFS_PERIOD_US}")
 
+    def _pids_dir(self) -> Path:
+        return self.track_dir
+
     def memory_procs(self) -> Path | None:
         return None  # one hierarchy: memory is charged where the process is
 

@@ -61,6 +61,8 @@ class NewSandbox:
     idle_timeout: int | None = None
     resources: SandboxResources = field(default_factory=SandboxResources)
     project_id: str | None = None
+    # Ids of the organization's registered SSH keys let in besides the owner's and admins'.
+    ssh_keys: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class SandboxView:
     created_at: datetime
     updated_at: datetime
     destroyed_at: datetime | None
+    ssh_keys: list[str] = field(default_factory=list)
 
 
 def view_of(row: Sandbox) -> SandboxView:
@@ -113,6 +116,7 @@ def view_of(row: Sandbox) -> SandboxView:
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
         destroyed_at=as_utc(row.destroyed_at) if row.destroyed_at else None,
+        ssh_keys=list(row.ssh_key_ids or []),
     )
 
 
@@ -135,4 +139,5 @@ def validated(new: NewSandbox) -> NewSandbox:
         idle_timeout=new.idle_timeout,
         resources=new.resources,
         project_id=new.project_id,
+        ssh_keys=sorted(set(new.ssh_keys)),
     )

@@ -19,6 +19,11 @@ Rules enforced here, whatever the transport:
 - a node never promises its live sandboxes more memory in all than its
   budget (files live in RAM, so this bounds them too): creations are
   serialised per node as well;
+- with a node registry (a shared database, ``nodes``): a create lands on the
+  live node with the least memory promised among those with room (placement
+  is serialised in the database, so concurrent creates never overbook a
+  node), and a sandbox held by another live node is ``HeldElsewhere``: the
+  API forwards the call to that node, which checks the caller again;
 - nothing is recorded when isolation is unavailable (503), and no command
   ever runs outside it;
 - environment values reach the driver only; records and audit events hold
@@ -33,13 +38,15 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from runtools.server.domain.audit import AuditRecord, RequestContext
-from runtools.server.domain.clock import Clock
+from runtools.server.domain.clock import Clock, as_utc
 from runtools.server.domain.errors import (
     Conflict,
     Forbidden,
+    HeldElsewhere,
     InvalidRequest,
     NotFound,
     QuotaExceeded,
@@ -54,6 +61,8 @@ from runtools.server.sandbox.driver import (
     SandboxDriver,
     SandboxSpec,
 )
+from runtools.server.sandbox.templates import TemplateStore
+from runtools.server.services.projects import checked_project
 from runtools.server.services.sandboxes.records import (
     ExecRequest,
     NewSandbox,
@@ -71,13 +80,12 @@ from runtools.server.services.sandboxes.states import (
 )
 from runtools.server.services.sandboxes.transactions import in_transaction
 from runtools.server.store.database import Database
-from runtools.server.store.repositories import audit
+from runtools.server.store.repositories import audit, nodes, ssh_keys
 from runtools.server.store.repositories import sandboxes as repo
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from runtools.server.store.models import Sandbox
+    from runtools.server.store.database import Session
+    from runtools.server.store.models import Node, Sandbox
 
 __all__ = ["SandboxService"]
 
@@ -116,6 +124,8 @@ class SandboxService:
         node: str,
         quota: int,
         memory_budget_mib: int,
+        node_lost_after_seconds: float | None = None,
+        templates: TemplateStore | None = None,
     ) -> None:
         self._database = database
         self._clock = clock
@@ -123,6 +133,12 @@ class SandboxService:
         self.node = node
         self._quota = quota
         self._memory_budget = memory_budget_mib
+        self._templates = templates
+        # Set with a node registry (many nodes on one database): a node silent
+        # this long takes no creates. None: this node alone, nothing forwarded.
+        self._lost_after = (
+            None if node_lost_after_seconds is None else timedelta(seconds=node_lost_after_seconds)
+        )
         # Commands and file operations in flight, per sandbox (this node only):
         # a sandbox that is busy is never idle.
         self._busy: Counter[str] = Counter()
@@ -137,6 +153,10 @@ class SandboxService:
         if row is None or (not caller.is_admin and row.owner_user_id != caller.user_id):
             raise NotFound(f"No sandbox {ref!r}")
         return row
+
+    @property
+    def memory_budget_mib(self) -> int:
+        return self._memory_budget
 
     def is_busy(self, sandbox_id: str) -> bool:
         return self._busy[sandbox_id] > 0
@@ -187,10 +207,28 @@ class SandboxService:
         self, caller: Principal, new: NewSandbox, *, context: RequestContext
     ) -> SandboxView:
         new = validated(new)
-        # 503 naming what is missing, before anything is recorded.
-        await self.driver.check_available()
-        sandbox_id = new_sandbox_id()
-        await self._db(lambda s: self._insert(s, caller, sandbox_id, new))
+        if context.placed is not None:
+            # Another node recorded it here (placement) and forwarded the create.
+            sandbox_id = context.placed
+            await self._db(lambda s: self._claim_placed(s, caller, sandbox_id, new))
+        elif self._lost_after is None:
+            if self._templates is not None:
+                # 400 naming the templates there are, before anything is recorded.
+                self._templates.resolve(new.template)
+            # 503 naming what is missing, before anything is recorded.
+            await self.driver.check_available()
+            sandbox_id = new_sandbox_id()
+            await self._db(lambda s: self._insert(s, caller, sandbox_id, new))
+        else:
+            sandbox_id = new_sandbox_id()
+            holder = await self._db(lambda s: self._insert(s, caller, sandbox_id, new))
+            if holder is not None:
+                raise HeldElsewhere(holder.name, holder.url, placed=sandbox_id)
+            try:
+                await self.driver.check_available()
+            except SandboxUnavailable:
+                await self._db(lambda s: repo.remove(s, sandbox_id))
+                raise
         spec = SandboxSpec(
             template=new.template,
             env=dict(new.env),
@@ -239,14 +277,28 @@ class SandboxService:
 
     def _insert(
         self, session: Session, caller: Principal, sandbox_id: str, new: NewSandbox
-    ) -> None:
+    ) -> Node | None:
+        """Record the sandbox on the node it is placed on; that node if it is another."""
+        project_id = checked_project(session, caller, new.project_id)
+        unknown = sorted(
+            set(new.ssh_keys) - ssh_keys.ids_of_org(session, caller.org_id, new.ssh_keys)
+        )
+        if unknown:
+            raise InvalidRequest(
+                f"sshKeys: {', '.join(unknown)} is not an SSH key registered with this "
+                "organization (see GET /v1/ssh-keys)"
+            )
         repo.lock_org(session, caller.org_id)
         if repo.count_live(session, caller.org_id, LIVE) >= self._quota:
             raise QuotaExceeded(
                 f"Your organization has reached its quota of {self._quota} live sandboxes; "
                 "destroy one first"
             )
-        self._reserve_memory(session, new.resources.memory_mib)
+        if self._lost_after is None:
+            self._reserve_memory(session, new.resources.memory_mib)
+            holder = None
+        else:
+            holder = self._place(session, new.resources.memory_mib)
         if new.name is not None:
             existing = repo.find(session, caller.org_id, new.name)
             if existing is not None and existing.status != S.DESTROYED:
@@ -262,16 +314,100 @@ class SandboxService:
                 status=S.CREATING,
                 tags=list(new.tags),
                 env_keys=sorted(new.env),
-                project_id=new.project_id,
+                project_id=project_id,
                 idle_timeout=new.idle_timeout,
                 vcpus=new.resources.vcpus,
                 memory_mib=new.resources.memory_mib,
                 disk_mib=new.resources.disk_mib,
-                node=self.node,
+                node=self.node if holder is None else holder.name,
                 now=self._clock.now(),
+                ssh_key_ids=list(new.ssh_keys),
             )
         except repo.NameTaken as exc:  # a concurrent create took the name first
             raise _name_taken(new.name) from exc
+        return holder
+
+    def _place(self, session: Session, memory_mib: int) -> Node | None:
+        """The live node with room and the least memory promised; None if it is this one.
+
+        Serialised across the deployment (one placement at a time, for the
+        length of the create's first transaction), so two creates never both
+        count on the same room.
+        """
+        assert self._lost_after is not None
+        repo.lock_node(session, "*placement*")
+        fresh_since = self._clock.now() - self._lost_after
+        live = [
+            n
+            for n in nodes.listing(session)
+            if n.lost_at is None and as_utc(n.heartbeat_at) >= fresh_since
+        ]
+        if not live:
+            # No node has registered yet (this one is starting): it takes what it can hold.
+            self._reserve_memory(session, memory_mib)
+            return None
+        largest = max(n.memory_budget_mib for n in live)
+        if memory_mib > largest:
+            raise InvalidRequest(
+                f"resources.memory of {memory_mib} MiB is more than any node gives all its "
+                f"sandboxes together ({largest} MiB)"
+            )
+        promised = nodes.promised_by_node(session, LIVE)
+        room = [
+            (promised.get(n.name, (0, 0))[0], n.name != self.node, n.name, n)
+            for n in live
+            if promised.get(n.name, (0, 0))[0] + memory_mib <= n.memory_budget_mib
+        ]
+        if not room:
+            raise SandboxUnavailable(
+                f"There is no room for a sandbox with {memory_mib} MiB of memory on any node now; "
+                "ask for less memory, destroy a sandbox or try again later"
+            )
+        chosen = min(room)[3]
+        return None if chosen.name == self.node else chosen
+
+    def _claim_placed(
+        self, session: Session, caller: Principal, sandbox_id: str, new: NewSandbox
+    ) -> None:
+        """Check a sandbox another node placed here is this caller's create, not yet started."""
+        row = repo.get(session, sandbox_id)
+        if (
+            row is None
+            or row.node != self.node
+            or row.status != S.CREATING
+            or row.org_id != caller.org_id
+            or row.owner_user_id != caller.user_id
+            or row.name != new.name
+        ):
+            raise Conflict(f"Sandbox {sandbox_id} is not waiting to be started on this node")
+
+    async def abandon_placed(self, sandbox_id: str, reason: str) -> None:
+        """A create placed on another node that did not start it: free its place."""
+        await self._settle(sandbox_id, {S.CREATING}, S.FAILED, reason[:500])
+
+    def fail_node(self, session: Session, node: str, reason: str) -> list[str]:
+        """Every live sandbox of a lost node becomes failed (audited); their ids."""
+        failed = []
+        for row in repo.on_node(session, node, LIVE):
+            if repo.transition(
+                session,
+                row.id,
+                allowed_from=LIVE,
+                to=S.FAILED,
+                now=self._clock.now(),
+                message=reason,
+            ):
+                self._audit(
+                    session,
+                    None,
+                    "sandbox.failed",
+                    view_of(repo.get_one(session, row.id)),
+                    RequestContext(),
+                    {"reason": reason},
+                    outcome="failure",
+                )
+                failed.append(row.id)
+        return failed
 
     def _reserve_memory(self, session: Session, memory_mib: int) -> None:
         budget = self._memory_budget
@@ -301,6 +437,7 @@ class SandboxService:
         template: str | None,
         limit: int,
         cursor: str | None,
+        project_id: str | None = None,
     ) -> Page[SandboxView]:
         if all_sandboxes and not caller.is_admin:
             raise Forbidden("Listing every sandbox of the organization requires role admin")
@@ -320,6 +457,7 @@ class SandboxService:
                 template=template,
                 limit=limit,
                 cursor=cursor,
+                project_id=checked_project(session, caller, project_id),
             )
             return Page([view_of(r) for r in found.items], found.next_cursor)
 
@@ -327,6 +465,23 @@ class SandboxService:
 
     async def get(self, caller: Principal, ref: str) -> SandboxView:
         return await self._db(lambda s: view_of(self._visible(s, caller, ref)))
+
+    async def held_here(self, caller: Principal, ref: str) -> SandboxView:
+        """The sandbox, if this node holds it; ``HeldElsewhere`` if another live node does.
+
+        For what only the holder can answer (how to reach it over SSH). A
+        sandbox whose node is gone is answered here: there is nobody to ask.
+        """
+
+        def find(session: Session) -> SandboxView:
+            row = self._visible(session, caller, ref)
+            if row.node != self.node and self._lost_after is not None:
+                holder = nodes.get(session, row.node)
+                if holder is not None and holder.lost_at is None:
+                    raise HeldElsewhere(holder.name, holder.url)
+            return view_of(row)
+
+        return await self._db(find)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -364,7 +519,7 @@ class SandboxService:
             else:
                 row = self._visible(session, caller, ref)
             require(action, row.status, ref)
-            self._check_node(row, action)
+            self._check_node(session, row, action)
             if not repo.transition(
                 session, row.id, allowed_from=allowed, to=via, now=self._clock.now()
             ):
@@ -416,12 +571,19 @@ class SandboxService:
             await self.driver.destroy(view.id)
         # A failed sandbox of another node holds nothing: its node freed it.
 
-    def _check_node(self, row: Sandbox, action: Action) -> None:
+    def _check_node(self, session: Session, row: Sandbox, action: Action) -> None:
         if row.node == self.node:
             return
         if action is Action.DESTROY and row.status == S.FAILED:
             return
-        raise Conflict(f"Sandbox {row.id} runs on node {row.node}; send the request to that node")
+        if self._lost_after is not None:
+            holder = nodes.get(session, row.node)
+            if holder is not None and holder.lost_at is None:
+                raise HeldElsewhere(holder.name, holder.url)
+        raise Conflict(
+            f"Sandbox {row.id} runs on node {row.node}, which is not live now; it is failed "
+            "once that node is declared lost, and can then be destroyed from any node"
+        )
 
     async def _settle(
         self, sandbox_id: str, allowed: set[SandboxStatus], to: SandboxStatus, message: str | None
@@ -463,7 +625,7 @@ class SandboxService:
         def check(session: Session) -> SandboxView:
             row = self._visible(session, caller, ref)
             require(action, row.status, ref)
-            self._check_node(row, action)
+            self._check_node(session, row, action)
             repo.touch(session, row, self._clock.now())
             return view_of(row)
 
@@ -480,6 +642,20 @@ class SandboxService:
         current = await self._db(lambda s: repo.status_of(s, view.id))
         message = refusal(Action.EXEC, current, view.name or view.id)
         return Conflict(message or f"Sandbox {view.name or view.id} is busy; try again")
+
+    async def record_kill(
+        self, caller: Principal, view: SandboxView, context: RequestContext
+    ) -> SandboxView:
+        """Audit a kill of the sandbox's processes; the sandbox as it is now."""
+
+        def record(session: Session) -> SandboxView:
+            row = repo.get_one(session, view.id)
+            repo.touch(session, row, self._clock.now())
+            now = view_of(row)
+            self._audit(session, caller, "sandbox.processes_killed", now, context)
+            return now
+
+        return await self._db(record)
 
     async def record_exec(
         self,

@@ -9,7 +9,7 @@
                                   └─> destroyed
 
 ``failed``: the sandbox's processes are gone (creation failed, they died,
-or the service restarted); its resources have been freed. ``error``: a
+or died while the service was stopped); its resources have been freed. ``error``: a
 pause, resume or destroy failed half-way; only ``destroy`` is allowed.
 ``pending`` is part of the wire vocabulary but never stored here: a
 sandbox is created synchronously.
@@ -49,6 +49,7 @@ class Action(StrEnum):
     PAUSE = "pause"
     RESUME = "resume"
     DESTROY = "destroy"
+    KILL = "kill"
 
 
 S = SandboxStatus
@@ -65,6 +66,7 @@ _ALLOWED: dict[Action, frozenset[SandboxStatus]] = {
     Action.PAUSE: frozenset({S.RUNNING}),
     Action.RESUME: frozenset({S.PAUSED}),
     Action.DESTROY: frozenset({S.RUNNING, S.PAUSED, S.FAILED, S.ERROR}),
+    Action.KILL: frozenset({S.RUNNING}),
 }
 
 

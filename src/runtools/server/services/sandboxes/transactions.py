@@ -17,7 +17,7 @@ import anyio.to_thread
 from runtools.server.store.database import Database
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 __all__ = ["in_transaction"]
 

@@ -1,22 +1,27 @@
 """What keeps sandbox records true to the processes: start, idle pausing, stop.
 
-Sandboxes do not outlive the service process that runs them (the driver
-ties their lives to it). So, for this node's records:
+Sandboxes outlive the service process that started them: stopping,
+upgrading or crashing ``runtools serve`` (or one of its workers) leaves them
+as they are. So, for this node's records:
 
-- **on start** (``reconcile``): a record whose sandbox is not running here
-  becomes ``failed`` with the message "the service restarted"; one that was
-  being destroyed becomes ``destroyed``. Then the driver reaps every
-  sandbox it knows that no live record names - processes, cgroups, state
-  and uid reservations - including those of the records just failed.
+- **on start** (``reconcile``): a running or paused sandbox whose PID 1 is
+  still alive (the same pid, start time and cgroup: the driver's
+  ``is_alive``) is adopted as it is. One that is not becomes ``failed``
+  ("its processes ended while the service was stopped"); one that was being
+  destroyed becomes ``destroyed``. Then the driver reaps every sandbox it
+  knows that no live record names - processes, cgroups, state and uid
+  reservations - including those of the records just failed.
 - **while running**: every ``sandbox_idle_check_seconds`` a running or
   paused sandbox whose processes have died (its init killed, say) becomes
   ``failed`` and is cleaned up, so it stops holding its share of the node's
   memory budget and its organization's quota; and a running sandbox with
   an ``idleTimeout`` and no command or file operation in flight, idle for
   longer than that, is paused (audited as the system's act).
-- **on a clean stop** (``shutdown``): live records become ``failed`` ("the
-  service stopped") and the driver reaps everything, so nothing is left
-  behind even if the service never starts again.
+- **on a clean stop**: nothing, unless ``stop_with_service`` is set
+  (``RUNTOOLS_SANDBOX_STOP_WITH_SERVICE``, for a laptop): then live records
+  become ``failed`` ("the service stopped") and the driver reaps
+  everything. Destroying every sandbox of a node on purpose is ``drain``
+  (``runtools admin sandboxes drain``).
 
 Records of other nodes are never touched.
 
@@ -46,13 +51,15 @@ from runtools.server.store.repositories import audit
 from runtools.server.store.repositories import sandboxes as repo
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 __all__ = ["Reconciled", "SandboxUpkeep"]
 
 T = TypeVar("T")
 logger = logging.getLogger("runtools.sandboxes")
 S = SandboxStatus
+ADOPTABLE = frozenset({S.RUNNING, S.PAUSED})
+ENDED_WHILE_STOPPED = "its processes ended while the service was stopped"
 
 
 @dataclass
@@ -73,15 +80,17 @@ class SandboxUpkeep:
         clock: Clock,
         *,
         idle_check_seconds: float,
+        stop_with_service: bool = False,
     ) -> None:
         self._service = service
+        self._stop_with_service = stop_with_service
         self._database = database
         self._clock = clock
         self._idle_check_seconds = idle_check_seconds
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> Reconciled:
-        outcome = await self.reconcile("the service restarted")
+        outcome = await self.reconcile(ENDED_WHILE_STOPPED)
         if self._task is None:
             self._task = asyncio.create_task(self._idle_loop(), name="runtools-sandbox-idle")
         return outcome
@@ -92,9 +101,11 @@ class SandboxUpkeep:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.shutdown()
+        if self._stop_with_service:
+            await self.shutdown()
 
     async def shutdown(self) -> None:
+        """Fail and reap every live sandbox of this node ("the service stopped")."""
         with contextlib.suppress(Exception):
             await self.reconcile("the service stopped", keep_running=False)
 
@@ -104,9 +115,9 @@ class SandboxUpkeep:
         rows = await self._db(lambda s: [(r.id, r.status) for r in repo.on_node(s, node, LIVE)])
         outcome = Reconciled()
         for sandbox_id, status in rows:
-            # Alive and running here: a second app on the same state (tests,
-            # an in-process restart). Anything else did not survive.
-            if keep_running and status == S.RUNNING and await driver.is_alive(sandbox_id):
+            # Alive here: left by the previous service process, or by another
+            # worker of this one. Anything else did not survive.
+            if keep_running and status in ADOPTABLE and await driver.is_alive(sandbox_id):
                 outcome.kept.append(sandbox_id)
             elif status == S.DESTROYING:
                 outcome.destroyed.append(sandbox_id)
@@ -129,7 +140,23 @@ class SandboxUpkeep:
             )
         return outcome
 
-    def _record(self, session: Session, outcome: Reconciled, reason: str) -> None:
+    async def drain(self) -> list[str]:
+        """Destroy every live sandbox of this node on purpose; the ids destroyed.
+
+        Their records become ``destroyed`` (audited as the system's act), and
+        the driver reaps every sandbox it holds, recorded or not.
+        """
+        node = self._service.node
+        ids = await self._db(lambda s: [r.id for r in repo.on_node(s, node, LIVE)])
+        # Processes first: if the driver cannot reach them, no record changes.
+        await self._service.driver.reap_orphans(set())
+        outcome = Reconciled(destroyed=ids)
+        await self._db(lambda s: self._record(s, outcome, "drained", how="drained"))
+        return ids
+
+    def _record(
+        self, session: Session, outcome: Reconciled, reason: str, *, how: str = "reconciled"
+    ) -> None:
         now = self._clock.now()
         for sandbox_id, to, message in [
             *((i, S.FAILED, reason) for i in outcome.failed),
@@ -152,7 +179,7 @@ class SandboxUpkeep:
                     target_type="sandbox",
                     target_id=sandbox_id,
                     reason=(message or "")[:64] or None,
-                    details={"name": row.name, "reconciled": True},
+                    details={"name": row.name, how: True},
                 ),
                 now,
             )

@@ -13,6 +13,8 @@ they expire. One concept a module:
   organization, change password.
 - ``issuing``: what they share to make a session and its tokens.
 - ``ending``: what they share to end one and tell every node.
+- ``web``: a browser's hold on a session (the dashboard's signed cookie
+  reference, CSRF tokens, re-authentication, one-time flashes).
 
 Verifying an access token on a request is authentication's
 (``runtools.server.authn``); queries are the store's

@@ -20,7 +20,7 @@ from runtools.server.store.models import UserSession
 from runtools.server.store.repositories import audit
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 
 def revoke(

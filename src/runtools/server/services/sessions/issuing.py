@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock, as_utc
 from runtools.server.domain.errors import Forbidden
+from runtools.server.domain.roles import effective_scopes
+from runtools.server.domain.scopes import ALL
 from runtools.server.domain.tokens import TokenSigner, digest, new_refresh_token
 from runtools.server.settings import Settings
 from runtools.server.store.models import Organization, User, UserSession
 from runtools.server.store.repositories import audit, organizations, sessions
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from runtools.server.store.database import Session
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,9 @@ class SessionIssuer:
                 "sub": user.id,
                 "org": org.id,
                 "role": role,
+                # What the session may use (``*`` capped by the role), RFC 9068's claim: a
+                # service verifying the token offline (runtools.verify) reads it from here.
+                "scope": " ".join(effective_scopes([ALL], role)),
                 "sid": row.id,
                 "iat": now,
                 "nbf": now,

@@ -5,7 +5,10 @@ Login answers "no such email" and "wrong password" alike, in the same time
 audits the true reason. Guesses are counted per account and per address
 before the password is checked, so guesses in flight count too
 (``services.throttle``). Sign-up, when the server allows it, makes a user,
-an organization with the user as admin, and a first session.
+an organization with the user as admin, and a first session. Sign-up
+through an invitation is allowed whether or not sign-up is open: the user
+joins the inviting organization with the invited role instead (their email
+must be the invited one; ``services.invitations`` judges the token).
 
 Refreshing and ending sessions are not here (``refresh``, ``management``),
 nor is making the tokens (``issuing``).
@@ -17,7 +20,8 @@ from functools import partial
 
 from runtools.server.domain.audit import AuditRecord, RequestContext
 from runtools.server.domain.clock import Clock
-from runtools.server.domain.errors import Forbidden, SignInFailed, Unauthorized
+from runtools.server.domain.errors import Forbidden, InvalidRequest, SignInFailed, Unauthorized
+from runtools.server.services.invitations import InvitationRefused, InvitationService
 from runtools.server.services.passwords import dummy_hash, hash_password, password_matches
 from runtools.server.services.sessions.issuing import SessionIssuer, TokenPair, choose_org
 from runtools.server.services.throttle import Throttle
@@ -29,12 +33,18 @@ from runtools.server.store.repositories.service_secrets import service_secret
 
 class SignIn:
     def __init__(
-        self, database: Database, clock: Clock, issuer: SessionIssuer, settings: Settings
+        self,
+        database: Database,
+        clock: Clock,
+        issuer: SessionIssuer,
+        settings: Settings,
+        invitations: InvitationService,
     ) -> None:
         self._database = database
         self._clock = clock
         self._issuer = issuer
         self._settings = settings
+        self._invitations = invitations
         dummy_hash()  # made now, not on the first unknown email
         # Throttled subjects are HMACs under a key of the service's own.
         throttle = partial(
@@ -83,11 +93,20 @@ class SignIn:
         self,
         email: str,
         password: str,
-        org_name: str,
+        org_name: str | None,
         display_name: str | None,
         client: str,
         context: RequestContext,
+        invitation: str | None = None,
     ) -> TokenPair:
+        if invitation is not None:
+            if org_name is not None:
+                raise InvalidRequest(
+                    "Send org or invitation, not both: an invitation names its org"
+                )
+            return self._sign_up_invited(email, password, invitation, display_name, client, context)
+        if org_name is None:
+            raise InvalidRequest("org is required: the organization to create")
         if self._settings.signup != "open":
             raise Forbidden("Sign-up is closed on this server; ask an operator for an account")
         password_hash = hash_password(password)
@@ -107,6 +126,43 @@ class SignIn:
             session.commit()
         return pair
 
+    def _sign_up_invited(
+        self,
+        email: str,
+        password: str,
+        invitation: str,
+        display_name: str | None,
+        client: str,
+        context: RequestContext,
+    ) -> TokenPair:
+        guess = self._invitations.admit_sign_up_guess(context)
+        password_hash = hash_password(password)
+        try:
+            with self._database.session() as session:
+                user = organizations.create_user(
+                    session,
+                    self._clock,
+                    email,
+                    display_name=display_name,
+                    password_hash=password_hash,
+                )
+                joined = self._invitations.join(session, invitation, user, None, context)
+                pair = self._issuer.start(
+                    session,
+                    user,
+                    joined.org,
+                    joined.role,
+                    client,
+                    context,
+                    audited_as="user.signed_up",
+                )
+                session.commit()
+        except InvitationRefused as refused:
+            self._invitations.refused(refused, None, context)
+            raise
+        self._invitations.sign_up_guess_succeeded(guess)
+        return pair
+
     def start_for(
         self, user_id: str, org_id: str, client: str, context: RequestContext
     ) -> TokenPair:
@@ -122,6 +178,18 @@ class SignIn:
             )
             session.commit()
         return pair
+
+    def confirm_password(self, user_id: str, password: str, context: RequestContext) -> None:
+        """The signed-in person's password again (re-authentication), counted as a sign-in is."""
+        with self._database.session() as session:
+            user = organizations.user(session, user_id)
+            account = user.email.strip().lower()
+            stored = user.password_hash or None
+        guess = self.account_throttle.admit(f"account:{account}", "Too many failed sign-ins")
+        if not password_matches(stored, password):
+            self._sign_in_failed(user_id, context)
+            raise Forbidden("That password is not correct")
+        self.account_throttle.succeeded(guess)
 
     def _sign_in_failed(self, user_id: str | None, context: RequestContext) -> None:
         with self._database.session() as session:

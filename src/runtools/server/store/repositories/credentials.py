@@ -32,6 +32,10 @@ class KeyRecord:
     owner_role: str | None
     org_plan: str = "free"
     rate_limit: int | None = None
+    allow_browser: bool = False
+    # Canonical CIDR strings; empty: any address.
+    allowed_cidrs: tuple[str, ...] = ()
+    is_canary: bool = False
 
 
 def load_key_record(session: Session, key_hash: str) -> KeyRecord | None:
@@ -64,6 +68,9 @@ def load_key_record(session: Session, key_hash: str) -> KeyRecord | None:
         owner_role=role,
         org_plan=org.plan,
         rate_limit=key.rate_limit,
+        allow_browser=key.allow_browser,
+        allowed_cidrs=tuple(key.allowed_cidrs or ()),
+        is_canary=key.is_canary,
     )
 
 

@@ -11,6 +11,14 @@ it starts, and a second claim fails:
 - on SQLite, an exclusive ``flock`` on ``serve.lock`` in the home (one
   database file, one server process).
 
+Whatever the database, a server also holds its sandbox state directory
+(``RUNTOOLS_SANDBOX_STATE_DIR``, by default ``sandboxes`` in the home) with an
+exclusive ``flock`` on ``serve.lock`` there: on start and stop a node reaps
+whatever it finds there (and in the cgroups named after it) that its own
+database does not know, so two servers sharing it (one on SQLite and one on
+PostgreSQL in one home, or two nodes of one database) would tear down each
+other's sandboxes.
+
 The worker processes of one ``serve --workers N`` are one node: the parent
 holds the claim for all of them.
 """
@@ -36,26 +44,50 @@ class NodeTaken(Exception):
 @contextlib.contextmanager
 def node_claim(settings: Settings) -> Iterator[None]:
     """Hold this node's name for the duration of the block, or raise ``NodeTaken``."""
-    if settings.is_sqlite:
-        with _home_lock(settings):
-            yield
-    else:
-        with _advisory_lock(settings):
-            yield
+    with contextlib.ExitStack() as held:
+        held.enter_context(_home_lock(settings) if settings.is_sqlite else _advisory_lock(settings))
+        held.enter_context(_sandbox_root_lock(settings))
+        yield
+
+
+def _exclusive_flock(path: os.PathLike[str] | str) -> int | None:
+    """An open descriptor holding ``path``'s exclusive lock, or None if another holds it."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 @contextlib.contextmanager
 def _home_lock(settings: Settings) -> Iterator[None]:
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(settings.home / "serve.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fd = _exclusive_flock(settings.home / "serve.lock")
+    if fd is None:
+        raise NodeTaken(
+            f"another runtools serve already uses {settings.home} "
+            "(SQLite serves one process; stop it, or set RUNTOOLS_HOME for another)"
+        )
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise NodeTaken(
-                f"another runtools serve already uses {settings.home} "
-                "(SQLite serves one process; stop it, or set RUNTOOLS_HOME for another)"
-            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def _sandbox_root_lock(settings: Settings) -> Iterator[None]:
+    root = settings.sandbox_root
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = _exclusive_flock(root / "serve.lock")
+    if fd is None:
+        raise NodeTaken(
+            f"another runtools serve already uses {root} for its sandboxes; "
+            "stop it, or give this server a RUNTOOLS_HOME (or RUNTOOLS_SANDBOX_STATE_DIR) "
+            "of its own"
+        )
+    try:
         yield
     finally:
         os.close(fd)  # releases the lock

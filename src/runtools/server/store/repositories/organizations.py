@@ -1,4 +1,4 @@
-"""Organizations, users and memberships."""
+"""Organizations, users and memberships: the queries, never who may run them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -15,6 +15,8 @@ from runtools.server.domain.errors import Conflict, InvalidRequest, NotFound
 from runtools.server.domain.ids import new_id
 from runtools.server.domain.roles import Role
 from runtools.server.store.models import Membership, Organization, User
+from runtools.server.store.pagination import Page, paginate
+from runtools.server.store.repositories import projects
 
 _ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -34,18 +36,81 @@ def normalize_email(email: str) -> str:
     return email
 
 
-def create_org(session: Session, clock: Clock, name: str) -> Organization:
+def valid_org_name(name: str) -> str:
     name = name.strip()
     if not _ORG_NAME.match(name):
         raise InvalidRequest(
             "Organization names are 1-100 characters: letters, digits, space, '.', '_' or '-'"
         )
+    return name
+
+
+def create_org(session: Session, clock: Clock, name: str) -> Organization:
+    name = valid_org_name(name)
     if session.scalar(select(Organization).where(Organization.name == name)) is not None:
         raise Conflict(f"An organization named {name!r} already exists")
     org = Organization(id=new_id("org"), name=name, plan="free", created_at=clock.now())
     session.add(org)
     _flush_unique(session, f"An organization named {name!r} already exists")
+    projects.create_default(session, clock, org.id)  # never an organization without one
     return org
+
+
+def rename_org(session: Session, org: Organization, name: str) -> None:
+    name = valid_org_name(name)
+    taken = session.scalar(
+        select(Organization.id).where(Organization.name == name, Organization.id != org.id)
+    )
+    if taken is not None:
+        raise Conflict(f"An organization named {name!r} already exists")
+    org.name = name
+    _flush_unique(session, f"An organization named {name!r} already exists")
+
+
+def lock(session: Session, org_id: str) -> None:
+    """Serialise changes to the organization's memberships until this transaction ends.
+
+    A no-op write: PostgreSQL takes the org row's lock, SQLite the database's
+    write lock (as the first statement, so there is no older snapshot to
+    conflict with). Counting admins afterwards is safe from a concurrent
+    demotion leaving none.
+    """
+    session.execute(
+        update(Organization).where(Organization.id == org_id).values(plan=Organization.plan)
+    )
+
+
+def memberships_of_user(session: Session, user_id: str) -> list[tuple[Organization, Membership]]:
+    """Every organization the user belongs to, with the membership, oldest first."""
+    rows = session.execute(
+        select(Organization, Membership)
+        .join(Membership, Membership.org_id == Organization.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Membership.created_at, Membership.id)
+    )
+    return [(org, m) for org, m in rows.tuples()]
+
+
+def members_page(
+    session: Session, org_id: str, *, limit: int, cursor: str | None
+) -> Page[Membership]:
+    """One page of the organization's memberships, newest first."""
+    query = select(Membership).where(Membership.org_id == org_id)
+    return paginate(session, query, Membership.id, limit=limit, cursor=cursor)
+
+
+def count_admins(session: Session, org_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(Membership.org_id == org_id, Membership.role == "admin")
+        )
+        or 0
+    )
+
+
+def remove_membership(session: Session, membership: Membership) -> None:
+    session.delete(membership)
+    session.flush()
 
 
 def create_user(
@@ -71,7 +136,9 @@ def create_user(
     return user
 
 
-def add_member(session: Session, clock: Clock, org: Organization, user: User, role: str) -> None:
+def add_member(
+    session: Session, clock: Clock, org: Organization, user: User, role: str
+) -> Membership:
     if role not in {r.value for r in Role}:
         raise InvalidRequest(f"Unknown role {role!r}: use admin or member")
     existing = session.scalar(
@@ -79,12 +146,12 @@ def add_member(session: Session, clock: Clock, org: Organization, user: User, ro
     )
     if existing is not None:
         raise Conflict(f"{user.email} is already a member of {org.name}")
-    session.add(
-        Membership(
-            id=new_id("mem"), org_id=org.id, user_id=user.id, role=role, created_at=clock.now()
-        )
+    membership = Membership(
+        id=new_id("mem"), org_id=org.id, user_id=user.id, role=role, created_at=clock.now()
     )
+    session.add(membership)
     _flush_unique(session, f"{user.email} is already a member of {org.name}")
+    return membership
 
 
 def org_by_name(session: Session, name: str) -> Organization:
@@ -130,6 +197,19 @@ def user_with_email(session: Session, email: str) -> User | None:
 def membership(session: Session, org_id: str, user_id: str) -> Membership | None:
     return session.scalar(
         select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+
+
+def member_ids(session: Session, org_id: str, user_ids: Collection[str]) -> set[str]:
+    """Which of these users are members of the organization."""
+    if not user_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Membership.user_id).where(
+                Membership.org_id == org_id, Membership.user_id.in_(user_ids)
+            )
+        )
     )
 
 

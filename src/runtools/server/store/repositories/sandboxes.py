@@ -111,6 +111,14 @@ def find(session: Session, org_id: str, ref: str) -> Sandbox | None:
     return session.scalars(query).first()
 
 
+def named_anywhere(session: Session, ref: str) -> list[Sandbox]:
+    """Every organization's sandbox with this id, or this name and not destroyed."""
+    query = select(Sandbox).where(
+        or_(Sandbox.id == ref, and_(Sandbox.name == ref, Sandbox.status != "destroyed"))
+    )
+    return list(session.scalars(query))
+
+
 def get(session: Session, sandbox_id: str) -> Sandbox | None:
     return session.get(Sandbox, sandbox_id)
 
@@ -143,6 +151,7 @@ def insert(
     disk_mib: int,
     node: str,
     now: datetime,
+    ssh_key_ids: list[str] | None = None,
 ) -> Sandbox:
     """Record a new sandbox and its tags; ``NameTaken`` if its name is in use."""
     row = Sandbox(
@@ -155,6 +164,7 @@ def insert(
         status_message=None,
         tags=list(tags),
         env_keys=list(env_keys),
+        ssh_key_ids=list(ssh_key_ids or []),
         project_id=project_id,
         idle_timeout=idle_timeout,
         vcpus=vcpus,
@@ -218,6 +228,18 @@ def transition(
     return bool(getattr(result, "rowcount", 0))
 
 
+def count_of_template(
+    session: Session, node: str, templates: Collection[str], statuses: Collection[str]
+) -> int:
+    """Sandboxes on ``node`` in ``statuses`` started from one of ``templates``."""
+    query = select(func.count(Sandbox.id)).where(
+        Sandbox.node == node,
+        Sandbox.template.in_(list(templates)),
+        Sandbox.status.in_(list(statuses)),
+    )
+    return int(session.scalar(query) or 0)
+
+
 def on_node(session: Session, node: str, statuses: Collection[str]) -> list[Sandbox]:
     query = select(Sandbox).where(Sandbox.node == node, Sandbox.status.in_(list(statuses)))
     return list(session.scalars(query))
@@ -233,10 +255,13 @@ def search(
     template: str | None,
     limit: int,
     cursor: str | None,
+    project_id: str | None = None,
 ) -> Page[Sandbox]:
     query = select(Sandbox).where(Sandbox.org_id == org_id)
     if owner_user_id is not None:
         query = query.where(Sandbox.owner_user_id == owner_user_id)
+    if project_id is not None:
+        query = query.where(Sandbox.project_id == project_id)
     if statuses:
         query = query.where(Sandbox.status.in_(list(statuses)))
     if template is not None:

@@ -99,6 +99,19 @@ def unrevoked_of_user(session: Session, user_id: str, *, except_id: str) -> list
     )
 
 
+def unrevoked_in_org(session: Session, user_id: str, org_id: str) -> list[UserSession]:
+    """Every session of the user in the organization not revoked yet."""
+    return list(
+        session.scalars(
+            select(UserSession).where(
+                UserSession.user_id == user_id,
+                UserSession.org_id == org_id,
+                UserSession.revoked_at.is_(None),
+            )
+        )
+    )
+
+
 def end_if_live(session: Session, session_id: str, now: datetime, reason: str) -> bool:
     """Revoke the session in the caller's transaction, only if no one has yet.
 
