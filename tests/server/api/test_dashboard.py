@@ -305,6 +305,43 @@ def test_the_audit_log_is_for_admins(
     assert "session.created" not in refused.text
 
 
+def test_an_admin_filters_the_audit_log_by_actor_and_pages_through_it(
+    ada: Member, bob: Member, client: TestClient, secret_registry: SecretRegistry
+) -> None:
+    ada.create_key(secret_registry, name="ada's own")
+    for n in range(51):
+        bob.create_key(secret_registry, name=f"bob's {n}")
+    sign_in(client, secret_registry, ada.email)
+
+    def actors(page: str) -> list[str]:
+        return re.findall(r'actor=([^"&]+)"', page)
+
+    first = client.get("/dashboard/audit-log", params={"actor": bob.key_id})
+    assert first.status_code == 200
+    assert f'value="{bob.key_id}"' in first.text  # the form shows the filter in force
+    assert set(actors(first.text)) == {bob.key_id}
+    assert len(re.findall(r"<code>api_key.created</code>", first.text)) == 50
+    older = re.search(r'<a href="([^"]+)">Older events</a>', first.text)
+    assert older, first.text
+    assert f"actor={bob.key_id}" in older.group(1)  # the next page keeps the filter
+    rest = client.get(older.group(1).replace("&amp;", "&"))
+    assert set(actors(rest.text)) == {bob.key_id}
+    assert len(re.findall(r"<code>api_key.created</code>", rest.text)) == 1
+    assert "Older events" not in rest.text
+
+    mine = client.get("/dashboard/audit-log", params={"actor": ada.key_id, "action": ""})
+    assert set(actors(mine.text)) == {ada.key_id}
+    nobody = client.get("/dashboard/audit-log", params={"actor": "key_nobody"})
+    assert "No events match." in nobody.text
+    assert client.get("/dashboard/audit-log", params={"actor": "x" * 41}).status_code == 400
+
+    member = TestClient(client.app)
+    sign_in(member, secret_registry, bob.email)
+    refused = member.get("/dashboard/audit-log", params={"actor": bob.key_id})
+    assert refused.status_code == 403
+    assert bob.key_id not in refused.text
+
+
 def test_signing_out_everywhere_else_and_switching_organization(
     ada: Member, tenants: Tenants, client: TestClient, secret_registry: SecretRegistry
 ) -> None:

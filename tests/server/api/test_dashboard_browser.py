@@ -290,6 +290,16 @@ def test_ssh_keys_the_audit_log_team_sandboxes_and_device_pages_work_and_are_acc
     page.get_by_role("button", name="Filter").click()
     assert "ssh_key.deleted" in page.content()
     assert "ssh_key.created" not in page.content()
+    by = page.get_by_role("row", name=re.compile("ssh_key.deleted")).get_by_role("link")
+    actor = by.inner_text()
+    by.click()  # the actor's events, whatever they did
+    assert page.get_by_label("Actor").input_value() == actor
+    assert page.get_by_label("Action").input_value() == ""
+    assert "ssh_key.created" in page.content()  # the same actor added it, too
+    accessible(page)
+    page.get_by_label("Actor").fill("key_nobody")
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_text("No events match.").wait_for()
 
     page.get_by_role("link", name="Team").click()
     page.get_by_label("Email").fill("carol@example.com")

@@ -788,11 +788,16 @@ async def audit_log_page(
     request: Request,
     _: Annotated[None, PUBLIC],
     action: Annotated[str, Query(max_length=64)] = "",
+    actor: Annotated[str, Query(max_length=40)] = "",
     since: Annotated[str, Query(max_length=40)] = "",
     until: Annotated[str, Query(max_length=40)] = "",
     cursor: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
-    """The organization's audit log, newest first, for its admins (as ``GET /v1/audit-logs``)."""
+    """The organization's audit log, newest first, for its admins (as ``GET /v1/audit-logs``).
+
+    Filtered by action, by actor (a key's, session's or user's id) and by time;
+    the link to older events keeps the filters.
+    """
     visit = await _visit(request)
     if not isinstance(visit, Visit):
         return visit
@@ -805,16 +810,15 @@ async def audit_log_page(
         lambda: visit.runtime.audit_log.search(
             org_id,
             action=action or None,
+            actor=actor.strip() or None,
             since=_moment(since),
             until=_moment(until),
             limit=50,
             cursor=cursor or None,
         )
     )
-    filters = {"action": action, "since": since, "until": until}
-    more = None
-    if page.next_cursor:
-        more = "/dashboard/audit-log?" + urlencode({**filters, "cursor": page.next_cursor})
+    filters = {"action": action, "actor": actor.strip(), "since": since, "until": until}
+    more = _older("/dashboard/audit-log", page.next_cursor, **filters)
     return visit.page(
         "audit_log.html",
         title="Audit log",
