@@ -189,10 +189,6 @@ def test_a_sandbox_that_died_while_the_service_was_down_is_failed_and_reaped(
     api.close()
 
 
-@pytest.mark.skip(
-    reason="known race: run beside other server tests, the restarted worker's reconcile "
-    "can fail one live sandbox; passes alone; under investigation"
-)
 def test_a_worker_that_crashes_takes_no_sandbox_with_it(
     outliving_env: dict[str, str],
     database_url: str | None,

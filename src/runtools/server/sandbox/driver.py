@@ -14,6 +14,7 @@ anything about who owns a sandbox: the driver knows sandboxes by id.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -224,6 +225,15 @@ class SandboxDriver(Protocol):
 
     async def is_alive(self, sandbox_id: str) -> bool:
         """Whether the sandbox's processes are still running (paused counts as alive)."""
+
+    def joining(self) -> AbstractAsyncContextManager[bool]:
+        """Join the service processes that hold these sandboxes; yields whether alone.
+
+        Another process joining meanwhile waits until the block ends.
+        """
+
+    def leave(self) -> bool:
+        """Stop holding them; whether this process was the last that did."""
 
     async def write_file(self, sandbox_id: str, path: str, data: bytes) -> str:
         """Create or replace a file (parents are created) inside the sandbox.

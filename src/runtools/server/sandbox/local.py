@@ -23,6 +23,7 @@ import signal
 import subprocess
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from enum import Enum
 from pathlib import Path
 from typing import TypeVar
@@ -62,6 +63,7 @@ from runtools.server.sandbox.enter import (
     open_namespaces,
 )
 from runtools.server.sandbox.filesystem import ConfinedFiles, normalize
+from runtools.server.sandbox.holders import Holders
 from runtools.server.sandbox.identity import ProcessRef, open_process, start_time
 from runtools.server.sandbox.identity import is_alive as process_is_alive
 from runtools.server.sandbox.layout import (
@@ -166,6 +168,7 @@ class LocalSandboxDriver:
     ) -> None:
         self._root = Path(os.path.abspath(root))
         self._store = StateStore(self._root)
+        self._holders = Holders(self._root)
         self.templates = templates or TemplateStore(self._root / "templates")
         self._uid_base = uid_base
         self._max_sandboxes = max_sandboxes
@@ -593,6 +596,12 @@ class LocalSandboxDriver:
             and process_is_alive(state.init)
             and state.init.pid in state.cgroup.pids(INIT_LEAF)
         )
+
+    def joining(self) -> AbstractAsyncContextManager[bool]:
+        return self._holders.joining()
+
+    def leave(self) -> bool:
+        return self._holders.leave()
 
     async def reap_orphans(self, known_ids: set[str]) -> list[str]:
         await self.check_available()

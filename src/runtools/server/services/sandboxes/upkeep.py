@@ -4,13 +4,16 @@ Sandboxes outlive the service process that started them: stopping,
 upgrading or crashing ``runtools serve`` (or one of its workers) leaves them
 as they are. So, for this node's records:
 
-- **on start** (``reconcile``): a running or paused sandbox whose PID 1 is
+- **on start** (``reconcile``), when no other worker of this service is
+  running (the driver's ``joining``): a running or paused sandbox whose PID 1 is
   still alive (the same pid, start time and cgroup: the driver's
   ``is_alive``) is adopted as it is. One that is not becomes ``failed``
   ("its processes ended while the service was stopped"); one that was being
   destroyed becomes ``destroyed``. Then the driver reaps every sandbox it
   knows that no live record names - processes, cgroups, state and uid
-  reservations - including those of the records just failed.
+  reservations - including those of the records just failed. A worker that
+  starts beside live ones (uvicorn replacing one that died) fails only what
+  died, as the idle check does: the others' creations in flight are theirs.
 - **while running**: every ``sandbox_idle_check_seconds`` a running or
   paused sandbox whose processes have died (its init killed, say) becomes
   ``failed`` and is cleaned up, so it stops holding its share of the node's
@@ -18,7 +21,8 @@ as they are. So, for this node's records:
   an ``idleTimeout`` and no command or file operation in flight, idle for
   longer than that, is paused (audited as the system's act).
 - **on a clean stop**: nothing, unless ``stop_with_service`` is set
-  (``RUNTOOLS_SANDBOX_STOP_WITH_SERVICE``, for a laptop): then live records
+  (``RUNTOOLS_SANDBOX_STOP_WITH_SERVICE``, for a laptop) and this is the
+  last worker to stop: then live records
   become ``failed`` ("the service stopped") and the driver reaps
   everything. Destroying every sandbox of a node on purpose is ``drain``
   (``runtools admin sandboxes drain``).
@@ -90,7 +94,14 @@ class SandboxUpkeep:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> Reconciled:
-        outcome = await self.reconcile(ENDED_WHILE_STOPPED)
+        async with self._service.driver.joining() as alone:
+            if alone:
+                outcome = await self.reconcile(ENDED_WHILE_STOPPED)
+            else:
+                # Other workers of this service hold the sandboxes (this one replaces
+                # a worker that died): what they are creating or destroying is theirs.
+                # Only sandboxes whose processes died are failed, as the idle check does.
+                outcome = Reconciled(failed=await self.fail_lost())
         if self._task is None:
             self._task = asyncio.create_task(self._idle_loop(), name="runtools-sandbox-idle")
         return outcome
@@ -101,7 +112,8 @@ class SandboxUpkeep:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._stop_with_service:
+        last = self._service.driver.leave()
+        if self._stop_with_service and last:
             await self.shutdown()
 
     async def shutdown(self) -> None:
