@@ -16,6 +16,7 @@ from runtools._version import __version__
 from runtools.server.authn.authenticator import Authenticator, Verified
 from runtools.server.authn.cache import VerificationCache
 from runtools.server.authn.external import ExternalIssuer
+from runtools.server.authn.oidc_sign_in import OidcSignIn
 from runtools.server.authn.signing import Keyring
 from runtools.server.authn.steady import SteadyPath, build_steady_path
 from runtools.server.authn.usage import UsageRecorder
@@ -85,6 +86,8 @@ class Runtime:
     sessions: SessionManagement
     # The dashboard's hold on a session: signed references, CSRF, re-authentication, flashes.
     web_sessions: WebSessions
+    # "Sign in with …" the external OIDC issuer; None unless its client is configured.
+    oidc_sign_in: OidcSignIn | None
     devices: DeviceService
     rate_limiter: RateLimiter
     # Authentication and rate limiting of a request in the steady state, in one call.
@@ -246,6 +249,11 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
         token_refresh=TokenRefresh(database, clock, bus, issuer, settings, sessions),
         sessions=sessions,
         web_sessions=WebSessions(database, clock, issuer, settings),
+        oidc_sign_in=(
+            OidcSignIn(settings, external, service_secret(database, clock, "oidc_sign_in"), clock)
+            if external is not None and settings.oidc_client_id
+            else None
+        ),
         devices=DeviceService(database, clock, settings, sign_in),
         rate_limiter=rate_limiter,
         steady_path=steady_path,

@@ -96,7 +96,17 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     """Accept bearer JWTs from this issuer as sessions (e.g. WorkOS)."""
     oidc_jwks_url: str | None = None
+    """Its keys; read from its discovery document when unset (needs a client id)."""
     oidc_audience: str | None = None
+    """The ``aud`` of its bearer tokens; the client id when unset."""
+    oidc_client_id: str | None = None
+    """This service's client at the issuer: enables "Sign in with …" on the sign-in page."""
+    oidc_client_secret: SecretStr | None = None
+    """The client's secret (``client_secret_basic``); unset for a public client (PKCE only)."""
+    oidc_display_name: str | None = None
+    """The issuer's name on the sign-in button; its host when unset."""
+    oidc_scopes: str = "openid email profile"
+    """What the sign-in asks the issuer for (``openid`` is always asked)."""
     oidc_org_claim: str = "org_id"
     oidc_role_claim: str = "role"
     oidc_email_claim: str = "email"
@@ -218,10 +228,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> Settings:
-        if self.oidc_issuer and not (self.oidc_jwks_url and self.oidc_audience):
+        discovered = bool(self.oidc_client_id)  # the JWKS from discovery, the client id as aud
+        if self.oidc_issuer and not discovered and not (self.oidc_jwks_url and self.oidc_audience):
             raise ValueError(
-                "RUNTOOLS_OIDC_ISSUER needs RUNTOOLS_OIDC_JWKS_URL and RUNTOOLS_OIDC_AUDIENCE"
+                "RUNTOOLS_OIDC_ISSUER needs RUNTOOLS_OIDC_JWKS_URL and RUNTOOLS_OIDC_AUDIENCE,"
+                " or RUNTOOLS_OIDC_CLIENT_ID (the rest is then discovered)"
             )
+        if self.oidc_client_id and not self.oidc_issuer:
+            raise ValueError("RUNTOOLS_OIDC_CLIENT_ID needs RUNTOOLS_OIDC_ISSUER")
         return self
 
     @field_validator(
@@ -232,6 +246,9 @@ class Settings(BaseSettings):
         "github_secret_scanning_keys_file",
         "ssh_port",
         "ssh_public_host",
+        "oidc_client_id",
+        "oidc_client_secret",
+        "oidc_display_name",
         mode="before",
     )
     @classmethod

@@ -339,3 +339,47 @@ def test_ssh_keys_the_audit_log_team_sandboxes_and_device_pages_work_and_are_acc
     accessible(page)
     page.goto("/dashboard/confirm-password")
     accessible(page)
+
+
+def test_signing_in_with_the_identity_provider_and_being_refused_by_it(
+    browser: Any, tmp_path: Path, database_url: str | None, secret_registry: SecretRegistry
+) -> None:
+    from support.oidc_provider import CLIENT_ID, CLIENT_SECRET, Person, Provider
+
+    with Provider().running() as provider:
+        provider.person = Person(
+            "alice-1",
+            {"email": "alice@example.com", "email_verified": True, "org_id": "example-co"},
+        )
+        settings = Settings(
+            home=tmp_path / "home",
+            database_url=database_url,
+            oidc_issuer=provider.url,
+            oidc_client_id=CLIENT_ID,
+            oidc_client_secret=CLIENT_SECRET,
+            oidc_display_name="Example ID",
+            _env_file=None,
+        )
+        with serve(settings, secret_registry) as served:
+            provider.redirect_uris = [served.url + "/login/oidc/callback"]
+            context = browser.new_context(base_url=served.url)
+            page = context.new_page()
+            page.goto("/dashboard")
+            accessible(page)
+            page.get_by_role("link", name="Sign in with Example ID").click()
+            # The callback's page moves on by itself, to where the person was going.
+            page.wait_for_url(re.compile(r"^[^?]*/dashboard/api-keys$"))
+            for cookie in context.cookies():
+                if cookie["name"] in ("rt_session", "rt_access"):
+                    secret_registry.add(cookie["value"])
+            assert "alice@example.com · example-co (member)" in page.content()
+            accessible(page)
+            page.get_by_role("button", name="Sign out").click()
+            page.wait_for_url("**/login?signed_out=1")
+
+            provider.deny = True
+            page.get_by_role("link", name="Sign in with Example ID").click()
+            refusal = page.get_by_role("alert")
+            assert refusal.inner_text() == "Sign-in with Example ID was cancelled or denied."
+            accessible(page)
+            context.close()

@@ -26,6 +26,9 @@ PUBLIC_ROUTES = {
     "/v1/secret-scanning/github",
     # Browser pages authenticate with their own cookies and CSRF tokens.
     "/login",
+    # Signing in with the external issuer: the answer is bound to the browser by its state.
+    "/login/oidc",
+    "/login/oidc/callback",
     "/logout",
     "/device",
     "/device/decision",

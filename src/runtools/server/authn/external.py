@@ -6,11 +6,18 @@ sight. The JWKS is cached: an unknown ``kid`` refetches it at most once per
 ``oidc_jwks_min_refresh_seconds`` (so forged kids cannot amplify into
 requests to the issuer), and cached keys keep working while the issuer is
 unreachable.
+
+With a client id configured, the same issuer also signs people in from the
+browser (``oidc_sign_in``): its discovery document (``metadata``) names the
+endpoints and, unless configured, the JWKS; the ID token it returns is
+verified here (``sign_in``) for the client id and the sign-in's nonce, and
+mapped to local users and organizations by the same rule as bearer tokens.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import threading
 import time
@@ -36,6 +43,11 @@ if TYPE_CHECKING:
 
 #: Asymmetric algorithms only: an HMAC "signature" made with a public key is refused.
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"})
+DISCOVERY = "/.well-known/openid-configuration"
+
+
+class IssuerUnavailable(Exception):
+    """The issuer's discovery document could not be read, or names another issuer."""
 
 
 class ExternalIssuer:
@@ -48,11 +60,14 @@ class ExternalIssuer:
         monotonic: Any = time.monotonic,
     ) -> None:
         assert settings.oidc_issuer
-        assert settings.oidc_jwks_url
-        assert settings.oidc_audience
         self.issuer = settings.oidc_issuer
+        self.client_id = settings.oidc_client_id
         self._jwks_url = settings.oidc_jwks_url
-        self._audience = settings.oidc_audience
+        audience = settings.oidc_audience or settings.oidc_client_id
+        assert audience
+        self._audience = audience
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_lock = threading.Lock()
         self._settings = settings
         self._database = database
         self._clock = clock
@@ -61,6 +76,24 @@ class ExternalIssuer:
         self._last_fetch: float | None = None
         self._lock = threading.Lock()
         self.fetches = 0
+
+    # -- discovery ---------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """The issuer's discovery document: read once, read again while it fails."""
+        with self._metadata_lock:
+            if self._metadata is None:
+                url = self.issuer.rstrip("/") + DISCOVERY
+                try:
+                    response = httpx.get(url, timeout=5.0, follow_redirects=False)
+                    response.raise_for_status()
+                    document = response.json()
+                except (httpx.HTTPError, ValueError) as exc:
+                    raise IssuerUnavailable(f"{url}: {exc}") from exc
+                if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+                    raise IssuerUnavailable(f"{url} names another issuer")
+                self._metadata = document
+            return self._metadata
 
     # -- keys ------------------------------------------------------------------
 
@@ -85,7 +118,8 @@ class ExternalIssuer:
         self._last_fetch = self._monotonic()
         self.fetches += 1
         try:
-            response = httpx.get(self._jwks_url, timeout=5.0, follow_redirects=False)
+            jwks_url = self._jwks_url or str(self.metadata()["jwks_uri"])
+            response = httpx.get(jwks_url, timeout=5.0, follow_redirects=False)
             response.raise_for_status()
             document = response.json()
             keys = {
@@ -93,13 +127,21 @@ class ExternalIssuer:
                 for entry in document.get("keys", [])
                 if isinstance(entry, dict) and "kid" in entry
             }
-        except (httpx.HTTPError, ValueError, KeyError, jwt.PyJWTError, json.JSONDecodeError):
+        except (
+            IssuerUnavailable,
+            httpx.HTTPError,
+            ValueError,
+            KeyError,
+            jwt.PyJWTError,
+            json.JSONDecodeError,
+        ):
             return  # keep the keys we have: a briefly unreachable issuer breaks nothing
         self._keys = keys
 
     # -- tokens ----------------------------------------------------------------
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def verify(self, token: str, *, audience: str | None = None) -> dict[str, Any]:
+        """The claims of a token the issuer signed for ``audience`` (bearer tokens' by default)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -112,7 +154,7 @@ class ExternalIssuer:
             token,
             key,
             algorithm=str(algorithm),
-            audience=self._audience,
+            audience=audience or self._audience,
             issuer=self.issuer,
             require=["exp", "sub"],
             now=self._clock.now().timestamp(),
@@ -125,9 +167,7 @@ class ExternalIssuer:
         """Verify, then map the subject and organization to local ones (created on first sight)."""
         claims = self.verify(token)
         with self._database.session() as session:
-            user = self._user(session, claims)
-            org = self._org(session, str(claims[self._settings.oidc_org_claim]))
-            role = self._membership(session, org, user, claims.get(self._settings.oidc_role_claim))
+            user, org, role = self._mapped(session, claims)
             session.commit()
             token_id = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()[:24]
             return Principal.for_session(
@@ -142,6 +182,33 @@ class ExternalIssuer:
                 client_name=urlsplit(self.issuer).netloc or self.issuer,
                 expires_at=datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo),
             )
+
+    def sign_in(self, id_token: str, nonce: str) -> tuple[str, str]:
+        """The local user and organization of a browser sign-in's ID token (made on first sight).
+
+        Verified as a bearer token is, but for this service's client id, and
+        bound to the sign-in that asked for it by its nonce.
+        """
+        assert self.client_id
+        claims = self.verify(id_token, audience=self.client_id)
+        audiences = claims.get("aud")
+        several = isinstance(audiences, list) and len(audiences) > 1
+        if several and claims.get("azp") != self.client_id:
+            raise InvalidToken("wrong_audience")
+        sent = claims.get("nonce")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, nonce):
+            raise InvalidToken("wrong_nonce")
+        with self._database.session() as session:
+            user, org, _ = self._mapped(session, claims)
+            session.commit()
+            return user.id, org.id
+
+    def _mapped(self, session: Session, claims: dict[str, Any]) -> tuple[User, Organization, str]:
+        """The user, organization and role verified claims name, made or updated to match."""
+        user = self._user(session, claims)
+        org = self._org(session, str(claims[self._settings.oidc_org_claim]))
+        role = self._membership(session, org, user, claims.get(self._settings.oidc_role_claim))
+        return user, org, role
 
     def _user(self, session: Session, claims: dict[str, Any]) -> User:
         subject = str(claims["sub"])
