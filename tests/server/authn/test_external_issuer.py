@@ -187,3 +187,30 @@ def test_cached_keys_keep_working_while_the_issuer_is_down(
     issuer.stop()
     fresh = secret_registry.add(issuer.token(sub="user_02", email="two@example.com"))
     assert me(client, fresh).status_code == 200
+
+
+def test_a_subjects_concurrent_first_requests_make_one_user_and_all_succeed(
+    issuer: Issuer, client: TestClient, secret_registry: SecretRegistry
+) -> None:
+    # Eight first requests of one new subject (and its new organization) at once:
+    # each creates the user, organization and links; the database decides who
+    # wins, and the others find what the winner made.
+    tokens = [
+        secret_registry.add(issuer.token(sub="user_RACE", org_id="org_RACE")) for _ in range(8)
+    ]
+    start = threading.Barrier(len(tokens))
+    statuses: list[int] = []
+
+    def first_request(token: str) -> None:
+        start.wait()
+        statuses.append(me(client, token).status_code)
+
+    with client:
+        threads = [threading.Thread(target=first_request, args=(t,)) for t in tokens]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        users = {me(client, t).json()["data"]["user"]["id"] for t in tokens}
+    assert statuses == [200] * len(tokens)
+    assert len(users) == 1

@@ -21,8 +21,9 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,6 +31,7 @@ import jwt
 
 from runtools.server.authn.signing import InvalidToken, decode_verified
 from runtools.server.domain.clock import Clock
+from runtools.server.domain.errors import Conflict
 from runtools.server.domain.ids import new_id
 from runtools.server.domain.principal import Principal
 from runtools.server.domain.roles import Role
@@ -44,6 +46,9 @@ if TYPE_CHECKING:
 #: Asymmetric algorithms only: an HMAC "signature" made with a public key is refused.
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"})
 DISCOVERY = "/.well-known/openid-configuration"
+# A first request that lost the race to make its user finds it on the next try.
+SETTLE_ATTEMPTS = 3
+T = TypeVar("T")
 
 
 class IssuerUnavailable(Exception):
@@ -166,11 +171,10 @@ class ExternalIssuer:
     def principal_for(self, token: str) -> Principal:
         """Verify, then map the subject and organization to local ones (created on first sight)."""
         claims = self.verify(token)
-        with self._database.session() as session:
-            user, org, role = self._mapped(session, claims)
-            session.commit()
-            token_id = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()[:24]
-            return Principal.for_session(
+        token_id = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()[:24]
+        return self._settled(
+            claims,
+            lambda user, org, role: Principal.for_session(
                 org_id=org.id,
                 org_name=org.name,
                 plan=org.plan,
@@ -181,7 +185,8 @@ class ExternalIssuer:
                 session_id=f"ext_{token_id}"[:40],
                 client_name=urlsplit(self.issuer).netloc or self.issuer,
                 expires_at=datetime.fromtimestamp(claims["exp"], tz=self._clock.now().tzinfo),
-            )
+            ),
+        )
 
     def sign_in(self, id_token: str, nonce: str) -> tuple[str, str]:
         """The local user and organization of a browser sign-in's ID token (made on first sight).
@@ -198,10 +203,27 @@ class ExternalIssuer:
         sent = claims.get("nonce")
         if not isinstance(sent, str) or not hmac.compare_digest(sent, nonce):
             raise InvalidToken("wrong_nonce")
-        with self._database.session() as session:
-            user, org, _ = self._mapped(session, claims)
-            session.commit()
-            return user.id, org.id
+        return self._settled(claims, lambda user, org, _: (user.id, org.id))
+
+    def _settled(self, claims: dict[str, Any], read: Callable[[User, Organization, str], T]) -> T:
+        """``read`` of the local user, organization and role ``claims`` map to, committed.
+
+        A subject's first requests may arrive together, each making the same
+        user, organization and links: the database's unique constraints pick
+        one, and the others, refused, try again and find what it made.
+        """
+        attempt = 1
+        while True:
+            with self._database.session() as session:
+                try:
+                    user, org, role = self._mapped(session, claims)
+                    session.commit()
+                except Conflict:
+                    if attempt == SETTLE_ATTEMPTS:
+                        raise
+                    attempt += 1
+                    continue
+                return read(user, org, role)
 
     def _mapped(self, session: Session, claims: dict[str, Any]) -> tuple[User, Organization, str]:
         """The user, organization and role verified claims name, made or updated to match."""

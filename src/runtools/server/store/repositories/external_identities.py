@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from runtools.server.domain.errors import Conflict
 from runtools.server.domain.ids import new_id
 from runtools.server.store.models import (
     ExternalIdentity,
@@ -38,7 +40,7 @@ def link_user(session: Session, issuer: str, subject: str, user: User, now: date
             id=new_id("xid"), issuer=issuer, subject=subject, user_id=user.id, created_at=now
         )
     )
-    session.flush()
+    _flush_unique(session, f"{issuer} subject {subject!r} was linked meanwhile")
 
 
 def linked_organization(session: Session, issuer: str, external_id: str) -> Organization | None:
@@ -60,4 +62,14 @@ def link_organization(
             id=new_id("xorg"), issuer=issuer, external_id=external_id, org_id=org.id, created_at=now
         )
     )
-    session.flush()
+    _flush_unique(session, f"{issuer} organization {external_id!r} was linked meanwhile")
+
+
+def _flush_unique(session: Session, message: str) -> None:
+    # Two first requests of one subject can both find no link; the unique
+    # constraint decides, and the loser's transaction is rolled back.
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict(message) from exc
