@@ -271,6 +271,70 @@ def test_forwarding_never_skips_the_owners_checks(
         assert reply.json()["error"]["requestId"] != "req_forged"
 
 
+def test_a_node_that_knows_where_a_sandbox_is_still_lets_its_owner_decide(
+    two_nodes: tuple[LiveServer, LiveServer],
+    cluster_env: dict[str, str],
+    secret_registry: SecretRegistry,
+) -> None:
+    a, b = two_nodes
+    key = _bootstrap(cluster_env, secret_registry)
+    other_org_key = _bootstrap(cluster_env, secret_registry, org="initech")
+    a.start()
+    b.start()
+    created = _client(a, key).post(
+        "/v1/sandboxes", json={"name": "kept", "resources": {"memory": 128}}
+    )
+    assert created.status_code == 201, created.text
+    sandbox = created.json()["data"]
+    owner = next(n for n in (a, b) if n.env["RUNTOOLS_SANDBOX_NODE"] == sandbox["node"])
+    other = b if owner is a else a
+    via_other = _client(other, key)
+    run = f"/v1/sandboxes/{sandbox['id']}/exec"
+    for i in range(3):  # the other node now forwards these without looking the sandbox up
+        ran = via_other.post(run, json={"command": f"echo {i}"})
+        assert ran.status_code == 200, ran.text
+        assert ran.json()["data"]["stdout"] == f"{i}\n"
+
+    narrow = via_other.post("/v1/api-keys", json={"name": "ro", "scopes": ["sandbox:read"]})
+    narrow_key = secret_registry.add(narrow.json()["data"]["key"])
+    assert _client(other, narrow_key).post(run, json={"command": "true"}).status_code == 403
+    stranger = _client(other, other_org_key)
+    assert stranger.post(run, json={"command": "touch /workspace/x"}).status_code == 404
+    files = f"/v1/sandboxes/{sandbox['id']}/files"
+    assert stranger.get(files, params={"path": "x"}).status_code == 404
+    assert via_other.get(f"{files}/list").json()["data"] == []  # the stranger ran nothing
+
+    # The owner answers for the sandbox's state: paused, then destroyed.
+    assert via_other.post(f"/v1/sandboxes/{sandbox['id']}/pause").status_code == 200
+    paused = via_other.post(run, json={"command": "true"})
+    assert paused.status_code == 409, paused.text
+    assert via_other.post(f"/v1/sandboxes/{sandbox['id']}/resume").status_code == 200
+    assert via_other.post(run, json={"command": "true"}).status_code == 200
+    assert via_other.delete(f"/v1/sandboxes/{sandbox['id']}").status_code == 200
+    gone = via_other.post(run, json={"command": "true"})
+    assert gone.status_code == 409
+    assert "destroyed" in gone.json()["error"]["message"]
+
+    # The holder dies: calls for its sandbox end in "failed" on the node that is left.
+    held = via_other.post("/v1/sandboxes", json={"resources": {"memory": 128}}).json()["data"]
+    holder = next(n for n in (a, b) if n.env["RUNTOOLS_SANDBOX_NODE"] == held["node"])
+    via_other = _client(b if holder is a else a, key)
+    run = f"/v1/sandboxes/{held['id']}/exec"
+    assert via_other.post(run, json={"command": "true"}).status_code == 200
+    holder.kill_hard()
+    deadline = time.monotonic() + LOST_AFTER + 10
+    seen = []
+    while time.monotonic() < deadline:
+        seen.append(via_other.post(run, json={"command": "true"}).status_code)
+        if seen[-1] == 409:
+            break
+        time.sleep(0.2)
+    assert seen[-1] == 409, seen
+    assert set(seen) <= {503, 409}, seen
+    status = via_other.get(f"/v1/sandboxes/{held['id']}").json()["data"]["status"]
+    assert status == "failed"
+
+
 def test_a_lost_node_frees_its_sandboxes_and_creates_go_to_the_live_ones(
     two_nodes: tuple[LiveServer, LiveServer],
     cluster_env: dict[str, str],

@@ -16,6 +16,12 @@ caller's own credential headers: a mark never stands in for either. A mark
 that does not verify (no node secret, forged, stale, for another request)
 is refused with 403 before anything else runs.
 
+The receiving node may have raised ``HeldElsewhere`` from what it remembers
+of where the sandbox is (``services/sandboxes/holders``) rather than from
+the database; an owner that does not answer, or answers 404 or 409, makes it
+forget, as does a destroy. The connections to other nodes are kept alive
+(``node_client``).
+
 A create placed on another node (``HeldElsewhere.placed``) is forwarded the
 same way; if that node does not start it (no answer, or any reply but 201),
 the place it held is freed here.
@@ -26,13 +32,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Scope
 
 from runtools.server.api.context import request_context, request_id_of, runtime_of
 from runtools.server.api.errors import render
+from runtools.server.api.node_client import NodeClient, NodeUnreachable, Reply
 from runtools.server.domain.errors import Conflict, HeldElsewhere, SandboxUnavailable
 from runtools.server.domain.node_mark import HEADER, STATE_KEY, BadMark, NodeMark, seal, unseal
 
@@ -50,6 +56,7 @@ _NOT_FORWARDED = frozenset(
         b"upgrade",
         b"host",
         b"content-length",
+        b"expect",  # answered here, where the body is read
         HEADER.encode(),
     }
 )
@@ -64,6 +71,10 @@ _NOT_RELAYED = frozenset(
     }
 )
 
+# Answers after which this node looks the sandbox up again (``services/sandboxes/holders``).
+_STALE = frozenset({404, 409, 410})
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+
 
 class Forwarder:
     """Sends calls on to the node holding the sandbox; checks the marks of calls received."""
@@ -72,7 +83,7 @@ class Forwarder:
         self.node = node
         self.url = url.rstrip("/")
         self._secret = secret
-        self._client: httpx.AsyncClient | None = None
+        self._client = NodeClient()
 
     def inbound(self, scope: Scope, value: bytes) -> NodeMark:
         """The verified mark of a forwarded call; ``BadMark`` for anything else."""
@@ -91,6 +102,8 @@ class Forwarder:
         if self._secret is None or STATE_KEY in request.scope["state"] or exc.url == self.url:
             # A forwarded call must end on its owner: another hop means the nodes'
             # addresses disagree with their names.
+            if exc.sandbox is not None:
+                runtime_of(request).sandboxes.holders.forget(exc.sandbox)
             return await render(
                 request,
                 Conflict(
@@ -110,18 +123,24 @@ class Forwarder:
         )
         headers = [(k, v) for k, v in request.scope["headers"] if k not in _NOT_FORWARDED]
         headers.append((HEADER.encode(), seal(mark, self._secret).encode()))
-        has_body = any(
-            k in (b"content-length", b"transfer-encoding") for k, _ in request.scope["headers"]
-        )
-        outbound = self._http().build_request(
-            request.method,
-            exc.url.rstrip("/") + mark.target,
-            headers=headers,
-            content=request.stream() if has_body else None,
-        )
+        framing = {k: v for k, v in request.scope["headers"] if k in _FRAMING}
+        has_body = bool(framing)
+        length = None
+        if b"content-length" in framing and b"transfer-encoding" not in framing:
+            length = int(framing[b"content-length"])
+        holders = runtime_of(request).sandboxes.holders
         try:
-            upstream = await self._http().send(outbound, stream=True)
-        except httpx.HTTPError:
+            upstream = await self._client.send(
+                exc.url.rstrip("/"),
+                request.method,
+                mark.target,
+                headers,
+                request.stream() if has_body else None,
+                length=length,
+            )
+        except NodeUnreachable:
+            if exc.sandbox is not None:
+                holders.forget(exc.sandbox)
             if exc.placed is not None:
                 await runtime_of(request).sandboxes.abandon_placed(
                     exc.placed, f"node {exc.node} did not answer when asked to start it"
@@ -132,28 +151,19 @@ class Forwarder:
                     f"Node {exc.node}, which holds this sandbox, did not answer; try again shortly"
                 ),
             )
-        if exc.placed is not None and upstream.status_code != 201:
+        if exc.sandbox is not None and (upstream.status in _STALE or request.method == "DELETE"):
+            holders.forget(exc.sandbox)
+        if exc.placed is not None and upstream.status != 201:
             await runtime_of(request).sandboxes.abandon_placed(
                 exc.placed, f"node {exc.node} did not start it"
             )
-        relayed = [(k, v) for k, v in upstream.headers.raw if k.lower() not in _NOT_RELAYED]
-        response = StreamingResponse(_relay(upstream), status_code=upstream.status_code)
+        relayed = [(k, v) for k, v in upstream.headers if k not in _NOT_RELAYED]
+        response = StreamingResponse(_relay(upstream), status_code=upstream.status)
         response.raw_headers = relayed
         return response
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(connect=5.0, read=None, write=60.0, pool=10.0),
-                follow_redirects=False,
-                trust_env=False,
-            )
-        return self._client
-
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._client.close()
 
 
 def _target(scope: Scope) -> str:
@@ -162,9 +172,9 @@ def _target(scope: Scope) -> str:
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
-async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(upstream: Reply) -> AsyncIterator[bytes]:
     try:
-        async for chunk in upstream.aiter_raw():
+        async for chunk in upstream:
             yield chunk
     finally:
         await upstream.aclose()

@@ -307,10 +307,14 @@ class HeldElsewhere(Exception):
 
     ``placed`` names a sandbox this node recorded on that node, which the
     node is to start (a create placed there); None for any other request.
+    ``sandbox`` is the id of the sandbox held there, when the call names one.
     """
 
-    def __init__(self, node: str, url: str, placed: str | None = None) -> None:
+    def __init__(
+        self, node: str, url: str, placed: str | None = None, *, sandbox: str | None = None
+    ) -> None:
         super().__init__(f"held by node {node} at {url}")
         self.node = node
         self.url = url
         self.placed = placed
+        self.sandbox = sandbox

@@ -63,7 +63,9 @@ from runtools.server.sandbox.driver import (
 )
 from runtools.server.sandbox.templates import TemplateStore
 from runtools.server.services.projects import checked_project
+from runtools.server.services.sandboxes.holders import Holder, Holders
 from runtools.server.services.sandboxes.records import (
+    ID_PREFIX,
     ExecRequest,
     NewSandbox,
     SandboxView,
@@ -139,6 +141,9 @@ class SandboxService:
         self._lost_after = (
             None if node_lost_after_seconds is None else timedelta(seconds=node_lost_after_seconds)
         )
+        # Where sandboxes of other nodes are, so calls for them are forwarded
+        # without a transaction here (``holders``: never a grant of access).
+        self.holders = Holders(ttl_seconds=node_lost_after_seconds or 0.0)
         # Commands and file operations in flight, per sandbox (this node only):
         # a sandbox that is busy is never idle.
         self._busy: Counter[str] = Counter()
@@ -579,7 +584,8 @@ class SandboxService:
         if self._lost_after is not None:
             holder = nodes.get(session, row.node)
             if holder is not None and holder.lost_at is None:
-                raise HeldElsewhere(holder.name, holder.url)
+                self.holders.note(row.id, Holder(holder.name, holder.url))
+                raise HeldElsewhere(holder.name, holder.url, sandbox=row.id)
         raise Conflict(
             f"Sandbox {row.id} runs on node {row.node}, which is not live now; it is failed "
             "once that node is declared lost, and can then be destroyed from any node"
@@ -620,7 +626,15 @@ class SandboxService:
     # -- for commands and files (io) ------------------------------------------
 
     async def ready(self, caller: Principal, ref: str, action: Action) -> SandboxView:
-        """The sandbox, checked usable for ``action``; its activity time is bumped."""
+        """The sandbox, checked usable for ``action``; its activity time is bumped.
+
+        A sandbox id already found held by another node is ``HeldElsewhere`` at
+        once: that node checks the caller, the status and bumps the time itself.
+        """
+        if self._lost_after is not None and ref.startswith(ID_PREFIX):
+            known = self.holders.get(ref)
+            if known is not None:
+                raise HeldElsewhere(known.node, known.url, sandbox=ref)
 
         def check(session: Session) -> SandboxView:
             row = self._visible(session, caller, ref)
