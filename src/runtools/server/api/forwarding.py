@@ -17,7 +17,7 @@ that does not verify (no node secret, forged, stale, for another request)
 is refused with 403 before anything else runs.
 
 The receiving node may have raised ``HeldElsewhere`` from what it remembers
-of where the sandbox is (``services/sandboxes/holders``) rather than from
+of where the sandbox is (``services/sandboxes/locations``) rather than from
 the database; an owner that does not answer, or answers 404 or 409, makes it
 forget, as does a destroy. The connections to other nodes are kept alive
 (``node_client``).
@@ -71,7 +71,7 @@ _NOT_RELAYED = frozenset(
     }
 )
 
-# Answers after which this node looks the sandbox up again (``services/sandboxes/holders``).
+# Answers after which this node looks the sandbox up again (``services/sandboxes/locations``).
 _STALE = frozenset({404, 409, 410})
 _FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
@@ -103,7 +103,7 @@ class Forwarder:
             # A forwarded call must end on its owner: another hop means the nodes'
             # addresses disagree with their names.
             if exc.sandbox is not None:
-                runtime_of(request).sandboxes.holders.forget(exc.sandbox)
+                runtime_of(request).sandboxes.locations.forget(exc.sandbox)
             return await render(
                 request,
                 Conflict(
@@ -128,7 +128,7 @@ class Forwarder:
         length = None
         if b"content-length" in framing and b"transfer-encoding" not in framing:
             length = int(framing[b"content-length"])
-        holders = runtime_of(request).sandboxes.holders
+        locations = runtime_of(request).sandboxes.locations
         try:
             upstream = await self._client.send(
                 exc.url.rstrip("/"),
@@ -140,7 +140,7 @@ class Forwarder:
             )
         except NodeUnreachable:
             if exc.sandbox is not None:
-                holders.forget(exc.sandbox)
+                locations.forget(exc.sandbox)
             if exc.placed is not None:
                 await runtime_of(request).sandboxes.abandon_placed(
                     exc.placed, f"node {exc.node} did not answer when asked to start it"
@@ -152,7 +152,7 @@ class Forwarder:
                 ),
             )
         if exc.sandbox is not None and (upstream.status in _STALE or request.method == "DELETE"):
-            holders.forget(exc.sandbox)
+            locations.forget(exc.sandbox)
         if exc.placed is not None and upstream.status != 201:
             await runtime_of(request).sandboxes.abandon_placed(
                 exc.placed, f"node {exc.node} did not start it"

@@ -124,7 +124,7 @@ class NodeRegistry:
         """Declare silent nodes lost and fail their sandboxes; sandbox ids by lost node."""
         outcome = await in_transaction(self._database, self._sweep)
         for node, failed in outcome.items():
-            self._sandboxes.holders.forget_node(node)
+            self._sandboxes.locations.forget_node(node)
             logger.warning(
                 "node %s lost (no heartbeat for %ss): %d sandboxes failed",
                 node,

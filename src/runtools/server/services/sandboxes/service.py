@@ -63,7 +63,7 @@ from runtools.server.sandbox.driver import (
 )
 from runtools.server.sandbox.templates import TemplateStore
 from runtools.server.services.projects import checked_project
-from runtools.server.services.sandboxes.holders import Holder, Holders
+from runtools.server.services.sandboxes.locations import Location, Locations
 from runtools.server.services.sandboxes.records import (
     ID_PREFIX,
     ExecRequest,
@@ -142,8 +142,8 @@ class SandboxService:
             None if node_lost_after_seconds is None else timedelta(seconds=node_lost_after_seconds)
         )
         # Where sandboxes of other nodes are, so calls for them are forwarded
-        # without a transaction here (``holders``: never a grant of access).
-        self.holders = Holders(ttl_seconds=node_lost_after_seconds or 0.0)
+        # without a transaction here (``locations``: never a grant of access).
+        self.locations = Locations(ttl_seconds=node_lost_after_seconds or 0.0)
         # Commands and file operations in flight, per sandbox (this node only):
         # a sandbox that is busy is never idle.
         self._busy: Counter[str] = Counter()
@@ -584,7 +584,7 @@ class SandboxService:
         if self._lost_after is not None:
             holder = nodes.get(session, row.node)
             if holder is not None and holder.lost_at is None:
-                self.holders.note(row.id, Holder(holder.name, holder.url))
+                self.locations.note(row.id, Location(holder.name, holder.url))
                 raise HeldElsewhere(holder.name, holder.url, sandbox=row.id)
         raise Conflict(
             f"Sandbox {row.id} runs on node {row.node}, which is not live now; it is failed "
@@ -632,7 +632,7 @@ class SandboxService:
         once: that node checks the caller, the status and bumps the time itself.
         """
         if self._lost_after is not None and ref.startswith(ID_PREFIX):
-            known = self.holders.get(ref)
+            known = self.locations.get(ref)
             if known is not None:
                 raise HeldElsewhere(known.node, known.url, sandbox=ref)
 

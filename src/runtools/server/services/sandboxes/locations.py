@@ -1,4 +1,4 @@
-"""Which node holds a sandbox of another node, remembered so forwarding skips the database.
+"""Where a sandbox of another node is, remembered so forwarding skips the database.
 
 A sandbox never moves: the node that started it holds it until it is
 destroyed or its node is lost. So once this node has looked a sandbox up and
@@ -27,25 +27,25 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["Holder", "Holders"]
+__all__ = ["Location", "Locations"]
 
 
 @dataclass(frozen=True)
-class Holder:
+class Location:
     node: str
     url: str
 
 
-class Holders:
+class Locations:
     """Sandbox id -> the node holding it; safe to use from worker threads."""
 
     def __init__(self, *, ttl_seconds: float, max_entries: int = 10_000) -> None:
         self._ttl = ttl_seconds
         self._max = max_entries
-        self._entries: OrderedDict[str, tuple[Holder, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Location, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, sandbox_id: str) -> Holder | None:
+    def get(self, sandbox_id: str) -> Location | None:
         with self._lock:
             entry = self._entries.get(sandbox_id)
             if entry is None:
@@ -56,7 +56,7 @@ class Holders:
                 return None
             return holder
 
-    def note(self, sandbox_id: str, holder: Holder) -> None:
+    def note(self, sandbox_id: str, holder: Location) -> None:
         with self._lock:
             self._entries[sandbox_id] = (holder, time.monotonic() + self._ttl)
             self._entries.move_to_end(sandbox_id)
