@@ -501,9 +501,9 @@ def test_the_key_table_pages_and_keeps_its_filters(
     secret_registry: SecretRegistry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from runtools.server.api import dashboard
+    from runtools.server.api.dashboard import keys
 
-    monkeypatch.setattr(dashboard, "PAGE", 2)
+    monkeypatch.setattr(keys, "PAGE", 2)
     for name in ("key one", "key two", "key three"):
         ada.create_key(secret_registry, name=name, scopes=["sandbox:read"])
     sign_in(client, secret_registry, ada.email)
