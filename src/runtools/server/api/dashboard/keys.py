@@ -222,10 +222,9 @@ async def key_page(request: Request, key_id: str, _: Annotated[None, PUBLIC]) ->
 async def revoke_page(request: Request, key_id: str, _: Annotated[None, PUBLIC]) -> Response:
     if not isinstance(visit := await Visit.start(request), Visit):
         return visit
-    try:
-        key = await visit.call(visit.runtime.api_keys.get, visit.principal, key_id[:64])
-    except NotFound as exc:
-        return visit.not_found(exc)
+    key = await visit.found(visit.runtime.api_keys.get, visit.principal, key_id[:64])
+    if isinstance(key, Response):
+        return key
     return visit.page("key_revoke.html", title=f"Revoke “{key.name}”?", nav="keys", key=key)
 
 
@@ -235,12 +234,11 @@ async def revoke_key(
 ) -> Response:
     if not isinstance(visit := await Visit.posted(request, csrf), Visit):
         return visit
-    try:
-        key = await visit.call(
-            visit.runtime.api_keys.revoke, visit.principal, key_id[:64], context=visit.context
-        )
-    except NotFound as exc:
-        return visit.not_found(exc)
+    key = await visit.found(
+        visit.runtime.api_keys.revoke, visit.principal, key_id[:64], context=visit.context
+    )
+    if isinstance(key, Response):
+        return key
     return visit.notice(f"Key “{key.name}” ({key.key_prefix}…) is revoked.", KEYS)
 
 
@@ -250,10 +248,9 @@ async def rotate_page(request: Request, key_id: str, _: Annotated[None, PUBLIC])
         return visit
     if not visit.reauthenticated():
         return visit.confirm_first(f"{KEYS}/{quote(key_id[:64])}/rotate")
-    try:
-        key = await visit.call(visit.runtime.api_keys.get, visit.principal, key_id[:64])
-    except NotFound as exc:
-        return visit.not_found(exc)
+    key = await visit.found(visit.runtime.api_keys.get, visit.principal, key_id[:64])
+    if isinstance(key, Response):
+        return key
     return visit.page(
         "key_rotate.html", title=f"Rotate “{key.name}”", nav="keys", key=key, graces=GRACES
     )

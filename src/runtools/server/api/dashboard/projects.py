@@ -117,10 +117,9 @@ async def delete_project_page(
 ) -> Response:
     if not isinstance(visit := await Visit.start(request, MANAGE_PROJECTS), Visit):
         return visit
-    try:
-        project = await visit.call(visit.runtime.projects.get, visit.principal, project_id[:64])
-    except NotFound as exc:
-        return visit.not_found(exc)
+    project = await visit.found(visit.runtime.projects.get, visit.principal, project_id[:64])
+    if isinstance(project, Response):
+        return project
     return visit.page(
         "project_delete.html", title=f"Delete “{project.name}”?", nav="projects", project=project
     )

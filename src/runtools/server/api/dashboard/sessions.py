@@ -14,7 +14,7 @@ from starlette.responses import Response
 from runtools.server.api.dashboard.visit import KEYS, FormField, Visit, page_router
 from runtools.server.api.guards import PUBLIC
 from runtools.server.api.pages import REAUTH_COOKIE, keep_session
-from runtools.server.domain.errors import NotFound, ServiceError
+from runtools.server.domain.errors import ServiceError
 
 router = page_router()
 
@@ -44,16 +44,15 @@ async def revoke_session(
 ) -> Response:
     if not isinstance(visit := await Visit.posted(request, csrf), Visit):
         return visit
-    try:
-        await visit.call(
-            visit.runtime.sessions.revoke,
-            visit.principal,
-            session_id[:64],
-            visit.context,
-            reason="revoked_by_user",
-        )
-    except NotFound as exc:
-        return visit.not_found(exc)
+    revoked = await visit.found(
+        visit.runtime.sessions.revoke,
+        visit.principal,
+        session_id[:64],
+        visit.context,
+        reason="revoked_by_user",
+    )
+    if isinstance(revoked, Response):
+        return revoked
     return visit.notice("The session is revoked; that device is signed out.", SESSIONS)
 
 

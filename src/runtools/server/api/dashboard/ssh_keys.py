@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from runtools.server.api.dashboard.visit import FormField, Visit, page_router
 from runtools.server.api.guards import PUBLIC
-from runtools.server.domain.errors import NotFound, ServiceError
+from runtools.server.domain.errors import ServiceError
 from runtools.server.domain.ssh_keys import MAX_PUBLIC_KEY
 
 router = page_router()
@@ -89,10 +89,9 @@ async def remove_ssh_key_page(
 ) -> Response:
     if not isinstance(visit := await Visit.start(request), Visit):
         return visit
-    try:
-        key = await visit.call(visit.runtime.ssh_keys.get, visit.principal, key_id[:64])
-    except NotFound as exc:
-        return visit.not_found(exc)
+    key = await visit.found(visit.runtime.ssh_keys.get, visit.principal, key_id[:64])
+    if isinstance(key, Response):
+        return key
     return visit.page("ssh_key_remove.html", title=f"Remove “{key.name}”?", nav="ssh", key=key)
 
 
@@ -102,10 +101,9 @@ async def remove_ssh_key(
 ) -> Response:
     if not isinstance(visit := await Visit.posted(request, csrf), Visit):
         return visit
-    try:
-        key = await visit.call(
-            visit.runtime.ssh_keys.remove, visit.principal, key_id[:64], visit.context
-        )
-    except NotFound as exc:
-        return visit.not_found(exc)
+    key = await visit.found(
+        visit.runtime.ssh_keys.remove, visit.principal, key_id[:64], visit.context
+    )
+    if isinstance(key, Response):
+        return key
     return visit.notice(f"SSH key “{key.name}” is removed.", SSH)

@@ -8,7 +8,8 @@ the gates here only ask what the API's guards ask of the same calls
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Form
 from starlette.requests import Request
@@ -19,6 +20,8 @@ from runtools.server.api.guards import PUBLIC, Requirement
 from runtools.server.domain.errors import NotFound, ServiceError
 
 router = page_router()
+
+T = TypeVar("T")
 
 TEAM = "/dashboard/team"
 ROLES = ("member", "admin")
@@ -68,6 +71,16 @@ async def _team_page(
     )
 
 
+async def _changed(visit: Visit, change: Callable[..., T], *args: Any) -> T | Response:
+    """``change(principal, org, *args, context)`` on this team, or the team page saying why not."""
+    try:
+        return await visit.call(
+            change, visit.principal, visit.principal.org_id, *args, visit.context
+        )
+    except ServiceError as exc:
+        return await _team_page(visit, exc.status_code, exc.message)
+
+
 @router.get("/dashboard/team", name="dashboard-team")
 async def team_page(request: Request, _: Annotated[None, PUBLIC]) -> Response:
     if not isinstance(visit := await Visit.start(request, READ_MEMBERS), Visit):
@@ -86,17 +99,9 @@ async def invite(
     """Invite someone by email; the invitation's token is shown once, to hand over."""
     if not isinstance(visit := await Visit.posted(request, csrf, MANAGE_MEMBERS), Visit):
         return visit
-    try:
-        issued = await visit.call(
-            visit.runtime.invitations.create,
-            visit.principal,
-            visit.principal.org_id,
-            email,
-            role,
-            visit.context,
-        )
-    except ServiceError as exc:
-        return await _team_page(visit, exc.status_code, exc.message)
+    issued = await _changed(visit, visit.runtime.invitations.create, email, role)
+    if isinstance(issued, Response):
+        return issued
     visit.flash(
         {
             "title": f"Invitation for {issued.email} ({issued.role})",
@@ -116,16 +121,9 @@ async def revoke_invitation(
 ) -> Response:
     if not isinstance(visit := await Visit.posted(request, csrf, MANAGE_MEMBERS), Visit):
         return visit
-    try:
-        revoked = await visit.call(
-            visit.runtime.invitations.revoke,
-            visit.principal,
-            visit.principal.org_id,
-            invitation_id[:64],
-            visit.context,
-        )
-    except ServiceError as exc:
-        return await _team_page(visit, exc.status_code, exc.message)
+    revoked = await _changed(visit, visit.runtime.invitations.revoke, invitation_id[:64])
+    if isinstance(revoked, Response):
+        return revoked
     return visit.notice(f"The invitation for {revoked.email} is revoked.", TEAM)
 
 
@@ -139,17 +137,9 @@ async def change_member_role(
 ) -> Response:
     if not isinstance(visit := await Visit.posted(request, csrf, MANAGE_MEMBERS), Visit):
         return visit
-    try:
-        member = await visit.call(
-            visit.runtime.members.change_role,
-            visit.principal,
-            visit.principal.org_id,
-            user_id[:64],
-            role,
-            visit.context,
-        )
-    except ServiceError as exc:
-        return await _team_page(visit, exc.status_code, exc.message)
+    member = await _changed(visit, visit.runtime.members.change_role, user_id[:64], role)
+    if isinstance(member, Response):
+        return member
     return visit.notice(f"{member.email} is now {member.role}.", TEAM)
 
 
@@ -177,14 +167,7 @@ async def remove_member(
 ) -> Response:
     if not isinstance(visit := await Visit.posted(request, csrf, MANAGE_MEMBERS), Visit):
         return visit
-    try:
-        member = await visit.call(
-            visit.runtime.members.remove,
-            visit.principal,
-            visit.principal.org_id,
-            user_id[:64],
-            visit.context,
-        )
-    except ServiceError as exc:
-        return await _team_page(visit, exc.status_code, exc.message)
+    member = await _changed(visit, visit.runtime.members.remove, user_id[:64])
+    if isinstance(member, Response):
+        return member
     return visit.notice(f"{member.email} is no longer a member; their keys stop working.", TEAM)

@@ -153,6 +153,13 @@ class Visit:
         """``fn(*args, **kwargs)`` in a worker thread: the services it calls block."""
         return await anyio.to_thread.run_sync(partial(fn, *args, **kwargs))
 
+    async def found(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | Response:
+        """``call``, or the 404 page if what it looks for is not there."""
+        try:
+            return await self.call(fn, *args, **kwargs)
+        except NotFound as exc:
+            return self.not_found(exc)
+
     def page(self, template: str, status: int = 200, **values: Any) -> Response:
         return render(
             template,
