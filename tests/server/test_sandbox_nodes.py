@@ -279,6 +279,8 @@ def test_a_node_that_knows_where_a_sandbox_is_still_lets_its_owner_decide(
     a, b = two_nodes
     key = _bootstrap(cluster_env, secret_registry)
     other_org_key = _bootstrap(cluster_env, secret_registry, org="initech")
+    for node in (a, b):
+        node.env["RUNTOOLS_SANDBOX_MAX_FILE_BYTES"] = str(8 << 20)
     a.start()
     b.start()
     created = _client(a, key).post(
@@ -303,6 +305,21 @@ def test_a_node_that_knows_where_a_sandbox_is_still_lets_its_owner_decide(
     files = f"/v1/sandboxes/{sandbox['id']}/files"
     assert stranger.get(files, params={"path": "x"}).status_code == 404
     assert via_other.get(f"{files}/list").json()["data"] == []  # the stranger ran nothing
+
+    # Uploads stream through: one that fits round-trips, one too large leaves nothing.
+    blob = os.urandom(5 * 1024 * 1024)
+    put = via_other.put(files, params={"path": "big.bin"}, content=blob)
+    assert put.json()["data"] == {"path": "/workspace/big.bin", "size": len(blob)}
+    assert via_other.get(files, params={"path": "big.bin"}).content == blob
+
+    def chunks(total: int) -> Iterator[bytes]:
+        for _ in range(total // (1 << 20)):
+            yield b"o" * (1 << 20)
+
+    over = via_other.put(files, params={"path": "over.bin"}, content=chunks(9 << 20))
+    assert over.status_code == 413, over.text
+    listed = _client(owner, key).get(f"{files}/list").json()["data"]
+    assert [e["name"] for e in listed] == ["big.bin"]
 
     # The owner answers for the sandbox's state: paused, then destroyed.
     assert via_other.post(f"/v1/sandboxes/{sandbox['id']}/pause").status_code == 200

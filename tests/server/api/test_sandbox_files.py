@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from support.served_app import Caller, ServedApp
@@ -123,3 +124,28 @@ def test_a_name_too_long_for_the_filesystem_is_a_400(ada: Caller) -> None:
     ):
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_an_upload_of_unknown_length_is_written_as_it_comes_and_refused_past_the_limit(
+    served: ServedApp, ada: Caller
+) -> None:
+    sid = sandbox(ada)
+    limit = served.runtime.settings.sandbox_max_file_bytes
+
+    def chunks(total: int) -> Iterator[bytes]:
+        sent = 0
+        while sent < total:
+            piece = min(1 << 20, total - sent)
+            sent += piece
+            yield b"z" * piece
+
+    fits = ada.put(f"/v1/sandboxes/{sid}/files", params={"path": "ok.bin"}, content=chunks(3 << 20))
+    assert fits.status_code == 200, fits.text
+    assert fits.json()["data"] == {"path": "/workspace/ok.bin", "size": 3 << 20}
+    assert exec_out(ada, sid, "wc -c < ok.bin") == f"{3 << 20}\n"
+    over = ada.put(
+        f"/v1/sandboxes/{sid}/files", params={"path": "over.bin"}, content=chunks(limit + 1)
+    )
+    assert over.status_code == 413
+    assert over.json()["error"]["code"] == "payload_too_large"
+    assert exec_out(ada, sid, "ls -A") == "ok.bin\n"  # no part of it, under any name

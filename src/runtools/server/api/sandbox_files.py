@@ -4,7 +4,9 @@ Paths are inside the sandbox (``/workspace/…``, ``/tmp/…``, ``/home/user/…
 relative ones are under ``/workspace``). ``..`` out of those directories and
 symlinks pointing out of them are refused (400). Uploads are the raw request
 body, up to ``RUNTOOLS_SANDBOX_MAX_FILE_BYTES`` (this route's own body limit,
-larger than the JSON default); downloads are raw bytes.
+larger than the JSON default), written into the sandbox as it arrives, never
+held whole; one that fails part way (too large, a full disk, the client
+gone) leaves no new file and any old one whole. Downloads are raw bytes.
 
 ``…/files/archive`` moves a directory at once as a tar stream: uploaded
 (plain or compressed, up to ``RUNTOOLS_SANDBOX_MAX_ARCHIVE_BYTES``) it is
@@ -14,7 +16,9 @@ directory's content. Neither is held whole in the service.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
@@ -27,6 +31,7 @@ from runtools.server.api.guards import requires
 from runtools.server.api.middleware import BodyLimit
 from runtools.server.api.route_table import tagged_router
 from runtools.server.api.sandboxes import SandboxRef, sandbox_io
+from runtools.server.domain.errors import HeldElsewhere
 from runtools.server.domain.principal import Principal
 from runtools.server.sandbox.driver import FileEntry
 from runtools.server.settings import Settings
@@ -99,9 +104,29 @@ async def write_file(
     request: Request, sandbox: SandboxRef, path: FilePath, principal: FileUser
 ) -> Envelope[WrittenFile]:
     """Create or replace a file (parent directories are created) with the request body."""
-    data = await request.body()
-    written = await sandbox_io(request).write_file(principal, sandbox, path, data)
-    return Envelope(data=WrittenFile(path=written, size=len(data)), meta=meta_of(request))
+    received = [0]
+
+    async def body() -> AsyncIterator[bytes]:
+        async for chunk in request.stream():
+            if chunk:
+                received[0] += len(chunk)
+                yield chunk
+
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    chunks = body()
+    try:
+        written = await sandbox_io(request).write_file(principal, sandbox, path, chunks, size=size)
+    except HeldElsewhere:
+        raise  # forwarded, body and all, to the node that holds the sandbox
+    except Exception:
+        # Refused (a full disk, say): the rest of the body is read and dropped,
+        # so the client, still sending, gets the answer and not a reset.
+        with contextlib.suppress(Exception):
+            async for _ in chunks:
+                pass
+        raise
+    return Envelope(data=WrittenFile(path=written, size=received[0]), meta=meta_of(request))
 
 
 @router.get(

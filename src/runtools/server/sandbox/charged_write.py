@@ -21,8 +21,11 @@ against the sandbox's ``memory`` like anything its commands write.
   freeze it and the sandbox's CPU quota does not slow it. On v2 it joins a
   leaf of the sandbox (one hierarchy), and the driver refuses to pause a
   sandbox while an upload runs.
-- The transfer is awaited, not run in a worker thread, so slow uploads never
-  hold the threads other requests need; it is bounded by a timeout.
+- The content is streamed into ``cat`` as it arrives (never held whole),
+  at most ``max_bytes`` of it; more is ``SandboxFileTooLarge``. The
+  transfer is awaited, not run in a worker thread, so slow uploads never
+  hold the threads other requests need; each write to ``cat`` is bounded by
+  a timeout.
 
 Not here: opening and confining the target file (``filesystem``), reading
 a sandbox's memory (``cgroups``).
@@ -34,6 +37,7 @@ import asyncio
 import contextlib
 import errno
 import secrets
+from collections.abc import AsyncIterator
 
 from runtools.server.domain.errors import SandboxError, SandboxFileTooLarge, SandboxStateConflict
 from runtools.server.sandbox.cgroups import SandboxCgroup
@@ -43,7 +47,7 @@ from runtools.server.sandbox.oom import WRITER_SCORE, scored
 __all__ = ["UPLOAD_LEAF_PREFIX", "write_charged"]
 
 UPLOAD_LEAF_PREFIX = "upload-"
-#: Generous: ``cat`` moves the largest upload (tens of MiB) in well under a second.
+#: Generous: ``cat`` takes any chunk, or ends, in well under a second.
 UPLOAD_TIMEOUT_S = 60.0
 #: Left free for the sandbox's own processes when an upload is admitted.
 MEMORY_MARGIN = 4 * 1024 * 1024
@@ -51,29 +55,42 @@ _WRITER = scored(WRITER_SCORE, ["/bin/cat"])
 
 
 async def write_charged(
-    cgroup: SandboxCgroup, fd: int, data: bytes, path: str, *, in_memory: bool
+    cgroup: SandboxCgroup,
+    fd: int,
+    chunks: AsyncIterator[bytes],
+    path: str,
+    *,
+    size: int | None,
+    max_bytes: int,
+    in_memory: bool,
 ) -> None:
-    """Write ``data`` to the open file ``fd`` from a process charged to ``cgroup``.
+    """Write ``chunks`` to the open file ``fd`` from a process charged to ``cgroup``.
 
+    ``size`` is what the caller said is coming (None: unknown).
     ``in_memory``: the file is on a tmpfs, so it must fit in the sandbox's
     free memory. Raises ``OSError(ENOSPC)`` when the filesystem is full (the
     caller translates it as for any write), ``SandboxFileTooLarge`` when the
-    sandbox's memory is, ``SandboxStateConflict`` when the sandbox is paused.
+    sandbox's memory is or past ``max_bytes``, ``SandboxStateConflict`` when
+    the sandbox is paused.
     """
     if cgroup.is_frozen():
         raise SandboxStateConflict("the sandbox is paused")
+    room = max_bytes
     if in_memory:
         try:
             headroom = cgroup.memory_headroom()
         except (OSError, ValueError) as exc:
             raise SandboxError(f"cannot read the sandbox's memory use: {exc}") from exc
-        if len(data) > headroom - MEMORY_MARGIN:
+        if (size or 0) > headroom - MEMORY_MARGIN:
             raise SandboxFileTooLarge(f"no memory left in the sandbox for {path}")
+        room = min(room, headroom - MEMORY_MARGIN)
     memory_procs = cgroup.memory_procs()
     leaf = None if memory_procs is not None else f"{UPLOAD_LEAF_PREFIX}{secrets.token_hex(6)}"
     procs = [memory_procs] if memory_procs is not None else cgroup.make_leaf(str(leaf))
     try:
-        returncode, message = await _run_writer(join_cgroups_argv(procs, _WRITER), fd, data, path)
+        returncode, message = await _run_writer(
+            join_cgroups_argv(procs, _WRITER), fd, chunks, path, room, max_bytes
+        )
     finally:
         if leaf is not None:
             cgroup.remove_leaf(leaf)
@@ -89,7 +106,9 @@ async def write_charged(
     raise SandboxError(f"cannot write {path}: {message or f'exit {returncode}'}")
 
 
-async def _run_writer(argv: list[str], fd: int, data: bytes, path: str) -> tuple[int, str]:
+async def _run_writer(
+    argv: list[str], fd: int, chunks: AsyncIterator[bytes], path: str, room: int, max_bytes: int
+) -> tuple[int, str]:
     try:
         writer = await asyncio.create_subprocess_exec(
             *argv,
@@ -100,8 +119,24 @@ async def _run_writer(argv: list[str], fd: int, data: bytes, path: str) -> tuple
         )
     except OSError as exc:
         raise SandboxError(f"cannot write {path}: {exc.strerror}") from exc
+    assert writer.stdin is not None
+    assert writer.stderr is not None
+    written = 0
     try:
-        _, stderr = await asyncio.wait_for(writer.communicate(data), UPLOAD_TIMEOUT_S)
+        try:
+            async for chunk in chunks:
+                written += len(chunk)
+                if written > room:
+                    if written > max_bytes:
+                        raise SandboxFileTooLarge(f"file is larger than {max_bytes} bytes")
+                    raise SandboxFileTooLarge(f"no memory left in the sandbox for {path}")
+                writer.stdin.write(chunk)
+                await asyncio.wait_for(writer.stdin.drain(), UPLOAD_TIMEOUT_S)
+            writer.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # cat stopped (a full disk, say): its exit and message tell why
+        stderr = await asyncio.wait_for(writer.stderr.read(), UPLOAD_TIMEOUT_S)
+        await asyncio.wait_for(writer.wait(), UPLOAD_TIMEOUT_S)
     except BaseException as exc:
         with contextlib.suppress(ProcessLookupError):
             writer.kill()

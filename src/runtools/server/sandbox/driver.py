@@ -235,11 +235,21 @@ class SandboxDriver(Protocol):
     def leave(self) -> bool:
         """Stop holding them; whether this process was the last that did."""
 
-    async def write_file(self, sandbox_id: str, path: str, data: bytes) -> str:
+    async def write_file(
+        self,
+        sandbox_id: str,
+        path: str,
+        data: bytes | AsyncIterator[bytes],
+        *,
+        size: int | None = None,
+    ) -> str:
         """Create or replace a file (parents are created) inside the sandbox.
 
-        Returns the absolute path written (a relative ``path`` starts at the
-        workspace), as listings name files.
+        ``data`` may come as chunks, written as they arrive (``size``: how many
+        bytes are announced, None if unknown). A write that fails, part way
+        included, leaves no new file and any old one whole. Returns the
+        absolute path written (a relative ``path`` starts at the workspace),
+        as listings name files.
         """
 
     async def read_file(self, sandbox_id: str, path: str) -> bytes:

@@ -924,16 +924,33 @@ class LocalSandboxDriver:
 
     # -- files -------------------------------------------------------------
 
-    async def write_file(self, sandbox_id: str, path: str, data: bytes) -> str:
+    async def write_file(
+        self,
+        sandbox_id: str,
+        path: str,
+        data: bytes | AsyncIterator[bytes],
+        *,
+        size: int | None = None,
+    ) -> str:
         # Resolved and opened in a thread (path-safe, quick), filled by a process the
         # sandbox is charged for (awaited: a slow upload holds no thread), renamed.
         state = self._state(sandbox_id)
-        pending = await self._files(sandbox_id, lambda files: files.prepare_write(path, len(data)))
+        if isinstance(data, bytes):
+            size, chunks = len(data), _once(data)
+        else:
+            chunks = data
+        pending = await self._files(sandbox_id, lambda files: files.prepare_write(path, size or 0))
         self._uploads[sandbox_id] += 1
         try:
             with pending.filling() as fd:
                 await write_charged(
-                    state.cgroup, fd, data, pending.path, in_memory=in_memory(pending.path)
+                    state.cgroup,
+                    fd,
+                    chunks,
+                    pending.path,
+                    size=size,
+                    max_bytes=self._max_file_bytes,
+                    in_memory=in_memory(pending.path),
                 )
         finally:
             self._uploads[sandbox_id] -= 1
@@ -1105,3 +1122,7 @@ def _kill_verified(ref: ProcessRef) -> None:
         pass
     finally:
         os.close(pidfd)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

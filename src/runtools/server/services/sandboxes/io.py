@@ -153,10 +153,18 @@ class SandboxIO:
                 raise  # a missing file, not a missing sandbox
             raise await self._sandboxes.explain(view, exc) from exc
 
-    async def write_file(self, caller: Principal, ref: str, path: str, data: bytes) -> str:
-        """The file written, by its absolute path."""
+    async def write_file(
+        self,
+        caller: Principal,
+        ref: str,
+        path: str,
+        data: bytes | AsyncIterator[bytes],
+        *,
+        size: int | None = None,
+    ) -> str:
+        """The file written, by its absolute path; chunks are written as they come."""
         written: str = await self._files(
-            caller, ref, lambda sid: self._driver.write_file(sid, path, data)
+            caller, ref, lambda sid: self._driver.write_file(sid, path, data, size=size)
         )
         return written
 
